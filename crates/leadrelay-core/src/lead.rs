@@ -1,0 +1,289 @@
+//! The lead: one customer action on one offer, as stored and delivered.
+//!
+//! A [`LeadDraft`] holds what an ingest route read off the wire (lenient, raw strings);
+//! [`Lead::from_draft`] turns it into a [`Lead`] whose every value is valid by construction.
+
+use std::fmt;
+
+use crate::clock::Timestamp;
+use crate::customer::Customer;
+use crate::ids::{LeadId, PublisherId};
+use crate::offer::OfferId;
+use crate::source::{ActionCode, LeadSource, LeadSourceError, Source};
+use crate::stage::{Stage, StageTable};
+use crate::test_lead;
+
+/// The longest description kept, in bytes. Marketplace notes are short; this bounds storage.
+pub const MAX_DESCRIPTION_BYTES: usize = 8 * 1024;
+/// The longest customer field or title kept, in bytes.
+pub const MAX_FIELD_BYTES: usize = 512;
+
+/// A stored lead.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Lead {
+    /// Time-ordered id; also the `webhook-id` of its HTTPS deliveries.
+    pub id: LeadId,
+    /// The publisher that owns the lead.
+    pub publisher: PublisherId,
+    /// The offer, when it could be resolved.
+    pub offer: Option<OfferId>,
+    /// The offer's display name as the marketplace sent it (or the offer's title).
+    pub offer_title: Option<String>,
+    /// Where the customer acted.
+    pub source: Source,
+    /// What the customer did.
+    pub action: Option<ActionCode>,
+    /// The `LeadSource` string exactly as received, when one was.
+    pub raw_lead_source: Option<String>,
+    /// The funnel stage, from the stage table.
+    pub stage: Stage,
+    /// The customer's details.
+    pub customer: Customer,
+    /// Free text: the customer's notes, `Campaigns: …`, or a test marker.
+    pub description: Option<String>,
+    /// Campaign id, when known.
+    pub campaign: Option<String>,
+    /// A test lead (`MSFT_TEST_…` or sent by Validate): never counted as a sales lead.
+    pub is_test: bool,
+    /// Personal data was withheld (privacy rule); the customer fields are empty.
+    pub pii_withheld: bool,
+    /// When leadrelay accepted it.
+    pub received_at: Timestamp,
+}
+
+impl fmt::Debug for Lead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lead")
+            .field("id", &self.id)
+            .field("publisher", &self.publisher)
+            .field("offer", &self.offer)
+            .field("source", &self.source.as_str())
+            .field("action", &self.action.as_ref().map(ActionCode::as_str))
+            .field("stage", &self.stage)
+            .field("customer", &self.customer)
+            .field("is_test", &self.is_test)
+            .field("received_at", &self.received_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an ingest route read, before it is checked.
+#[derive(Clone, Default)]
+pub struct LeadDraft {
+    /// The owning publisher (already authorised).
+    pub publisher: Option<PublisherId>,
+    /// The resolved offer, if any.
+    pub offer: Option<OfferId>,
+    /// `OfferTitle` / offer name.
+    pub offer_title: Option<String>,
+    /// `LeadSource` as received.
+    pub lead_source: Option<String>,
+    /// `ActionCode` as received (wins over the action part of `LeadSource`).
+    pub action_code: Option<String>,
+    /// Customer fields, raw.
+    pub customer: Customer,
+    /// `Description`.
+    pub description: Option<String>,
+    /// Campaign id.
+    pub campaign: Option<String>,
+    /// Forced test flag (Validate and Publish send test leads).
+    pub is_test: bool,
+}
+
+/// Rules from configuration that shape a lead.
+#[derive(Debug, Clone, Default)]
+pub struct LeadRules {
+    /// Action code → stage.
+    pub stages: StageTable,
+}
+
+/// Why a draft is not a lead. Each variant names the field (by its wire path) and the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LeadError {
+    /// No publisher could be determined.
+    #[error("publisher: is required")]
+    MissingPublisher,
+    /// The `LeadSource` string cannot be read.
+    #[error("LeadSource: {0}")]
+    LeadSource(#[from] LeadSourceError),
+    /// Neither a `LeadSource` nor a source was given.
+    #[error("LeadSource: is required (e.g. 'AzureMarketplace' or 'AzureMarketplace-INS|contoso.crm')")]
+    MissingSource,
+    /// A field is longer than allowed.
+    #[error("{field}: is longer than {max} bytes")]
+    TooLong {
+        /// The wire path of the field.
+        field: &'static str,
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl LeadError {
+    /// The wire path of the offending field.
+    pub fn field(&self) -> &'static str {
+        match self {
+            Self::MissingPublisher => "publisher",
+            Self::LeadSource(_) | Self::MissingSource => "LeadSource",
+            Self::TooLong { field, .. } => field,
+        }
+    }
+}
+
+fn check_len(field: &'static str, v: &Option<String>, max: usize) -> Result<(), LeadError> {
+    match v {
+        Some(s) if s.len() > max => Err(LeadError::TooLong { field, max }),
+        _ => Ok(()),
+    }
+}
+
+impl Lead {
+    /// Checks a draft and builds the lead.
+    ///
+    /// # Errors
+    /// A [`LeadError`] naming the first field that breaks a rule.
+    pub fn from_draft(
+        draft: LeadDraft,
+        id: LeadId,
+        received_at: Timestamp,
+        rules: &LeadRules,
+    ) -> Result<Lead, LeadError> {
+        let publisher = draft.publisher.ok_or(LeadError::MissingPublisher)?;
+        let raw_lead_source = crate::customer::clean(draft.lead_source);
+        let parsed = match &raw_lead_source {
+            Some(raw) => LeadSource::parse(raw)?,
+            None => return Err(LeadError::MissingSource),
+        };
+        let action = draft.action_code.as_deref().and_then(ActionCode::parse).or(parsed.action.clone());
+        let c = &draft.customer;
+        for (field, v) in [
+            ("UserDetails.FirstName", &c.first_name),
+            ("UserDetails.LastName", &c.last_name),
+            ("UserDetails.Email", &c.email),
+            ("UserDetails.Phone", &c.phone),
+            ("UserDetails.Country", &c.country),
+            ("UserDetails.Company", &c.company),
+            ("UserDetails.Title", &c.title),
+            ("OfferTitle", &draft.offer_title),
+            ("LeadSource", &raw_lead_source),
+            ("campaign", &draft.campaign),
+        ] {
+            check_len(field, v, MAX_FIELD_BYTES)?;
+        }
+        let description = crate::customer::clean(draft.description);
+        check_len("Description", &description, MAX_DESCRIPTION_BYTES)?;
+        let offer_title = crate::customer::clean(draft.offer_title)
+            .or_else(|| parsed.offer.clone().filter(|o| crate::offer::OfferId::parse(o).is_err()));
+        let is_test = draft.is_test
+            || test_lead::looks_like_test_lead(
+                &draft.customer,
+                description.as_deref(),
+                parsed.source.as_str(),
+                action.as_ref().map(ActionCode::as_str),
+            );
+        Ok(Lead {
+            id,
+            publisher,
+            offer: draft.offer,
+            offer_title,
+            stage: rules.stages.stage_for(action.as_ref()),
+            source: parsed.source,
+            action,
+            raw_lead_source,
+            customer: draft.customer,
+            description,
+            campaign: crate::customer::clean(draft.campaign),
+            is_test,
+            pii_withheld: false,
+            received_at,
+        })
+    }
+
+    /// The `Source-Action|Offer` string for destinations that want one (Salesforce
+    /// `lead_source`): the offer part is the offer id when known, else the offer title.
+    pub fn lead_source_string(&self) -> String {
+        LeadSource {
+            source: self.source.clone(),
+            action: self.action.clone(),
+            offer: self.offer.as_ref().map(|o| o.as_str().to_owned()).or_else(|| self.offer_title.clone()),
+        }
+        .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(lead_source: &str) -> LeadDraft {
+        LeadDraft {
+            publisher: Some(PublisherId::parse("contoso").unwrap()),
+            lead_source: Some(lead_source.into()),
+            ..LeadDraft::default()
+        }
+    }
+
+    fn build(d: LeadDraft) -> Result<Lead, LeadError> {
+        Lead::from_draft(
+            d,
+            LeadId::generate(Timestamp::from_millis(1)),
+            Timestamp::from_millis(1),
+            &LeadRules::default(),
+        )
+    }
+
+    #[test]
+    fn the_action_code_field_wins_over_the_lead_source_part() {
+        let mut d = draft("AzureMarketplace-PLT|contoso.crm");
+        d.action_code = Some("INS".into());
+        let lead = build(d).unwrap();
+        assert_eq!(lead.action, Some(ActionCode::Ins));
+        assert_eq!(lead.stage.as_str(), "active");
+        assert_eq!(lead.raw_lead_source.as_deref(), Some("AzureMarketplace-PLT|contoso.crm"));
+    }
+
+    #[test]
+    fn a_bare_source_takes_its_action_from_the_action_code() {
+        let mut d = draft("AzureMarketplace");
+        d.action_code = Some("StartTestDrive".into());
+        let lead = build(d).unwrap();
+        assert_eq!(lead.stage.as_str(), "trial");
+        assert_eq!(lead.lead_source_string(), "AzureMarketplace-StartTestDrive");
+    }
+
+    #[test]
+    fn an_offer_name_in_the_lead_source_becomes_the_title() {
+        let lead = build(draft("AppSource (SPZA)-PLT|Contoso CRM")).unwrap();
+        assert_eq!(lead.offer_title.as_deref(), Some("Contoso CRM"));
+    }
+
+    #[test]
+    fn a_missing_lead_source_is_refused_naming_the_field() {
+        let mut d = draft("x");
+        d.lead_source = Some("  ".into());
+        assert_eq!(build(d).unwrap_err().field(), "LeadSource");
+    }
+
+    #[test]
+    fn an_oversized_field_is_refused_naming_it() {
+        let mut d = draft("AzureMarketplace");
+        d.customer.company = Some("x".repeat(MAX_FIELD_BYTES + 1));
+        assert_eq!(build(d).unwrap_err().field(), "UserDetails.Company");
+    }
+
+    #[test]
+    fn the_documented_test_lead_is_flagged() {
+        let mut d = draft("MSFT_TEST_636573304831318844-MSFT_TEST_636573304831318844|Contoso Test");
+        d.customer = crate::test_lead::test_customer(Timestamp::from_millis(0));
+        assert!(build(d).unwrap().is_test);
+    }
+
+    #[test]
+    fn lead_debug_output_has_no_personal_data() {
+        let mut d = draft("AzureMarketplace-INS");
+        d.customer.email = Some("someone@contoso.com".into());
+        d.description = Some("call me at home".into());
+        let out = format!("{:?}", build(d).unwrap());
+        assert!(!out.contains("someone") && !out.contains("call me"), "{out}");
+    }
+}

@@ -1,0 +1,26 @@
+//! The leadrelay domain: what a lead is, how marketplace strings parse, which destinations get
+//! a lead, when a failed delivery is tried again, and the traits that storage backends and
+//! destination connectors implement. Pure code: no network, no files, no clock of its own.
+
+pub mod clock;
+pub mod customer;
+pub mod destination;
+pub mod health;
+pub mod ids;
+pub mod lead;
+pub mod offer;
+pub mod retry;
+pub mod routing;
+pub mod signing;
+pub mod source;
+pub mod stage;
+pub mod storage;
+pub mod test_lead;
+
+pub use clock::{Clock, SystemClock, Timestamp};
+pub use customer::Customer;
+pub use ids::{DeliveryId, DestinationId, IngestKeyId, LeadId, PublisherId};
+pub use lead::{Lead, LeadDraft, LeadError, LeadRules};
+pub use offer::{OfferId, OfferType};
+pub use source::{ActionCode, LeadSource, Source};
+pub use stage::{Stage, StageTable};

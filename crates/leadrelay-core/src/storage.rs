@@ -1,0 +1,360 @@
+//! The storage trait. Methods are use cases, not table CRUD, and each one is atomic on its own:
+//! when two writes must succeed together they are one method. Backends map their driver errors
+//! to [`StorageError`] so nothing above them sees SQL.
+
+use std::time::Duration;
+
+use crate::clock::Timestamp;
+use crate::destination::{DestinationRecord, ErrorClass};
+use crate::ids::{DeliveryId, DestinationId, IngestKeyId, LeadId, PublisherId};
+use crate::lead::Lead;
+use crate::offer::{OfferId, OfferType};
+
+/// Errors a backend reports.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The thing asked for does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A unique key is taken.
+    #[error("already exists")]
+    Conflict,
+    /// The database cannot be reached or is shutting down; try again later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (a bug or corruption).
+    #[error("storage error")]
+    Other(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// `Result` with [`StorageError`].
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// A publisher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publisher {
+    /// Id.
+    pub id: PublisherId,
+    /// Display name.
+    pub name: String,
+    /// Created.
+    pub created_at: Timestamp,
+}
+
+/// An offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    /// `publisherid.offerid`.
+    pub id: OfferId,
+    /// Owner.
+    pub publisher: PublisherId,
+    /// Display title (what the marketplace sends as `OfferTitle`).
+    pub title: String,
+    /// Type.
+    pub offer_type: OfferType,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Last changed.
+    pub updated_at: Timestamp,
+}
+
+/// Whether an upsert created or replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    /// It did not exist.
+    Created,
+    /// It existed and was replaced.
+    Updated,
+}
+
+/// An ingest key: the secret itself is stored only as a hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestKey {
+    /// Id.
+    pub id: IngestKeyId,
+    /// SHA-256 of the key, hex.
+    pub key_hash: String,
+    /// Owner.
+    pub publisher: PublisherId,
+    /// Offer every lead through this key belongs to, if bound.
+    pub offer: Option<OfferId>,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Revoked keys authenticate nothing.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A delivery's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt (or in flight under a lease).
+    Pending,
+    /// Delivered.
+    Delivered,
+    /// Given up: in the dead-letter list, replayable.
+    Dead,
+}
+
+impl DeliveryStatus {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Dead => "dead",
+        }
+    }
+
+    /// Parses a stable name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Delivered, Self::Dead].into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// A new outbox row, written with its lead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    /// Id.
+    pub id: DeliveryId,
+    /// Target.
+    pub destination: DestinationId,
+}
+
+/// A lead with the outbox rows planned for it.
+#[derive(Debug, Clone)]
+pub struct LeadWithDeliveries {
+    /// The lead.
+    pub lead: Lead,
+    /// One row per destination that must get it.
+    pub deliveries: Vec<NewDelivery>,
+}
+
+/// A delivery (outbox row) as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Id.
+    pub id: DeliveryId,
+    /// The lead.
+    pub lead_id: LeadId,
+    /// The destination.
+    pub destination: DestinationId,
+    /// Owner.
+    pub publisher: PublisherId,
+    /// State.
+    pub status: DeliveryStatus,
+    /// Attempts counted against the schedule.
+    pub attempts: u32,
+    /// When it is due (pending only).
+    pub next_attempt_at: Option<Timestamp>,
+    /// The last error, if the last attempt failed.
+    pub last_error: Option<String>,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Last changed.
+    pub updated_at: Timestamp,
+}
+
+/// One recorded attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// The delivery.
+    pub delivery_id: DeliveryId,
+    /// 1-based, in order.
+    pub number: u32,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// How long it took.
+    pub duration_ms: u64,
+    /// HTTP status, if any.
+    pub status_code: Option<u16>,
+    /// `None` on success.
+    pub error_class: Option<ErrorClass>,
+    /// Short description (no personal data).
+    pub message: Option<String>,
+    /// Start of the response body.
+    pub excerpt: Option<String>,
+}
+
+/// A lead with its deliveries and their attempts.
+#[derive(Debug, Clone)]
+pub struct LeadDetail {
+    /// The lead.
+    pub lead: Lead,
+    /// Its deliveries with their attempts, oldest first.
+    pub deliveries: Vec<(Delivery, Vec<Attempt>)>,
+}
+
+/// A delivery claimed by a worker, with everything needed to send it.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// The delivery.
+    pub delivery: Delivery,
+    /// Its lead.
+    pub lead: Lead,
+    /// Its destination.
+    pub destination: DestinationRecord,
+    /// Identifies this claim; the result is recorded only while the lease is ours.
+    pub lease_token: String,
+}
+
+/// What an attempt led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextState {
+    /// Delivered.
+    Delivered,
+    /// Pending again, due at this time. `counts` says whether the attempt used up a retry.
+    RetryAt {
+        /// Due time.
+        at: Timestamp,
+        /// Whether it counted against the schedule (throttling does not).
+        counts: bool,
+    },
+    /// Dead letter.
+    Dead,
+}
+
+/// An attempt's result, written together with the delivery's next state and the
+/// destination's health.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    /// The attempt.
+    pub attempt: Attempt,
+    /// The lease this worker holds.
+    pub lease_token: String,
+    /// The delivery's next state.
+    pub next: NextState,
+    /// The destination.
+    pub destination: DestinationId,
+    /// Disable the destination with this reason (410 Gone, failing for days).
+    pub disable_destination: Option<String>,
+}
+
+/// Filters for the lead list.
+#[derive(Debug, Clone, Default)]
+pub struct LeadFilter {
+    /// Only this publisher's leads.
+    pub publisher: Option<PublisherId>,
+    /// Only this offer.
+    pub offer: Option<OfferId>,
+    /// Only this action code (as stored, compared case-insensitively).
+    pub action: Option<String>,
+    /// Only this stage.
+    pub stage: Option<String>,
+    /// Received at or after.
+    pub since: Option<Timestamp>,
+    /// Received before.
+    pub until: Option<Timestamp>,
+}
+
+/// Filters for the delivery list.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    /// Only this publisher's deliveries.
+    pub publisher: Option<PublisherId>,
+    /// Only this status.
+    pub status: Option<DeliveryStatus>,
+    /// Only this destination.
+    pub destination: Option<DestinationId>,
+}
+
+/// A page request: newest first, after `cursor` (an id from a previous page).
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    /// How many items at most.
+    pub limit: u32,
+    /// Continue after this id.
+    pub cursor: Option<String>,
+}
+
+/// A page of results.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// Items, newest first.
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; `None` at the end.
+    pub next_cursor: Option<String>,
+}
+
+/// Which deliveries a replay sends again.
+#[derive(Debug, Clone)]
+pub struct ReplayRequest {
+    /// The destination.
+    pub destination: DestinationId,
+    /// Leads received at or after.
+    pub since: Option<Timestamp>,
+    /// Leads received before.
+    pub until: Option<Timestamp>,
+    /// Only dead letters; otherwise every lead of the range that the destination applies to,
+    /// including leads received before it existed.
+    pub only_dead: bool,
+}
+
+/// Queue depth for readiness and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Pending deliveries.
+    pub pending: u64,
+    /// Dead letters.
+    pub dead: u64,
+}
+
+/// Everything leadrelay stores. Hold it as `Arc<dyn Storage>`.
+#[async_trait::async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// Creates a publisher. [`StorageError::Conflict`] if the id is taken.
+    async fn create_publisher(&self, publisher: &Publisher) -> Result<()>;
+    /// One publisher.
+    async fn get_publisher(&self, id: &PublisherId) -> Result<Publisher>;
+    /// Creates or replaces an offer (its publisher must exist).
+    async fn upsert_offer(&self, offer: &Offer) -> Result<Upserted>;
+    /// One offer.
+    async fn get_offer(&self, id: &OfferId) -> Result<Offer>;
+    /// A publisher's offers.
+    async fn list_offers(&self, publisher: &PublisherId) -> Result<Vec<Offer>>;
+    /// Creates a destination.
+    async fn create_destination(&self, destination: &DestinationRecord) -> Result<()>;
+    /// One destination.
+    async fn get_destination(&self, id: &DestinationId) -> Result<DestinationRecord>;
+    /// A publisher's destinations, oldest first.
+    async fn list_destinations(&self, publisher: &PublisherId) -> Result<Vec<DestinationRecord>>;
+    /// Enables or disables a destination; re-enabling makes its waiting deliveries due now.
+    async fn set_destination_enabled(
+        &self,
+        id: &DestinationId,
+        enabled: bool,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Stores an ingest key.
+    async fn create_ingest_key(&self, key: &IngestKey) -> Result<()>;
+    /// The key with this hash (revoked keys included; the caller checks).
+    async fn find_ingest_key(&self, key_hash: &str) -> Result<IngestKey>;
+    /// Revokes a key.
+    async fn revoke_ingest_key(&self, publisher: &PublisherId, id: &IngestKeyId, now: Timestamp) -> Result<()>;
+
+    /// Stores leads and their outbox rows, all or nothing, durably, before returning.
+    async fn insert_leads(&self, leads: &[LeadWithDeliveries]) -> Result<()>;
+    /// One lead with its deliveries and attempts.
+    async fn get_lead(&self, id: &LeadId) -> Result<LeadDetail>;
+    /// Leads, newest first.
+    async fn list_leads(&self, filter: &LeadFilter, page: &PageRequest) -> Result<Page<Lead>>;
+
+    /// Leases up to `limit` due deliveries of enabled destinations until `now + lease`.
+    async fn claim_due_deliveries(&self, now: Timestamp, limit: u32, lease: Duration) -> Result<Vec<Claimed>>;
+    /// Records attempts, each with its delivery's next state and its destination's health.
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> Result<()>;
+    /// The earliest `next_attempt_at` among pending deliveries of enabled destinations.
+    async fn next_due_at(&self) -> Result<Option<Timestamp>>;
+    /// One delivery.
+    async fn get_delivery(&self, id: &DeliveryId) -> Result<Delivery>;
+    /// Deliveries, newest first.
+    async fn list_deliveries(&self, filter: &DeliveryFilter, page: &PageRequest) -> Result<Page<Delivery>>;
+    /// Makes one delivery due now with a fresh attempt budget (any state but in flight).
+    async fn retry_delivery(&self, id: &DeliveryId, now: Timestamp) -> Result<Delivery>;
+    /// Makes a set of deliveries due now (see [`ReplayRequest`]); returns how many.
+    async fn replay(&self, request: &ReplayRequest, now: Timestamp) -> Result<u64>;
+    /// Queue depth.
+    async fn queue_stats(&self) -> Result<QueueStats>;
+    /// A cheap round trip, for readiness.
+    async fn ping(&self) -> Result<()>;
+}

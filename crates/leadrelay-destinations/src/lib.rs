@@ -1,0 +1,34 @@
+//! Destination connectors. Each file is one kind: a pure mapping from a lead to the kind's wire
+//! format, and a thin [`leadrelay_core::destination::Destination`] that does the I/O.
+
+pub mod https;
+pub mod network;
+
+use std::sync::Arc;
+
+use leadrelay_core::destination::Destinations;
+
+pub use https::{HttpsConnector, HttpsOptions};
+
+/// The registry of every connector this build ships.
+pub fn registry(https: HttpsOptions) -> Destinations {
+    Destinations::new().with(Arc::new(HttpsConnector::new(https)))
+}
+
+/// Installs the process-wide TLS crypto provider (ring). Safe to call more than once.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Cuts a response body to at most `max` bytes on a character boundary, for attempt logs.
+pub fn excerpt(body: &[u8], max: usize) -> Option<String> {
+    if body.is_empty() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&body[..body.len().min(max)]);
+    let mut s = text.into_owned();
+    if body.len() > max {
+        s.push('…');
+    }
+    Some(s)
+}

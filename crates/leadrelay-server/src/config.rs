@@ -1,0 +1,333 @@
+//! Configuration: the embedded `config/default.toml`, then an optional TOML file, then
+//! `LEADRELAY_*` environment variables (`__` separates sections). Unknown keys are errors, and
+//! [`Config::validate`] reports every cross-field problem at once.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use leadrelay_core::StageTable;
+use leadrelay_core::health::DisablePolicy;
+use leadrelay_core::retry::RetryPolicy;
+use serde::Deserialize;
+
+/// The built-in defaults, with comments.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// HTTP server.
+    pub server: ServerConfig,
+    /// Storage.
+    pub storage: StorageConfig,
+    /// Delivery policy.
+    pub delivery: DeliveryConfig,
+    /// Workers.
+    pub worker: WorkerConfig,
+    /// Lead rules.
+    pub leads: LeadsConfig,
+    /// Logging.
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Listen address.
+    pub listen: String,
+    /// Body size limit.
+    pub max_body_bytes: usize,
+    /// Request timeout.
+    pub request_timeout_ms: u64,
+}
+
+/// `[storage]`
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Database URL; empty = SQLite in the data dir.
+    pub url: String,
+    /// Migrate when serving starts.
+    pub migrate_on_start: bool,
+}
+
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("data_dir", &self.data_dir)
+            .field("url", &redact_url(&self.url))
+            .field("migrate_on_start", &self.migrate_on_start)
+            .finish()
+    }
+}
+
+/// A database URL with any password replaced, for printing.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("REDACTED"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// `[delivery]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Disable the SSRF guard.
+    pub allow_private_destinations: bool,
+    /// Attempt timeout.
+    pub request_timeout_ms: u64,
+    /// Connect timeout.
+    pub connect_timeout_ms: u64,
+    /// Retry delays.
+    pub retry_delays_ms: Vec<u64>,
+    /// Jitter, percent.
+    pub jitter_percent: u8,
+    /// Retry-After cap.
+    pub max_retry_after_ms: u64,
+    /// Statuses that dead-letter at once.
+    pub permanent_statuses: Vec<u16>,
+    /// Auto-disable: failing for.
+    pub disable_after_failing_ms: u64,
+    /// Auto-disable: consecutive failures.
+    pub disable_after_failures: u32,
+}
+
+/// `[worker]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Run workers here.
+    pub enabled: bool,
+    /// Deliveries in flight.
+    pub concurrency: u32,
+    /// Lease length.
+    pub lease_ms: u64,
+    /// Poll interval.
+    pub poll_interval_ms: u64,
+    /// Shutdown grace.
+    pub shutdown_grace_ms: u64,
+}
+
+/// `[leads]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeadsConfig {
+    /// Action code → stage.
+    pub stages: BTreeMap<String, String>,
+}
+
+/// `[telemetry]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// `compact` or `json`.
+    pub format: String,
+    /// EnvFilter directive.
+    pub filter: String,
+}
+
+/// Environment variables that start with `LEADRELAY_` but are not settings.
+const NOT_SETTINGS: &[&str] = &["admin_token"];
+
+impl Config {
+    /// Loads defaults, then `file`, then the process environment, and validates.
+    ///
+    /// # Errors
+    /// A message naming the key that is wrong and how to fix it.
+    pub fn load(file: Option<&Path>) -> Result<Self, String> {
+        Self::load_from(file, Env::prefixed("LEADRELAY_"))
+    }
+
+    /// The defaults plus explicit overrides, ignoring the environment (for tests).
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn for_tests(overrides: &str) -> Result<Self, String> {
+        let figment = Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(overrides));
+        Self::extract(figment)
+    }
+
+    fn load_from(file: Option<&Path>, env: Env) -> Result<Self, String> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(format!("config file {} does not exist", path.display()));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let env = env.filter(|k| !NOT_SETTINGS.contains(&k.as_str()) && !k.as_str().starts_with("test_")).split("__");
+        Self::extract(figment.merge(env))
+    }
+
+    fn extract(figment: Figment) -> Result<Self, String> {
+        let config: Config = figment.extract().map_err(|e| {
+            let mut lines = Vec::new();
+            for err in e {
+                let key = err.path.join(".");
+                let source = err.metadata.as_ref().map(|m| m.name.to_string()).unwrap_or_default();
+                lines.push(format!(
+                    "{}: {} (from {source})",
+                    if key.is_empty() { "config".into() } else { key },
+                    err.kind
+                ));
+            }
+            format!("invalid configuration:\n  {}", lines.join("\n  "))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Cross-field checks, all reported together.
+    ///
+    /// # Errors
+    /// Every problem, one per line.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
+            problems.push(format!("server.listen ({:?}) must be an address like 127.0.0.1:8080", self.server.listen));
+        }
+        if self.server.max_body_bytes < 1024 {
+            problems.push("server.max_body_bytes must be at least 1024".to_owned());
+        }
+        if self.worker.lease_ms < self.delivery.request_timeout_ms + 10_000 {
+            problems.push(format!(
+                "worker.lease_ms ({}) must exceed delivery.request_timeout_ms ({}) by at least 10 s",
+                self.worker.lease_ms, self.delivery.request_timeout_ms
+            ));
+        }
+        if self.worker.concurrency == 0 {
+            problems.push("worker.concurrency must be at least 1".to_owned());
+        }
+        if self.worker.poll_interval_ms == 0 {
+            problems.push("worker.poll_interval_ms must be at least 1".to_owned());
+        }
+        if self.delivery.jitter_percent > 100 {
+            problems.push("delivery.jitter_percent must be 0-100".to_owned());
+        }
+        if let Some(s) = self.delivery.permanent_statuses.iter().find(|s| !(400..600).contains(*s)) {
+            problems.push(format!("delivery.permanent_statuses: {s} is not a 4xx or 5xx status"));
+        }
+        if let Err(e) = self.stage_table() {
+            problems.push(format!("leads.stages: {e}"));
+        }
+        if !matches!(self.telemetry.format.as_str(), "compact" | "json") {
+            problems.push(format!("telemetry.format ({:?}) must be \"compact\" or \"json\"", self.telemetry.format));
+        }
+        if !self.storage.url.is_empty()
+            && !self.storage.url.starts_with("sqlite://")
+            && !self.storage.url.starts_with("postgres")
+        {
+            problems.push("storage.url must be empty, sqlite:///path or postgres://…".to_owned());
+        }
+        if problems.is_empty() { Ok(()) } else { Err(format!("invalid configuration:\n  {}", problems.join("\n  "))) }
+    }
+
+    /// The stage table.
+    ///
+    /// # Errors
+    /// The first bad entry.
+    pub fn stage_table(&self) -> Result<StageTable, String> {
+        StageTable::from_pairs(self.leads.stages.iter().map(|(a, s)| (a.clone(), s.clone())))
+    }
+
+    /// The retry policy.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            delays: self.delivery.retry_delays_ms.iter().map(|ms| Duration::from_millis(*ms)).collect(),
+            jitter: f64::from(self.delivery.jitter_percent) / 100.0,
+            max_retry_after: Duration::from_millis(self.delivery.max_retry_after_ms),
+        }
+    }
+
+    /// The auto-disable policy.
+    pub fn disable_policy(&self) -> DisablePolicy {
+        DisablePolicy {
+            failing_for: Duration::from_millis(self.delivery.disable_after_failing_ms),
+            min_consecutive_failures: self.delivery.disable_after_failures,
+        }
+    }
+
+    /// The SQLite file: from `storage.url`, else `<data_dir>/leadrelay.db`.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        if self.storage.url.is_empty() {
+            Some(self.storage.data_dir.join("leadrelay.db"))
+        } else {
+            self.storage.url.strip_prefix("sqlite://").map(PathBuf::from)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[expect(clippy::result_large_err, reason = "figment::Jail fixes the closure type")]
+    fn env(vars: &[(&str, &str)]) -> Result<Config, String> {
+        let mut out = None;
+        figment::Jail::expect_with(|jail| {
+            for (k, v) in vars {
+                jail.set_env(k, v);
+            }
+            out = Some(Config::load(None));
+            Ok(())
+        });
+        out.expect("the jail ran")
+    }
+
+    #[test]
+    fn the_defaults_load_and_validate() {
+        let c = Config::for_tests("").unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:8080");
+        assert_eq!(c.retry_policy(), RetryPolicy::default());
+        assert_eq!(c.disable_policy(), DisablePolicy::default());
+        assert_eq!(c.stage_table().unwrap(), StageTable::default());
+        assert_eq!(c.sqlite_path().unwrap(), PathBuf::from("./leadrelay-data/leadrelay.db"));
+    }
+
+    #[test]
+    fn environment_variables_override_nested_keys() {
+        let c = env(&[
+            ("LEADRELAY_SERVER__LISTEN", "127.0.0.1:9999"),
+            ("LEADRELAY_DELIVERY__ALLOW_PRIVATE_DESTINATIONS", "true"),
+            ("LEADRELAY_DELIVERY__RETRY_DELAYS_MS", "[10, 20]"),
+            ("LEADRELAY_ADMIN_TOKEN", "not-a-setting"),
+        ])
+        .unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:9999");
+        assert!(c.delivery.allow_private_destinations);
+        assert_eq!(c.delivery.retry_delays_ms, [10, 20]);
+    }
+
+    #[test]
+    fn an_unknown_or_mistyped_key_is_named() {
+        let err = env(&[("LEADRELAY_SERVER__LISTN", "x")]).unwrap_err();
+        assert!(err.contains("listn"), "{err}");
+        let err = env(&[("LEADRELAY_WORKER__CONCURRENCY", "many")]).unwrap_err();
+        assert!(err.contains("worker.concurrency"), "{err}");
+    }
+
+    #[test]
+    fn cross_field_problems_are_reported_together() {
+        let err =
+            Config::for_tests("[worker]\nlease_ms = 1000\nconcurrency = 0\n[telemetry]\nformat = \"xml\"").unwrap_err();
+        assert!(err.contains("worker.lease_ms (1000)"), "{err}");
+        assert!(err.contains("worker.concurrency"), "{err}");
+        assert!(err.contains("telemetry.format"), "{err}");
+    }
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:REDACTED@h/db");
+    }
+}

@@ -1,0 +1,151 @@
+//! Destinations: create, read, enable/disable, replay.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use leadrelay_core::destination::DestinationRecord;
+use leadrelay_core::storage::ReplayRequest;
+use leadrelay_core::{DestinationId, OfferId, Timestamp};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::http::error::ApiError;
+use crate::http::extract::{Admin, Body, parse_json};
+use crate::http::publishers::publisher_from_path;
+use crate::state::AppState;
+
+/// `POST /v1/publishers/{publisher}/destinations` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationIn {
+    name: String,
+    kind: String,
+    #[serde(default)]
+    settings: Value,
+    offers: Option<Vec<String>>,
+}
+
+/// A destination as the API shows it: secrets left out.
+pub fn destination_out(state: &AppState, d: &DestinationRecord) -> Value {
+    json!({
+        "id": d.id.as_str(),
+        "publisher": d.publisher.as_str(),
+        "name": d.name,
+        "kind": d.kind,
+        "settings": state.ops.destinations().public_settings(&d.kind, &d.settings),
+        "offers": d.offers.as_ref().map(|o| o.iter().map(OfferId::as_str).collect::<Vec<_>>()),
+        "enabled": d.enabled,
+        "disabled_reason": d.disabled_reason,
+        "consecutive_failures": d.consecutive_failures,
+        "failing_since": d.failing_since.map(Timestamp::to_rfc3339),
+        "created_at": d.created_at.to_rfc3339(),
+        "updated_at": d.updated_at.to_rfc3339(),
+    })
+}
+
+/// `POST /v1/publishers/{publisher}/destinations` → 201. A secret the server generated is in
+/// the answer this once.
+pub async fn create_destination(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(publisher): Path<String>,
+    Body(body): Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let publisher = publisher_from_path(&publisher)?;
+    let input: DestinationIn = parse_json(&body)?;
+    let offers = input
+        .offers
+        .map(|list| {
+            list.iter()
+                .enumerate()
+                .map(|(i, o)| OfferId::parse(o).map_err(|rule| ApiError::field(format!("offers[{i}]"), rule)))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    let settings = if input.settings.is_null() { json!({}) } else { input.settings };
+    let (record, generated) =
+        state.ops.create_destination(&publisher, input.name, &input.kind, settings, offers).await?;
+    let mut out = destination_out(&state, &record);
+    if let Some(secret) = generated {
+        out["generated_secret"] = json!(secret);
+    }
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// `GET /v1/publishers/{publisher}/destinations`
+pub async fn list_destinations(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(publisher): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let publisher = publisher_from_path(&publisher)?;
+    let list = state.ops.list_destinations(&publisher).await?;
+    Ok(Json(json!({ "items": list.iter().map(|d| destination_out(&state, d)).collect::<Vec<_>>() })))
+}
+
+fn destination_id(raw: &str) -> Result<DestinationId, ApiError> {
+    DestinationId::parse(raw).ok_or(ApiError::NotFound("destination"))
+}
+
+/// `GET /v1/destinations/{id}`
+pub async fn get_destination(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let d = state.ops.get_destination(&destination_id(&id)?).await?;
+    Ok(Json(destination_out(&state, &d)))
+}
+
+/// `POST /v1/destinations/{id}/enable`: resumes delivery, including the backlog.
+pub async fn enable_destination(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let d = state.ops.set_destination_enabled(&destination_id(&id)?, true).await?;
+    Ok(Json(destination_out(&state, &d)))
+}
+
+/// `POST /v1/destinations/{id}/disable`: pauses delivery; leads keep queueing.
+pub async fn disable_destination(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let d = state.ops.set_destination_enabled(&destination_id(&id)?, false).await?;
+    Ok(Json(destination_out(&state, &d)))
+}
+
+/// `POST /v1/destinations/{id}/replay` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayIn {
+    since: Option<String>,
+    until: Option<String>,
+    #[serde(default)]
+    only_dead: bool,
+}
+
+/// `POST /v1/destinations/{id}/replay` → 202 `{"replayed": n}`.
+pub async fn replay_destination(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Body(body): Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let destination = destination_id(&id)?;
+    let input: ReplayIn =
+        if body.iter().all(u8::is_ascii_whitespace) { ReplayIn::default() } else { parse_json(&body)? };
+    let time = |name: &str, v: Option<String>| {
+        v.as_deref().map(Timestamp::parse_rfc3339).transpose().map_err(|rule| ApiError::field(name, rule))
+    };
+    let request = ReplayRequest {
+        destination,
+        since: time("since", input.since)?,
+        until: time("until", input.until)?,
+        only_dead: input.only_dead,
+    };
+    let n = state.ops.replay(request).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "replayed": n }))))
+}

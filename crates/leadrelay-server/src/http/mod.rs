@@ -1,0 +1,13 @@
+//! The HTTP API. `router.rs` lists every route; one module per resource holds its handlers and
+//! wire types (`…In` for requests, `…Out` for answers).
+
+pub mod deliveries;
+pub mod destinations;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod ingest;
+pub mod leads;
+pub mod publishers;
+pub mod query;
+pub mod router;

@@ -1,0 +1,82 @@
+//! leadrelay's server: configuration, the HTTP API, the use cases (`ops`) and the delivery
+//! worker. It names no storage backend or connector: the binary passes them in as [`Parts`].
+
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod ops;
+pub mod state;
+pub mod telemetry;
+pub mod worker;
+
+use std::sync::Arc;
+
+use leadrelay_core::destination::{Destinations, NetworkPolicy};
+use leadrelay_core::storage::Storage;
+use leadrelay_core::{Clock, LeadRules};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::AdminToken;
+use crate::config::Config;
+use crate::ops::Ops;
+use crate::state::AppState;
+use crate::worker::{Worker, WorkerSettings};
+
+/// The adapters the binary chose.
+pub struct Parts {
+    /// Storage backend.
+    pub storage: Arc<dyn Storage>,
+    /// Connector registry.
+    pub destinations: Destinations,
+    /// Clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// A built application: the router state and the worker, not yet running.
+pub struct Application {
+    /// Shared state (for in-process tests).
+    pub state: AppState,
+    /// The worker.
+    pub worker: Worker,
+}
+
+impl Application {
+    /// Wires the parts together.
+    ///
+    /// # Errors
+    /// An invalid stage table.
+    pub fn build(config: Config, parts: Parts, admin: AdminToken) -> anyhow::Result<Self> {
+        let wake = Arc::new(Notify::new());
+        let rules = LeadRules { stages: config.stage_table().map_err(anyhow::Error::msg)? };
+        let network = NetworkPolicy { allow_private: config.delivery.allow_private_destinations };
+        let ops = Ops::new(
+            Arc::clone(&parts.storage),
+            parts.destinations.clone(),
+            Arc::clone(&parts.clock),
+            rules,
+            network,
+            Arc::clone(&wake),
+        );
+        let worker =
+            Worker::new(parts.storage, parts.destinations, parts.clock, wake, WorkerSettings::from_config(&config));
+        let state = AppState { config: Arc::new(config), admin, ops: Arc::new(ops) };
+        Ok(Self { state, worker })
+    }
+
+    /// Serves the API (and runs the worker, if enabled) until `shutdown`; then stops accepting,
+    /// finishes in-flight requests and attempts, and returns.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let worker = self.state.config.worker.enabled.then(|| tokio::spawn(self.worker.clone().run(shutdown.clone())));
+        let app = http::router::router(self.state);
+        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
+        if let Some(w) = worker {
+            w.await??;
+        }
+        Ok(())
+    }
+}

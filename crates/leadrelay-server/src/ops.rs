@@ -1,0 +1,539 @@
+//! The use cases. Handlers, the CLI and (later) the dashboard call these; nobody reimplements
+//! one. Each use case makes one storage call that changes state, so it is atomic.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use leadrelay_core::destination::{DestinationRecord, Destinations, FieldError, NetworkPolicy};
+use leadrelay_core::storage::{
+    Delivery, DeliveryFilter, IngestKey, LeadDetail, LeadFilter, LeadWithDeliveries, NewDelivery, Offer, Page,
+    PageRequest, Publisher, ReplayRequest, Storage, StorageError, Upserted,
+};
+use leadrelay_core::{
+    Clock, DeliveryId, DestinationId, IngestKeyId, Lead, LeadDraft, LeadError, LeadId, LeadRules, OfferId, OfferType,
+    PublisherId, routing,
+};
+use tokio::sync::Notify;
+
+use crate::auth::{generate_secret, hash_secret};
+
+/// Why a use case failed. Handlers map it to a status in one place (`http::error`).
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    /// Input breaks rules.
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    /// No such thing.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Conflicts with current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl OpsError {
+    fn field(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldError::new(path, message)])
+    }
+}
+
+impl From<LeadError> for OpsError {
+    fn from(e: LeadError) -> Self {
+        let text = e.to_string();
+        let message = text.split_once(": ").map_or(text.as_str(), |(_, m)| m).to_owned();
+        Self::field(e.field(), message)
+    }
+}
+
+/// Result of the use cases.
+pub type OpsResult<T> = Result<T, OpsError>;
+
+/// How long a publisher's offers and destinations are reused for routing before re-reading.
+/// Changes made through this process are seen at once; other processes' within this time.
+const CATALOG_TTL: Duration = Duration::from_secs(2);
+
+/// A publisher's offers and destinations, for offer resolution and routing.
+struct Catalog {
+    loaded: Instant,
+    offers: Vec<Offer>,
+    destinations: Vec<DestinationRecord>,
+}
+
+/// The use cases and what they need.
+pub struct Ops {
+    storage: Arc<dyn Storage>,
+    destinations: Destinations,
+    clock: Arc<dyn Clock>,
+    rules: LeadRules,
+    network: NetworkPolicy,
+    wake: Arc<Notify>,
+    catalogs: Mutex<HashMap<PublisherId, Arc<Catalog>>>,
+    ingest_keys: Mutex<HashMap<String, (Instant, IngestKey)>>,
+}
+
+/// A lead from the native API, before its offer is resolved.
+pub struct LeadSubmission {
+    /// The draft (publisher set).
+    pub draft: LeadDraft,
+    /// Offer part of `LeadSource` or an explicit offer, for resolution.
+    pub offer_hint: Option<String>,
+}
+
+impl Ops {
+    /// Assembles the use cases.
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        destinations: Destinations,
+        clock: Arc<dyn Clock>,
+        rules: LeadRules,
+        network: NetworkPolicy,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            storage,
+            destinations,
+            clock,
+            rules,
+            network,
+            wake,
+            catalogs: Mutex::new(HashMap::new()),
+            ingest_keys: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The storage (for read-only callers such as the CLI).
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// The connector registry.
+    pub fn destinations(&self) -> &Destinations {
+        &self.destinations
+    }
+
+    fn forget_catalog(&self, publisher: &PublisherId) {
+        self.catalogs.lock().expect("catalog cache").remove(publisher);
+    }
+
+    async fn catalog(&self, publisher: &PublisherId) -> OpsResult<Arc<Catalog>> {
+        if let Some(c) = self.catalogs.lock().expect("catalog cache").get(publisher)
+            && c.loaded.elapsed() < CATALOG_TTL
+        {
+            return Ok(Arc::clone(c));
+        }
+        let (offers, destinations) =
+            tokio::try_join!(self.storage.list_offers(publisher), self.storage.list_destinations(publisher))?;
+        let catalog = Arc::new(Catalog { loaded: Instant::now(), offers, destinations });
+        self.catalogs.lock().expect("catalog cache").insert(publisher.clone(), Arc::clone(&catalog));
+        Ok(catalog)
+    }
+
+    async fn require_publisher(&self, publisher: &PublisherId) -> OpsResult<Publisher> {
+        match self.storage.get_publisher(publisher).await {
+            Err(StorageError::NotFound) => Err(OpsError::NotFound("publisher")),
+            other => Ok(other?),
+        }
+    }
+
+    /// Creates a publisher.
+    ///
+    /// # Errors
+    /// `Conflict` when the id is taken.
+    pub async fn create_publisher(&self, id: PublisherId, name: String) -> OpsResult<Publisher> {
+        let name = name.trim().to_owned();
+        if name.is_empty() || name.len() > 200 {
+            return Err(OpsError::field("name", "must be 1-200 characters"));
+        }
+        let p = Publisher { id, name, created_at: self.clock.now() };
+        match self.storage.create_publisher(&p).await {
+            Err(StorageError::Conflict) => Err(OpsError::Conflict(format!("publisher '{}' already exists", p.id))),
+            other => other.map(|()| p).map_err(Into::into),
+        }
+    }
+
+    /// Creates or replaces an offer.
+    ///
+    /// # Errors
+    /// `Invalid` when the offer id's publisher part is not `publisher`; `NotFound` for an
+    /// unknown publisher.
+    pub async fn put_offer(
+        &self,
+        publisher: &PublisherId,
+        id: OfferId,
+        title: String,
+        offer_type: OfferType,
+    ) -> OpsResult<(Offer, Upserted)> {
+        if !id.belongs_to(publisher) {
+            return Err(OpsError::field(
+                "offer_id",
+                format!("must start with '{publisher}.' (the publisher part must match)"),
+            ));
+        }
+        let title = title.trim().to_owned();
+        if title.is_empty() || title.len() > 200 {
+            return Err(OpsError::field("title", "must be 1-200 characters"));
+        }
+        self.require_publisher(publisher).await?;
+        let now = self.clock.now();
+        let created_at = match self.storage.get_offer(&id).await {
+            Ok(existing) => existing.created_at,
+            Err(StorageError::NotFound) => now,
+            Err(e) => return Err(e.into()),
+        };
+        let offer = Offer { id, publisher: publisher.clone(), title, offer_type, created_at, updated_at: now };
+        let upserted = self.storage.upsert_offer(&offer).await?;
+        self.forget_catalog(publisher);
+        Ok((offer, upserted))
+    }
+
+    /// One offer of a publisher.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub async fn get_offer(&self, publisher: &PublisherId, id: &OfferId) -> OpsResult<Offer> {
+        match self.storage.get_offer(id).await {
+            Ok(o) if &o.publisher == publisher => Ok(o),
+            Ok(_) | Err(StorageError::NotFound) => Err(OpsError::NotFound("offer")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creates a destination after its connector checked the settings. Returns it and a secret
+    /// the connector generated (to show once).
+    ///
+    /// # Errors
+    /// `Invalid` naming each wrong field.
+    pub async fn create_destination(
+        &self,
+        publisher: &PublisherId,
+        name: String,
+        kind: &str,
+        settings: serde_json::Value,
+        offers: Option<Vec<OfferId>>,
+    ) -> OpsResult<(DestinationRecord, Option<String>)> {
+        let mut errors = Vec::new();
+        let name = name.trim().to_owned();
+        if name.is_empty() || name.len() > 200 {
+            errors.push(FieldError::new("name", "must be 1-200 characters"));
+        }
+        if kind == "azure_blob" {
+            return Err(OpsError::field(
+                "kind",
+                "azure_blob is not supported: the marketplace retired Azure Blob lead destinations in 2019 (they stopped delivering); use azure_table instead",
+            ));
+        }
+        let Some(connector) = self.destinations.get(kind) else {
+            let kinds: Vec<&str> = self.destinations.kinds().collect();
+            return Err(OpsError::field("kind", format!("must be one of: {}", kinds.join(", "))));
+        };
+        self.require_publisher(publisher).await?;
+        let catalog = self.catalog(publisher).await?;
+        if let Some(list) = &offers {
+            for (i, o) in list.iter().enumerate() {
+                if !o.belongs_to(publisher) {
+                    errors.push(FieldError::new(
+                        format!("offers[{i}]"),
+                        format!("must be an offer of publisher '{publisher}'"),
+                    ));
+                } else if !catalog.offers.iter().any(|known| &known.id == o) {
+                    errors.push(FieldError::new(
+                        format!("offers[{i}]"),
+                        "is not a known offer; create it first with PUT .../offers/{offer_id}",
+                    ));
+                }
+            }
+        }
+        let prepared = match connector.prepare(settings, self.network) {
+            Ok(p) => Some(p),
+            Err(mut field_errors) => {
+                errors.append(&mut field_errors);
+                None
+            }
+        };
+        if !errors.is_empty() {
+            return Err(OpsError::Invalid(errors));
+        }
+        let prepared = prepared.expect("no errors means settings were prepared");
+        let now = self.clock.now();
+        let record = DestinationRecord {
+            id: DestinationId::generate(now),
+            publisher: publisher.clone(),
+            name,
+            kind: kind.to_owned(),
+            settings: prepared.stored,
+            offers,
+            enabled: true,
+            disabled_reason: None,
+            consecutive_failures: 0,
+            failing_since: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.storage.create_destination(&record).await?;
+        self.forget_catalog(publisher);
+        Ok((record, prepared.generated_secret))
+    }
+
+    /// One destination.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub async fn get_destination(&self, id: &DestinationId) -> OpsResult<DestinationRecord> {
+        match self.storage.get_destination(id).await {
+            Err(StorageError::NotFound) => Err(OpsError::NotFound("destination")),
+            other => Ok(other?),
+        }
+    }
+
+    /// A publisher's destinations.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown publisher.
+    pub async fn list_destinations(&self, publisher: &PublisherId) -> OpsResult<Vec<DestinationRecord>> {
+        self.require_publisher(publisher).await?;
+        Ok(self.storage.list_destinations(publisher).await?)
+    }
+
+    /// Enables or disables a destination. Disabling keeps its queue; enabling delivers it.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub async fn set_destination_enabled(&self, id: &DestinationId, enabled: bool) -> OpsResult<DestinationRecord> {
+        let d = self.get_destination(id).await?;
+        let reason = (!enabled).then_some("disabled by an operator");
+        self.storage.set_destination_enabled(id, enabled, reason, self.clock.now()).await?;
+        self.forget_catalog(&d.publisher);
+        self.wake.notify_one();
+        self.get_destination(id).await
+    }
+
+    /// Creates an ingest key; returns it with its plain value (shown once).
+    ///
+    /// # Errors
+    /// `Invalid` for an offer of another publisher or an unknown offer.
+    pub async fn create_ingest_key(
+        &self,
+        publisher: &PublisherId,
+        offer: Option<OfferId>,
+    ) -> OpsResult<(IngestKey, String)> {
+        self.require_publisher(publisher).await?;
+        if let Some(o) = &offer {
+            if !o.belongs_to(publisher) {
+                return Err(OpsError::field("offer", format!("must be an offer of publisher '{publisher}'")));
+            }
+            if matches!(self.storage.get_offer(o).await, Err(StorageError::NotFound)) {
+                return Err(OpsError::field(
+                    "offer",
+                    "is not a known offer; create it first with PUT .../offers/{offer_id}",
+                ));
+            }
+        }
+        // Lowercase letters and digits only, so the key survives any URL handling.
+        let plain: String =
+            generate_secret("").chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect();
+        let plain = format!("lk{plain}");
+        let now = self.clock.now();
+        let key = IngestKey {
+            id: IngestKeyId::generate(now),
+            key_hash: hash_secret(&plain),
+            publisher: publisher.clone(),
+            offer,
+            created_at: now,
+            revoked_at: None,
+        };
+        self.storage.create_ingest_key(&key).await?;
+        Ok((key, plain))
+    }
+
+    /// Revokes an ingest key.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub async fn revoke_ingest_key(&self, publisher: &PublisherId, id: &IngestKeyId) -> OpsResult<()> {
+        match self.storage.revoke_ingest_key(publisher, id, self.clock.now()).await {
+            Err(StorageError::NotFound) => return Err(OpsError::NotFound("ingest key")),
+            other => other?,
+        }
+        self.ingest_keys.lock().expect("key cache").clear();
+        Ok(())
+    }
+
+    /// The live ingest key for a plain key value.
+    ///
+    /// # Errors
+    /// `NotFound` for unknown or revoked keys.
+    pub async fn authenticate_ingest_key(&self, plain: &str) -> OpsResult<IngestKey> {
+        let hash = hash_secret(plain.trim());
+        if let Some((at, key)) = self.ingest_keys.lock().expect("key cache").get(&hash)
+            && at.elapsed() < CATALOG_TTL
+        {
+            return Ok(key.clone());
+        }
+        let key = match self.storage.find_ingest_key(&hash).await {
+            Ok(k) if k.revoked_at.is_none() => k,
+            Ok(_) | Err(StorageError::NotFound) => return Err(OpsError::NotFound("ingest key")),
+            Err(e) => return Err(e.into()),
+        };
+        let mut cache = self.ingest_keys.lock().expect("key cache");
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(hash, (Instant::now(), key.clone()));
+        Ok(key)
+    }
+
+    /// Resolves a lead's offer: the key's binding, else an offer id in the hint, else an offer
+    /// whose title equals the hint or `OfferTitle`. `None` when nothing matches: the lead is
+    /// still accepted and goes to the destinations that apply to every offer.
+    fn resolve_offer<'c>(
+        catalog: &'c Catalog,
+        bound: Option<&OfferId>,
+        hint: Option<&str>,
+        title: Option<&str>,
+    ) -> Option<&'c Offer> {
+        if let Some(b) = bound {
+            return catalog.offers.iter().find(|o| &o.id == b);
+        }
+        let by_id =
+            hint.and_then(|h| OfferId::parse(h.trim()).ok()).and_then(|id| catalog.offers.iter().find(|o| o.id == id));
+        by_id.or_else(|| {
+            [hint, title]
+                .into_iter()
+                .flatten()
+                .map(str::trim)
+                .find_map(|t| catalog.offers.iter().find(|o| o.title.eq_ignore_ascii_case(t)))
+        })
+    }
+
+    /// Accepts leads: resolves offers, plans deliveries, stores everything in one atomic call,
+    /// wakes the worker. Returns after the commit.
+    ///
+    /// # Errors
+    /// `Invalid` naming the first bad field (prefixed `[i].` in a batch); nothing is stored.
+    pub async fn accept_leads(
+        &self,
+        submissions: Vec<LeadSubmission>,
+        bound_offer: Option<&OfferId>,
+    ) -> OpsResult<Vec<LeadId>> {
+        let now = self.clock.now();
+        let batch = submissions.len() > 1;
+        let mut catalogs: HashMap<PublisherId, Arc<Catalog>> = HashMap::new();
+        let mut planned = Vec::with_capacity(submissions.len());
+        for (i, mut sub) in submissions.into_iter().enumerate() {
+            let prefix = |e: OpsError| match e {
+                OpsError::Invalid(fields) if batch => OpsError::Invalid(
+                    fields.into_iter().map(|f| FieldError::new(format!("[{i}].{}", f.path), f.message)).collect(),
+                ),
+                other => other,
+            };
+            let publisher =
+                sub.draft.publisher.clone().ok_or_else(|| prefix(OpsError::field("publisher", "is required")))?;
+            let catalog = match catalogs.get(&publisher) {
+                Some(c) => Arc::clone(c),
+                None => {
+                    let c = self.catalog(&publisher).await?;
+                    catalogs.insert(publisher.clone(), Arc::clone(&c));
+                    c
+                }
+            };
+            let offer =
+                Self::resolve_offer(&catalog, bound_offer, sub.offer_hint.as_deref(), sub.draft.offer_title.as_deref());
+            if let Some(o) = offer {
+                sub.draft.offer = Some(o.id.clone());
+                if sub.draft.offer_title.as_deref().is_none_or(|t| t.trim().is_empty()) {
+                    sub.draft.offer_title = Some(o.title.clone());
+                }
+            }
+            let lead =
+                Lead::from_draft(sub.draft, LeadId::generate(now), now, &self.rules).map_err(|e| prefix(e.into()))?;
+            let deliveries = routing::plan(&lead, &catalog.destinations)
+                .into_iter()
+                .map(|destination| NewDelivery { id: DeliveryId::generate(now), destination })
+                .collect();
+            planned.push(LeadWithDeliveries { lead, deliveries });
+        }
+        self.storage.insert_leads(&planned).await?;
+        if planned.iter().any(|p| !p.deliveries.is_empty()) {
+            self.wake.notify_one();
+        }
+        Ok(planned.into_iter().map(|p| p.lead.id).collect())
+    }
+
+    /// Leads, newest first.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn list_leads(&self, filter: &LeadFilter, page: &PageRequest) -> OpsResult<Page<Lead>> {
+        Ok(self.storage.list_leads(filter, page).await?)
+    }
+
+    /// One lead with its deliveries and attempts.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub async fn get_lead(&self, id: &LeadId) -> OpsResult<LeadDetail> {
+        match self.storage.get_lead(id).await {
+            Err(StorageError::NotFound) => Err(OpsError::NotFound("lead")),
+            other => Ok(other?),
+        }
+    }
+
+    /// Sends one delivery again now, with a fresh attempt budget.
+    ///
+    /// # Errors
+    /// `NotFound`; `Conflict` while it is in flight.
+    pub async fn retry_delivery(&self, id: &DeliveryId) -> OpsResult<Delivery> {
+        let d = match self.storage.retry_delivery(id, self.clock.now()).await {
+            Err(StorageError::NotFound) => return Err(OpsError::NotFound("delivery")),
+            Err(StorageError::Conflict) => {
+                return Err(OpsError::Conflict(
+                    "the delivery is being attempted right now; try again in a moment".into(),
+                ));
+            }
+            other => other?,
+        };
+        self.wake.notify_one();
+        Ok(d)
+    }
+
+    /// Replays deliveries to a destination; returns how many were queued.
+    ///
+    /// # Errors
+    /// `NotFound`; `Invalid` when `until` is before `since`.
+    pub async fn replay(&self, request: ReplayRequest) -> OpsResult<u64> {
+        if let (Some(s), Some(u)) = (request.since, request.until)
+            && u <= s
+        {
+            return Err(OpsError::field("until", "must be later than since"));
+        }
+        let n = match self.storage.replay(&request, self.clock.now()).await {
+            Err(StorageError::NotFound) => return Err(OpsError::NotFound("destination")),
+            other => other?,
+        };
+        self.wake.notify_one();
+        Ok(n)
+    }
+
+    /// One delivery.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub async fn get_delivery(&self, id: &DeliveryId) -> OpsResult<Delivery> {
+        match self.storage.get_delivery(id).await {
+            Err(StorageError::NotFound) => Err(OpsError::NotFound("delivery")),
+            other => Ok(other?),
+        }
+    }
+
+    /// Deliveries, newest first.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn list_deliveries(&self, filter: &DeliveryFilter, page: &PageRequest) -> OpsResult<Page<Delivery>> {
+        Ok(self.storage.list_deliveries(filter, page).await?)
+    }
+}

@@ -1,0 +1,20 @@
+//! Logging setup. Log lines carry ids, counts and durations, never personal data or secrets
+//! (see docs/LOGGING.md).
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::TelemetryConfig;
+
+/// Installs the global subscriber: `RUST_LOG` if set, else the configured filter.
+pub fn init(config: &TelemetryConfig) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.filter));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if config.format == "json" { builder.json().try_init() } else { builder.compact().try_init() };
+}
+
+/// For tests: silent unless `RUST_LOG` is set.
+pub fn init_for_tests() {
+    if let Ok(filter) = EnvFilter::try_from_default_env() {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    }
+}

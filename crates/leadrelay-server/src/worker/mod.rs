@@ -1,0 +1,218 @@
+//! The delivery worker: claims due deliveries under a lease, sends each under a concurrency
+//! cap, and records every attempt with the delivery's next state.
+//!
+//! Wake-ups: a `Notify` permit is stored by `notify_one`, so a lead committed while the worker
+//! is busy is still seen on the next turn; between wake-ups the worker sleeps until the
+//! earliest due retry or the poll interval, whichever is sooner.
+
+mod attempt;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use leadrelay_core::destination::{Destination, DestinationError, Destinations};
+use leadrelay_core::health::DisablePolicy;
+use leadrelay_core::retry::RetryPolicy;
+use leadrelay_core::storage::{Claimed, Storage};
+use leadrelay_core::{Clock, DestinationId, Timestamp};
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+
+/// Worker settings.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Deliveries in flight.
+    pub concurrency: u32,
+    /// Lease length.
+    pub lease: Duration,
+    /// Longest idle sleep.
+    pub poll_interval: Duration,
+    /// Shutdown grace.
+    pub shutdown_grace: Duration,
+    /// Retry schedule.
+    pub retry: RetryPolicy,
+    /// Auto-disable thresholds.
+    pub disable: DisablePolicy,
+}
+
+impl WorkerSettings {
+    /// From configuration.
+    pub fn from_config(c: &Config) -> Self {
+        Self {
+            concurrency: c.worker.concurrency,
+            lease: Duration::from_millis(c.worker.lease_ms),
+            poll_interval: Duration::from_millis(c.worker.poll_interval_ms),
+            shutdown_grace: Duration::from_millis(c.worker.shutdown_grace_ms),
+            retry: c.retry_policy(),
+            disable: c.disable_policy(),
+        }
+    }
+}
+
+/// What one turn did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Nothing was due.
+    Idle,
+    /// This many deliveries were attempted.
+    Worked(usize),
+}
+
+type BuiltDestination = (Timestamp, Arc<dyn Destination>);
+
+/// The delivery worker.
+#[derive(Clone)]
+pub struct Worker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    storage: Arc<dyn Storage>,
+    destinations: Destinations,
+    clock: Arc<dyn Clock>,
+    wake: Arc<Notify>,
+    permits: Arc<Semaphore>,
+    settings: WorkerSettings,
+    built: Mutex<HashMap<DestinationId, BuiltDestination>>,
+}
+
+impl Worker {
+    /// A worker over these parts.
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        destinations: Destinations,
+        clock: Arc<dyn Clock>,
+        wake: Arc<Notify>,
+        settings: WorkerSettings,
+    ) -> Self {
+        let permits = Arc::new(Semaphore::new(settings.concurrency as usize));
+        Self {
+            inner: Arc::new(Inner {
+                storage,
+                destinations,
+                clock,
+                wake,
+                permits,
+                settings,
+                built: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Runs until `shutdown` is cancelled, then waits up to the grace period for attempts in
+    /// flight. Unfinished attempts keep their lease and are retried after it expires.
+    ///
+    /// # Errors
+    /// Never on its own: storage errors are logged and retried after a pause.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let tracker = TaskTracker::new();
+        let inner = &self.inner;
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let free = inner.permits.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    () = inner.wake.notified() => {}
+                    () = shutdown.cancelled() => break,
+                }
+                continue;
+            }
+            let claimed =
+                match inner.storage.claim_due_deliveries(inner.clock.now(), free as u32, inner.settings.lease).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "claiming deliveries failed; retrying shortly");
+                        tokio::select! {
+                            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                            () = shutdown.cancelled() => break,
+                        }
+                        continue;
+                    }
+                };
+            let full_batch = claimed.len() == free;
+            for c in claimed {
+                let permit = Arc::clone(&inner.permits).acquire_owned().await.expect("the semaphore is never closed");
+                let worker = self.clone();
+                tracker.spawn(async move {
+                    worker.attempt_and_record(c).await;
+                    drop(permit);
+                    worker.inner.wake.notify_one();
+                });
+            }
+            if full_batch {
+                continue;
+            }
+            let sleep = self.idle_sleep().await;
+            tokio::select! {
+                () = inner.wake.notified() => {}
+                () = tokio::time::sleep(sleep) => {}
+                () = shutdown.cancelled() => break,
+            }
+        }
+        tracker.close();
+        if tokio::time::timeout(inner.settings.shutdown_grace, tracker.wait()).await.is_err() {
+            tracing::warn!(
+                in_flight = tracker.len(),
+                "shutdown grace elapsed; unfinished attempts will be retried after their lease"
+            );
+        }
+        Ok(())
+    }
+
+    async fn idle_sleep(&self) -> Duration {
+        let poll = self.inner.settings.poll_interval;
+        match self.inner.storage.next_due_at().await {
+            Ok(Some(due)) => due.since(self.inner.clock.now()).min(poll),
+            _ => poll,
+        }
+    }
+
+    /// One turn for tests and tools: claims what is due and waits for every attempt.
+    ///
+    /// # Errors
+    /// Storage errors from the claim.
+    pub async fn run_once(&self) -> leadrelay_core::storage::Result<RunOutcome> {
+        let claimed = self
+            .inner
+            .storage
+            .claim_due_deliveries(self.inner.clock.now(), self.inner.settings.concurrency, self.inner.settings.lease)
+            .await?;
+        if claimed.is_empty() {
+            return Ok(RunOutcome::Idle);
+        }
+        let n = claimed.len();
+        let tasks: Vec<_> = claimed
+            .into_iter()
+            .map(|c| {
+                let w = self.clone();
+                tokio::spawn(async move { w.attempt_and_record(c).await })
+            })
+            .collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+        Ok(RunOutcome::Worked(n))
+    }
+
+    fn destination_for(&self, c: &Claimed) -> Result<Arc<dyn Destination>, DestinationError> {
+        let record = &c.destination;
+        let mut built = self.inner.built.lock().expect("destination cache");
+        if let Some((version, d)) = built.get(&record.id)
+            && *version == record.updated_at
+        {
+            return Ok(Arc::clone(d));
+        }
+        let connector = self.inner.destinations.get(&record.kind).ok_or_else(|| {
+            DestinationError::transient(format!("no connector for kind '{}' in this build", record.kind))
+        })?;
+        let d = connector.build(&record.settings)?;
+        built.insert(record.id.clone(), (record.updated_at, Arc::clone(&d)));
+        Ok(d)
+    }
+}

@@ -1,0 +1,357 @@
+//! The outbox: claiming due deliveries under a lease, recording attempts, retry and replay.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use leadrelay_core::storage::{
+    AttemptRecord, Claimed, Delivery, DeliveryFilter, NextState, Page, PageRequest, QueueStats, ReplayRequest, Result,
+    StorageError,
+};
+use leadrelay_core::{DeliveryId, Timestamp};
+use rusqlite::types::Value;
+use rusqlite::{OptionalExtension, params};
+
+use crate::rows::{
+    DELIVERY_COLUMNS, DESTINATION_COLUMNS, LEAD_COLUMNS, delivery_from_row, delivery_row, destination_from_row,
+    destination_row, lead_row,
+};
+use crate::{SqliteStore, map_err};
+
+// Claiming moves next_attempt_at to the lease's end: the row is hidden until then, and comes back
+// by itself if the worker dies. The lease token says whose result may be recorded.
+const CLAIM: &str = "UPDATE deliveries SET next_attempt_at = ?1, lease_token = ?2
+     WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?3
+                  ORDER BY next_attempt_at LIMIT ?4)
+     RETURNING id";
+
+pub(crate) async fn claim_due(
+    store: &SqliteStore,
+    now: Timestamp,
+    limit: u32,
+    lease: Duration,
+) -> Result<Vec<Claimed>> {
+    let token = uuid_token(now);
+    let lease_end = now.plus(lease).as_millis();
+    let claim_token = token.clone();
+    let ids: Vec<String> = store
+        .write(move |c| {
+            let mut stmt = c.prepare_cached(CLAIM).map_err(map_err)?;
+            let rows = stmt
+                .query_map(params![lease_end, claim_token, now.as_millis(), limit], |r| r.get(0))
+                .map_err(map_err)?;
+            rows.collect::<rusqlite::Result<Vec<String>>>().map_err(map_err)
+        })
+        .await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids_json = serde_json::to_string(&ids).unwrap_or_default();
+    store
+        .read(move |c| {
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id IN (SELECT value FROM json_each(?1))"
+                ))
+                .map_err(map_err)?;
+            let deliveries: Vec<Delivery> = stmt
+                .query_map([&ids_json], delivery_row)
+                .map_err(map_err)?
+                .map(|r| r.map_err(map_err).and_then(delivery_from_row))
+                .collect::<Result<_>>()?;
+            let lead_ids: Vec<&str> = deliveries.iter().map(|d| d.lead_id.as_str()).collect();
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "SELECT {LEAD_COLUMNS} FROM leads WHERE id IN (SELECT value FROM json_each(?1))"
+                ))
+                .map_err(map_err)?;
+            let leads: HashMap<String, leadrelay_core::Lead> = stmt
+                .query_map([serde_json::to_string(&lead_ids).unwrap_or_default()], lead_row)
+                .map_err(map_err)?
+                .map(|r| r.map_err(map_err).and_then(|r| r.into_lead()).map(|l| (l.id.as_str().to_owned(), l)))
+                .collect::<Result<_>>()?;
+            let mut dest_ids: Vec<&str> = deliveries.iter().map(|d| d.destination.as_str()).collect();
+            dest_ids.sort_unstable();
+            dest_ids.dedup();
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "SELECT {DESTINATION_COLUMNS} FROM destinations WHERE id IN (SELECT value FROM json_each(?1))"
+                ))
+                .map_err(map_err)?;
+            let destinations: HashMap<String, leadrelay_core::destination::DestinationRecord> = stmt
+                .query_map([serde_json::to_string(&dest_ids).unwrap_or_default()], destination_row)
+                .map_err(map_err)?
+                .map(|r| r.map_err(map_err).and_then(destination_from_row).map(|d| (d.id.as_str().to_owned(), d)))
+                .collect::<Result<_>>()?;
+            deliveries
+                .into_iter()
+                .map(|d| {
+                    let lead = leads.get(d.lead_id.as_str()).cloned().ok_or(StorageError::NotFound)?;
+                    let destination =
+                        destinations.get(d.destination.as_str()).cloned().ok_or(StorageError::NotFound)?;
+                    Ok(Claimed { delivery: d, lead, destination, lease_token: token.clone() })
+                })
+                .collect()
+        })
+        .await
+}
+
+fn uuid_token(now: Timestamp) -> String {
+    DeliveryId::generate(now).as_str().trim_start_matches(DeliveryId::PREFIX).to_owned()
+}
+
+const INSERT_ATTEMPT: &str =
+    "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code, error_class, message, excerpt)
+     VALUES (?1, (SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE delivery_id = ?1), ?2, ?3, ?4, ?5, ?6, ?7)";
+
+// A retry of a delivery whose destination was disabled meanwhile is parked (NULL due time).
+const SET_NEXT_STATE: &str = "UPDATE deliveries SET status = ?3, attempts = attempts + ?4,
+         next_attempt_at = CASE WHEN ?3 = 'pending' AND (SELECT enabled FROM destinations WHERE id = destination_id) THEN ?5 ELSE NULL END,
+         lease_token = NULL, last_error = ?6, updated_at = ?7
+     WHERE id = ?1 AND lease_token = ?2";
+
+const HEALTH_SUCCESS: &str = "UPDATE destinations SET consecutive_failures = 0, failing_since = NULL WHERE id = ?1";
+const HEALTH_FAILURE: &str = "UPDATE destinations SET consecutive_failures = consecutive_failures + 1,
+     failing_since = COALESCE(failing_since, ?2) WHERE id = ?1";
+const DISABLE: &str =
+    "UPDATE destinations SET enabled = 0, disabled_reason = ?2, updated_at = ?3 WHERE id = ?1 AND enabled";
+
+pub(crate) async fn record_attempts(store: &SqliteStore, records: &[AttemptRecord]) -> Result<()> {
+    let records = records.to_vec();
+    store
+        .write(move |c| {
+            for r in &records {
+                let a = &r.attempt;
+                let ended = a.started_at.plus(Duration::from_millis(a.duration_ms)).as_millis();
+                c.prepare_cached(INSERT_ATTEMPT)
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            a.delivery_id.as_str(),
+                            a.started_at.as_millis(),
+                            i64::try_from(a.duration_ms).unwrap_or(i64::MAX),
+                            a.status_code,
+                            a.error_class.map(|e| e.as_str()),
+                            a.message,
+                            a.excerpt
+                        ])
+                    })
+                    .map_err(map_err)?;
+                let (status, counts, due) = match &r.next {
+                    NextState::Delivered => ("delivered", 1, None),
+                    NextState::RetryAt { at, counts } => ("pending", u32::from(*counts), Some(at.as_millis())),
+                    NextState::Dead => ("dead", 1, None),
+                };
+                let last_error = if matches!(r.next, NextState::Delivered) { None } else { a.message.clone() };
+                let changed = c
+                    .prepare_cached(SET_NEXT_STATE)
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            a.delivery_id.as_str(),
+                            r.lease_token,
+                            status,
+                            counts,
+                            due,
+                            last_error,
+                            ended
+                        ])
+                    })
+                    .map_err(map_err)?;
+                if changed == 0 {
+                    // Our lease expired and another worker owns the delivery now: the attempt
+                    // is logged, the state is theirs to set.
+                    continue;
+                }
+                let dest = r.destination.as_str();
+                if a.error_class.is_none() {
+                    c.prepare_cached(HEALTH_SUCCESS).and_then(|mut s| s.execute([dest])).map_err(map_err)?;
+                } else {
+                    c.prepare_cached(HEALTH_FAILURE)
+                        .and_then(|mut s| s.execute(params![dest, a.started_at.as_millis()]))
+                        .map_err(map_err)?;
+                }
+                if let Some(reason) = &r.disable_destination {
+                    let n = c.execute(DISABLE, params![dest, reason, ended]).map_err(map_err)?;
+                    if n > 0 {
+                        crate::catalog::pause_or_resume(c, dest, false, ended)?;
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+}
+
+pub(crate) async fn next_due_at(store: &SqliteStore) -> Result<Option<Timestamp>> {
+    store
+        .read(|c| {
+            c.prepare_cached("SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'")
+                .and_then(|mut s| s.query_row([], |r| r.get::<_, Option<i64>>(0)))
+                .map(|v| v.map(Timestamp::from_millis))
+                .map_err(map_err)
+        })
+        .await
+}
+
+fn read_delivery(c: &rusqlite::Connection, id: &str) -> Result<Delivery> {
+    let row = c
+        .prepare_cached(&format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1"))
+        .and_then(|mut s| s.query_row([id], delivery_row))
+        .map_err(map_err)?;
+    delivery_from_row(row)
+}
+
+pub(crate) async fn get_delivery(store: &SqliteStore, id: &DeliveryId) -> Result<Delivery> {
+    let id = id.as_str().to_owned();
+    store.read(move |c| read_delivery(c, &id)).await
+}
+
+pub(crate) async fn list_deliveries(
+    store: &SqliteStore,
+    filter: &DeliveryFilter,
+    page: &PageRequest,
+) -> Result<Page<Delivery>> {
+    let mut sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE 1 = 1");
+    let mut args: Vec<Value> = Vec::new();
+    let mut push = |clause: &str, v: Value| {
+        args.push(v);
+        sql.push_str(&format!(" AND {clause} ?{}", args.len()));
+    };
+    if let Some(p) = &filter.publisher {
+        push("publisher_id =", Value::Text(p.as_str().to_owned()));
+    }
+    if let Some(s) = filter.status {
+        push("status =", Value::Text(s.as_str().to_owned()));
+    }
+    if let Some(d) = &filter.destination {
+        push("destination_id =", Value::Text(d.as_str().to_owned()));
+    }
+    if let Some(cursor) = &page.cursor {
+        push("id <", Value::Text(cursor.clone()));
+    }
+    let limit = page.limit.max(1);
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", u64::from(limit) + 1));
+    store
+        .read(move |c| {
+            let mut stmt = c.prepare(&sql).map_err(map_err)?;
+            let mut items: Vec<Delivery> = stmt
+                .query_map(rusqlite::params_from_iter(args), delivery_row)
+                .map_err(map_err)?
+                .map(|r| r.map_err(map_err).and_then(delivery_from_row))
+                .collect::<Result<_>>()?;
+            let next_cursor = if items.len() > limit as usize {
+                items.truncate(limit as usize);
+                items.last().map(|d| d.id.as_str().to_owned())
+            } else {
+                None
+            };
+            Ok(Page { items, next_cursor })
+        })
+        .await
+}
+
+// Makes a delivery due now with a fresh attempt budget, or parks it if its destination is
+// disabled. Deliveries in flight (leased, lease not expired) are left alone.
+const RESET: &str = "UPDATE deliveries SET status = 'pending', attempts = 0, lease_token = NULL, updated_at = ?2,
+         next_attempt_at = CASE WHEN (SELECT enabled FROM destinations WHERE id = destination_id) THEN ?2 ELSE NULL END
+     WHERE id = ?1 AND NOT (status = 'pending' AND lease_token IS NOT NULL AND next_attempt_at > ?2)";
+
+pub(crate) async fn retry_delivery(store: &SqliteStore, id: &DeliveryId, now: Timestamp) -> Result<Delivery> {
+    let id = id.as_str().to_owned();
+    store
+        .write(move |c| {
+            let n =
+                c.prepare_cached(RESET).and_then(|mut s| s.execute(params![id, now.as_millis()])).map_err(map_err)?;
+            if n == 0 {
+                // Either it does not exist or it is in flight right now.
+                read_delivery(c, &id)?;
+                return Err(StorageError::Conflict);
+            }
+            read_delivery(c, &id)
+        })
+        .await
+}
+
+pub(crate) async fn replay(store: &SqliteStore, req: &ReplayRequest, now: Timestamp) -> Result<u64> {
+    let req = req.clone();
+    store
+        .write(move |c| {
+            let dest = c
+                .prepare_cached(&format!("SELECT {DESTINATION_COLUMNS} FROM destinations WHERE id = ?1"))
+                .and_then(|mut s| s.query_row([req.destination.as_str()], destination_row))
+                .optional()
+                .map_err(map_err)?
+                .ok_or(StorageError::NotFound)
+                .and_then(destination_from_row)?;
+            let since = req.since.map_or(i64::MIN, Timestamp::as_millis);
+            let until = req.until.map_or(i64::MAX, Timestamp::as_millis);
+            let status_clause = if req.only_dead { "status = 'dead'" } else { "1 = 1" };
+            let ids: Vec<String> = {
+                let mut stmt = c
+                    .prepare(&format!(
+                        "SELECT id FROM deliveries WHERE destination_id = ?1 AND {status_clause}
+                         AND lead_received_at >= ?2 AND lead_received_at < ?3"
+                    ))
+                    .map_err(map_err)?;
+                let rows = stmt.query_map(params![dest.id.as_str(), since, until], |r| r.get(0)).map_err(map_err)?;
+                rows.collect::<rusqlite::Result<_>>().map_err(map_err)?
+            };
+            let mut count = 0u64;
+            for id in &ids {
+                count += c.prepare_cached(RESET).and_then(|mut s| s.execute(params![id, now.as_millis()])).map_err(map_err)? as u64;
+            }
+            if req.only_dead {
+                return Ok(count);
+            }
+            // Leads of the range that never got a row for this destination (received before it
+            // existed, or before it listed their offer) get one now.
+            let offers = crate::rows::offers_json(&dest.offers);
+            let missing: Vec<(String, i64)> = {
+                let mut stmt = c
+                    .prepare(
+                        "SELECT l.id, l.received_at FROM leads l
+                         WHERE l.publisher_id = ?1 AND l.received_at >= ?2 AND l.received_at < ?3
+                           AND (?4 IS NULL OR l.offer_id IN (SELECT value FROM json_each(?4)))
+                           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.lead_id = l.id AND d.destination_id = ?5)",
+                    )
+                    .map_err(map_err)?;
+                let rows = stmt
+                    .query_map(params![dest.publisher.as_str(), since, until, offers, dest.id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(map_err)?;
+                rows.collect::<rusqlite::Result<_>>().map_err(map_err)?
+            };
+            let due = dest.enabled.then_some(now.as_millis());
+            for (lead_id, received_at) in missing {
+                c.prepare_cached(
+                    "INSERT INTO deliveries (id, lead_id, destination_id, publisher_id, status, attempts, next_attempt_at,
+                         lease_token, last_error, lead_received_at, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, NULL, NULL, ?6, ?7, ?7)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        DeliveryId::generate(now).as_str(),
+                        lead_id,
+                        dest.id.as_str(),
+                        dest.publisher.as_str(),
+                        due,
+                        received_at,
+                        now.as_millis()
+                    ])
+                })
+                .map_err(map_err)?;
+                count += 1;
+            }
+            Ok(count)
+        })
+        .await
+}
+
+pub(crate) async fn queue_stats(store: &SqliteStore) -> Result<QueueStats> {
+    store
+        .read(|c| {
+            c.prepare_cached(
+                "SELECT (SELECT COUNT(*) FROM deliveries WHERE status = 'pending'), (SELECT COUNT(*) FROM deliveries WHERE status = 'dead')",
+            )
+            .and_then(|mut s| s.query_row([], |r| Ok(QueueStats { pending: r.get(0)?, dead: r.get(1)? })))
+            .map_err(map_err)
+        })
+        .await
+}

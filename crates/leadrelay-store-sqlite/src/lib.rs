@@ -1,0 +1,396 @@
+//! SQLite storage: one writer thread that commits many callers' writes in one transaction
+//! (group commit), and a small pool of reader connections. WAL with `synchronous=FULL`, so an
+//! acknowledged write survives a crash or power loss.
+//!
+//! Why a writer thread rather than a connection pool: SQLite allows one writer at a time, so a
+//! pool of writers only queues on the file lock. One thread that drains every waiting write into
+//! a single transaction pays one fsync for the whole batch; each caller is answered only after
+//! that commit. Every job runs inside its own savepoint, so one caller's failure rolls back only
+//! its own writes.
+
+mod catalog;
+mod deliveries;
+mod leads;
+mod rows;
+
+pub use rusqlite::Connection;
+
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use leadrelay_core::storage::{Result, StorageError};
+use rusqlite::OpenFlags;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+/// Migrations in order; the number is the schema version.
+pub const MIGRATIONS: &[(&str, &str)] = &[("0001_initial", include_str!("../migrations/0001_initial.sql"))];
+
+/// How many writes at most share one transaction.
+const MAX_BATCH: usize = 1024;
+/// How many writes may wait for the writer before callers wait to enqueue.
+const QUEUE_DEPTH: usize = 8192;
+/// Reader connections.
+const READERS: usize = 4;
+
+type Completion = Box<dyn FnOnce(Option<&str>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
+
+/// The SQLite backend.
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: mpsc::Sender<Job>,
+    readers: Arc<ReaderPool>,
+    path: PathBuf,
+}
+
+struct ReaderPool {
+    idle: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StorageError {
+    StorageError::Unavailable(e.to_string())
+}
+
+/// Maps a driver error: constraint violations become `Conflict` / `NotFound`, busy and I/O
+/// errors `Unavailable`, the rest `Other`.
+pub(crate) fn map_err(e: rusqlite::Error) -> StorageError {
+    use rusqlite::ErrorCode;
+    match &e {
+        rusqlite::Error::QueryReturnedNoRows => StorageError::NotFound,
+        rusqlite::Error::SqliteFailure(f, _) => match f.code {
+            ErrorCode::ConstraintViolation if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
+                StorageError::NotFound
+            }
+            ErrorCode::ConstraintViolation => StorageError::Conflict,
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::SystemIoFailure | ErrorCode::DiskFull => {
+                unavailable(e)
+            }
+            _ => StorageError::Other(Box::new(e)),
+        },
+        _ => StorageError::Other(Box::new(e)),
+    }
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -16000;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+/// The schema version recorded in the database (0 for a new file).
+fn schema_version(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT;",
+    )?;
+    conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get::<_, i64>(0))
+        .map(|v| usize::try_from(v).unwrap_or(0))
+}
+
+/// Applies pending migrations; refuses a database newer than this build.
+///
+/// # Errors
+/// `Other` when the schema is newer than this binary or a migration fails.
+pub fn migrate(conn: &mut Connection) -> Result<usize> {
+    let current = schema_version(conn).map_err(map_err)?;
+    if current > MIGRATIONS.len() {
+        return Err(StorageError::Other(
+            format!(
+                "the database schema is version {current} but this leadrelay knows only up to {}; run a newer leadrelay",
+                MIGRATIONS.len()
+            )
+            .into(),
+        ));
+    }
+    let tx = conn.transaction().map_err(map_err)?;
+    for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(current) {
+        tx.execute_batch(sql).map_err(map_err)?;
+        let now = leadrelay_core::Clock::now(&leadrelay_core::SystemClock).as_millis();
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            rusqlite::params![i64::try_from(i + 1).unwrap_or(i64::MAX), name, now],
+        )
+        .map_err(map_err)?;
+    }
+    tx.commit().map_err(map_err)?;
+    Ok(MIGRATIONS.len() - current)
+}
+
+/// How to open the store.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    /// Apply pending migrations (otherwise refuse an out-of-date schema).
+    pub migrate: bool,
+    /// This process is the only one using the file (it holds the data-dir lock), so leases left
+    /// by a previous process that died are released at once instead of waiting them out.
+    pub release_stale_leases: bool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `path` and starts the writer thread.
+    ///
+    /// # Errors
+    /// `Unavailable` if the file cannot be opened; `Other` if the schema is out of date and
+    /// `migrate` is off, or newer than this build.
+    pub fn open(path: &Path, options: OpenOptions) -> Result<Self> {
+        let mut conn = Connection::open(path).map_err(map_err)?;
+        configure(&conn).map_err(map_err)?;
+        if options.migrate {
+            migrate(&mut conn)?;
+        } else {
+            let v = schema_version(&conn).map_err(map_err)?;
+            if v != MIGRATIONS.len() {
+                return Err(StorageError::Other(
+                    format!(
+                        "the database schema is version {v}, this leadrelay expects {}; run `leadrelay migrate`",
+                        MIGRATIONS.len()
+                    )
+                    .into(),
+                ));
+            }
+        }
+        if options.release_stale_leases {
+            let now = leadrelay_core::Clock::now(&leadrelay_core::SystemClock).as_millis();
+            conn.execute(
+                "UPDATE deliveries SET lease_token = NULL, next_attempt_at = ?1
+                 WHERE status = 'pending' AND lease_token IS NOT NULL AND next_attempt_at IS NOT NULL",
+                [now],
+            )
+            .map_err(map_err)?;
+        }
+        let mut idle = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let r =
+                Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                    .map_err(map_err)?;
+            r.busy_timeout(Duration::from_secs(10)).map_err(map_err)?;
+            r.set_prepared_statement_cache_capacity(64);
+            idle.push(r);
+        }
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(unavailable)?;
+        Ok(Self {
+            writer: tx,
+            readers: Arc::new(ReaderPool { idle: Mutex::new(idle), permits: Semaphore::new(READERS) }),
+            path: path.to_owned(),
+        })
+    }
+
+    /// Runs `f` inside the next group-commit transaction and answers after the commit.
+    pub(crate) async fn write<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = f(conn);
+            let ok = result.is_ok();
+            let completion: Completion = Box::new(move |commit_error| {
+                let outcome = match commit_error {
+                    Some(e) if ok => Err(unavailable(format!("commit failed: {e}"))),
+                    _ => result,
+                };
+                let _ = tx.send(outcome);
+            });
+            (ok, completion)
+        });
+        self.writer.send(job).await.map_err(|_| unavailable("the SQLite writer has stopped"))?;
+        rx.await.map_err(|_| unavailable("the SQLite writer has stopped"))?
+    }
+
+    /// Runs `f` on a reader connection (a consistent snapshot of committed data).
+    pub(crate) async fn read<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        let _permit = self.readers.permits.acquire().await.map_err(unavailable)?;
+        let pool = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.idle.lock().map_err(|_| unavailable("reader pool poisoned"))?.pop();
+            let conn = conn.ok_or_else(|| unavailable("no idle reader"))?;
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| f(&conn)));
+            if let Ok(mut idle) = pool.idle.lock() {
+                idle.push(conn);
+            }
+            result.unwrap_or_else(|_| Err(StorageError::Other("a read panicked".into())))
+        })
+        .await
+        .map_err(unavailable)?
+    }
+}
+
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // Dropping the jobs drops their answer channels: each caller gets `Unavailable`.
+            batch.clear();
+            tracing::error!(error = %e, "sqlite writer could not begin a transaction");
+            continue;
+        }
+        for job in batch.drain(..) {
+            let savepoint = conn.execute_batch("SAVEPOINT job");
+            let (ok, completion) = std::panic::catch_unwind(AssertUnwindSafe(|| job(&conn)))
+                .unwrap_or_else(|_| (false, Box::new(|_: Option<&str>| {}) as Completion));
+            if savepoint.is_ok() {
+                let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+                if let Err(e) = conn.execute_batch(end) {
+                    tracing::error!(error = %e, "sqlite writer could not end a savepoint");
+                }
+            }
+            completions.push(completion);
+        }
+        let commit_error = conn.execute_batch("COMMIT").err().map(|e| e.to_string());
+        if commit_error.is_some() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for c in completions {
+            c(commit_error.as_deref());
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl leadrelay_core::storage::Storage for SqliteStore {
+    async fn create_publisher(&self, p: &leadrelay_core::storage::Publisher) -> Result<()> {
+        catalog::create_publisher(self, p).await
+    }
+    async fn get_publisher(&self, id: &leadrelay_core::PublisherId) -> Result<leadrelay_core::storage::Publisher> {
+        catalog::get_publisher(self, id).await
+    }
+    async fn upsert_offer(&self, offer: &leadrelay_core::storage::Offer) -> Result<leadrelay_core::storage::Upserted> {
+        catalog::upsert_offer(self, offer).await
+    }
+    async fn get_offer(&self, id: &leadrelay_core::OfferId) -> Result<leadrelay_core::storage::Offer> {
+        catalog::get_offer(self, id).await
+    }
+    async fn list_offers(
+        &self,
+        publisher: &leadrelay_core::PublisherId,
+    ) -> Result<Vec<leadrelay_core::storage::Offer>> {
+        catalog::list_offers(self, publisher).await
+    }
+    async fn create_destination(&self, d: &leadrelay_core::destination::DestinationRecord) -> Result<()> {
+        catalog::create_destination(self, d).await
+    }
+    async fn get_destination(
+        &self,
+        id: &leadrelay_core::DestinationId,
+    ) -> Result<leadrelay_core::destination::DestinationRecord> {
+        catalog::get_destination(self, id).await
+    }
+    async fn list_destinations(
+        &self,
+        p: &leadrelay_core::PublisherId,
+    ) -> Result<Vec<leadrelay_core::destination::DestinationRecord>> {
+        catalog::list_destinations(self, p).await
+    }
+    async fn set_destination_enabled(
+        &self,
+        id: &leadrelay_core::DestinationId,
+        enabled: bool,
+        reason: Option<&str>,
+        now: leadrelay_core::Timestamp,
+    ) -> Result<()> {
+        catalog::set_destination_enabled(self, id, enabled, reason, now).await
+    }
+    async fn create_ingest_key(&self, key: &leadrelay_core::storage::IngestKey) -> Result<()> {
+        catalog::create_ingest_key(self, key).await
+    }
+    async fn find_ingest_key(&self, key_hash: &str) -> Result<leadrelay_core::storage::IngestKey> {
+        catalog::find_ingest_key(self, key_hash).await
+    }
+    async fn revoke_ingest_key(
+        &self,
+        p: &leadrelay_core::PublisherId,
+        id: &leadrelay_core::IngestKeyId,
+        now: leadrelay_core::Timestamp,
+    ) -> Result<()> {
+        catalog::revoke_ingest_key(self, p, id, now).await
+    }
+    async fn insert_leads(&self, leads: &[leadrelay_core::storage::LeadWithDeliveries]) -> Result<()> {
+        leads::insert_leads(self, leads).await
+    }
+    async fn get_lead(&self, id: &leadrelay_core::LeadId) -> Result<leadrelay_core::storage::LeadDetail> {
+        leads::get_lead(self, id).await
+    }
+    async fn list_leads(
+        &self,
+        filter: &leadrelay_core::storage::LeadFilter,
+        page: &leadrelay_core::storage::PageRequest,
+    ) -> Result<leadrelay_core::storage::Page<leadrelay_core::Lead>> {
+        leads::list_leads(self, filter, page).await
+    }
+    async fn claim_due_deliveries(
+        &self,
+        now: leadrelay_core::Timestamp,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<leadrelay_core::storage::Claimed>> {
+        deliveries::claim_due(self, now, limit, lease).await
+    }
+    async fn record_attempts(&self, records: &[leadrelay_core::storage::AttemptRecord]) -> Result<()> {
+        deliveries::record_attempts(self, records).await
+    }
+    async fn next_due_at(&self) -> Result<Option<leadrelay_core::Timestamp>> {
+        deliveries::next_due_at(self).await
+    }
+    async fn get_delivery(&self, id: &leadrelay_core::DeliveryId) -> Result<leadrelay_core::storage::Delivery> {
+        deliveries::get_delivery(self, id).await
+    }
+    async fn list_deliveries(
+        &self,
+        filter: &leadrelay_core::storage::DeliveryFilter,
+        page: &leadrelay_core::storage::PageRequest,
+    ) -> Result<leadrelay_core::storage::Page<leadrelay_core::storage::Delivery>> {
+        deliveries::list_deliveries(self, filter, page).await
+    }
+    async fn retry_delivery(
+        &self,
+        id: &leadrelay_core::DeliveryId,
+        now: leadrelay_core::Timestamp,
+    ) -> Result<leadrelay_core::storage::Delivery> {
+        deliveries::retry_delivery(self, id, now).await
+    }
+    async fn replay(
+        &self,
+        request: &leadrelay_core::storage::ReplayRequest,
+        now: leadrelay_core::Timestamp,
+    ) -> Result<u64> {
+        deliveries::replay(self, request, now).await
+    }
+    async fn queue_stats(&self) -> Result<leadrelay_core::storage::QueueStats> {
+        deliveries::queue_stats(self).await
+    }
+    async fn ping(&self) -> Result<()> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err)).await
+    }
+}

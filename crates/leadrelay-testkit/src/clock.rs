@@ -1,0 +1,33 @@
+//! A clock that tests move by hand.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use leadrelay_core::{Clock, Timestamp};
+
+/// A clock that only moves when told to.
+#[derive(Debug)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    /// A clock showing `start`.
+    pub fn new(start: Timestamp) -> Self {
+        Self(AtomicI64::new(start.as_millis()))
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, d: Duration) {
+        self.0.fetch_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX), Ordering::SeqCst);
+    }
+
+    /// Sets the clock.
+    pub fn set(&self, t: Timestamp) {
+        self.0.store(t.as_millis(), Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.0.load(Ordering::SeqCst))
+    }
+}

@@ -1,0 +1,92 @@
+//! `leadrelay serve`: API + workers on one process, with a data-dir lock so two processes never
+//! share one SQLite file.
+
+use std::fs::File;
+use std::sync::Arc;
+
+use anyhow::Context;
+use leadrelay_core::SystemClock;
+use leadrelay_destinations::HttpsOptions;
+use leadrelay_server::auth::AdminToken;
+use leadrelay_server::config::Config;
+use leadrelay_server::{Application, Parts};
+use leadrelay_store_sqlite::OpenOptions;
+use tokio_util::sync::CancellationToken;
+
+/// Runs until Ctrl-C or SIGTERM.
+pub async fn run(mut config: Config, listen: Option<String>) -> anyhow::Result<()> {
+    if let Some(l) = listen {
+        config.server.listen = l;
+        config.validate().map_err(anyhow::Error::msg)?;
+    }
+    leadrelay_server::telemetry::init(&config.telemetry);
+    let data_dir = config.storage.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    let lock = File::create(data_dir.join("leadrelay.lock")).context("creating the data-dir lock file")?;
+    lock.try_lock().map_err(|_| {
+        anyhow::anyhow!(
+            "another leadrelay is already serving from {}; stop it or use another --data-dir",
+            data_dir.display()
+        )
+    })?;
+
+    let store = super::open_sqlite(
+        &config,
+        OpenOptions { migrate: config.storage.migrate_on_start, release_stale_leases: true },
+    )?;
+    let env_token = std::env::var("LEADRELAY_ADMIN_TOKEN").ok();
+    let (admin, printed) =
+        AdminToken::bootstrap(&data_dir, env_token.as_deref()).context("setting up the admin token")?;
+
+    let https = HttpsOptions {
+        allow_private: config.delivery.allow_private_destinations,
+        request_timeout: std::time::Duration::from_millis(config.delivery.request_timeout_ms),
+        connect_timeout: std::time::Duration::from_millis(config.delivery.connect_timeout_ms),
+        permanent_statuses: config.delivery.permanent_statuses.clone(),
+        ..HttpsOptions::default()
+    };
+    let parts =
+        Parts { storage: store, destinations: leadrelay_destinations::registry(https), clock: Arc::new(SystemClock) };
+    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .with_context(|| format!("listening on {} (set --listen or LEADRELAY_SERVER__LISTEN)", config.server.listen))?;
+    let addr = listener.local_addr()?;
+    let app = Application::build(config, parts, admin)?;
+
+    println!("leadrelay listening on http://{addr}");
+    println!("data directory: {}", std::fs::canonicalize(&data_dir).unwrap_or(data_dir).display());
+    match printed {
+        Some(token) => println!("admin token (shown once, stored hashed): {token}"),
+        None => println!("admin token: set earlier (LEADRELAY_ADMIN_TOKEN or the stored hash)"),
+    }
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(on_signal(shutdown.clone()));
+    app.run(listener, shutdown).await?;
+    drop(lock);
+    Ok(())
+}
+
+async fn on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                shutdown.cancel();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down: finishing in-flight requests and deliveries");
+    shutdown.cancel();
+}

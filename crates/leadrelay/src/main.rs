@@ -1,0 +1,89 @@
+//! The `leadrelay` binary: picks the storage backend and the connectors, then runs a command.
+
+mod cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// leadrelay: durable marketplace leads, delivered to every CRM.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// A TOML file with settings (over the built-in defaults; LEADRELAY_* variables win).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Data directory (overrides storage.data_dir).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the API and the delivery workers.
+    Serve {
+        /// Listen address (overrides server.listen), e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the effective configuration (secrets redacted).
+    Config,
+    /// Work with stored leads.
+    Leads {
+        #[command(subcommand)]
+        command: LeadsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LeadsCommand {
+    /// List leads, newest first.
+    List {
+        /// Only this publisher.
+        #[arg(long)]
+        publisher: Option<String>,
+        /// Only this offer (publisherid.offerid).
+        #[arg(long)]
+        offer: Option<String>,
+        /// How many at most.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let config = cmd::load_config(cli.config.as_deref(), cli.data_dir.as_deref())?;
+        match cli.command {
+            Command::Serve { listen } => cmd::serve::run(config, listen).await,
+            Command::Migrate => cmd::migrate::run(&config),
+            Command::Config => cmd::print_config(&config),
+            Command::Leads { command: LeadsCommand::List { publisher, offer, limit, json } } => {
+                cmd::leads::list(&config, publisher, offer, limit, json).await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
