@@ -166,7 +166,12 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
-        let env = env.filter(|k| !NOT_SETTINGS.contains(&k.as_str()) && !k.as_str().starts_with("test_")).split("__");
+        let env = env
+            .filter(|k| {
+                let k = k.as_str().to_ascii_lowercase();
+                !NOT_SETTINGS.contains(&k.as_str()) && !k.starts_with("test_")
+            })
+            .split("__");
         Self::extract(figment.merge(env))
     }
 

@@ -8,7 +8,9 @@ use leadrelay_testkit::storage_contract as contract;
 
 fn fresh() -> (tempfile::TempDir, Arc<dyn Storage>) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("test.db"), OpenOptions { migrate: true, release_stale_leases: false }).unwrap();
+    let store =
+        SqliteStore::open(&dir.path().join("test.db"), OpenOptions { migrate: true, release_stale_leases: false })
+            .unwrap();
     (dir, Arc::new(store))
 }
 

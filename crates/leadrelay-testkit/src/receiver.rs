@@ -104,17 +104,11 @@ impl TestReceiver {
 
     /// Distinct `webhook-id`s of requests answered with a 2xx.
     pub fn delivered_ids(&self) -> BTreeSet<String> {
-        self.shared
-            .requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| (200..300).contains(&r.answered))
-            .filter_map(|r| r.webhook_id().map(str::to_owned))
-            .collect()
+        delivered_ids(&self.shared.requests.lock().unwrap())
     }
 
-    /// Waits until `pred` holds for the recorded requests, or panics after `timeout`.
+    /// Waits until `pred` holds for the recorded requests, or panics after `timeout`. `pred`
+    /// runs under the receiver's lock: use the slice it gets, not the receiver's methods.
     pub async fn wait_until(&self, timeout: Duration, what: &str, pred: impl Fn(&[Recorded]) -> bool) {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -128,6 +122,15 @@ impl TestReceiver {
             }
         }
     }
+}
+
+/// Distinct `webhook-id`s of the requests answered with a 2xx.
+pub fn delivered_ids(requests: &[Recorded]) -> BTreeSet<String> {
+    requests
+        .iter()
+        .filter(|r| (200..300).contains(&r.answered))
+        .filter_map(|r| r.webhook_id().map(str::to_owned))
+        .collect()
 }
 
 fn handle(shared: &Shared, headers: HeaderMap, body: Bytes) -> axum::response::Response {

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use leadrelay_core::destination::{DestinationRecord, ErrorClass};
 use leadrelay_core::storage::{
-    Attempt, AttemptRecord, DeliveryFilter, DeliveryStatus, LeadFilter, LeadWithDeliveries, NewDelivery, NextState, PageRequest,
-    Publisher, ReplayRequest, Storage, StorageError,
+    Attempt, AttemptRecord, DeliveryFilter, DeliveryStatus, LeadFilter, LeadWithDeliveries, NewDelivery, NextState,
+    PageRequest, Publisher, ReplayRequest, Storage, StorageError,
 };
 use leadrelay_core::{DeliveryId, DestinationId, Lead, LeadDraft, LeadId, LeadRules, PublisherId, Timestamp};
 
@@ -52,7 +52,8 @@ fn lead(p: &PublisherId, at: Timestamp) -> Lead {
 
 async fn insert(s: &dyn Storage, p: &PublisherId, dests: &[&DestinationRecord], at: Timestamp) -> Lead {
     let l = lead(p, at);
-    let deliveries = dests.iter().map(|d| NewDelivery { id: DeliveryId::generate(at), destination: d.id.clone() }).collect();
+    let deliveries =
+        dests.iter().map(|d| NewDelivery { id: DeliveryId::generate(at), destination: d.id.clone() }).collect();
     s.insert_leads(&[LeadWithDeliveries { lead: l.clone(), deliveries }]).await.unwrap();
     l
 }
@@ -166,7 +167,8 @@ pub async fn dead_letters_are_listed_and_replayed(s: Arc<dyn Storage>) {
     insert(&*s, &p, &[&d], T0).await;
     let c = s.claim_due_deliveries(T0, 10, LEASE).await.unwrap().remove(0);
     s.record_attempts(&[record(&c, NextState::Dead, true)]).await.unwrap();
-    let filter = DeliveryFilter { status: Some(DeliveryStatus::Dead), destination: Some(d.id.clone()), ..Default::default() };
+    let filter =
+        DeliveryFilter { status: Some(DeliveryStatus::Dead), destination: Some(d.id.clone()), ..Default::default() };
     let dead = s.list_deliveries(&filter, &PageRequest { limit: 10, cursor: None }).await.unwrap();
     assert_eq!(dead.items.len(), 1);
     let req = ReplayRequest { destination: d.id.clone(), since: None, until: None, only_dead: true };
@@ -223,7 +225,10 @@ pub async fn lead_pages_follow_the_cursor(s: Arc<dyn Storage>) {
         insert(&*s, &p, &[], T0.plus(Duration::from_secs(i))).await;
     }
     let first = s.list_leads(&LeadFilter::default(), &PageRequest { limit: 3, cursor: None }).await.unwrap();
-    let second = s.list_leads(&LeadFilter::default(), &PageRequest { limit: 3, cursor: first.next_cursor.clone() }).await.unwrap();
+    let second = s
+        .list_leads(&LeadFilter::default(), &PageRequest { limit: 3, cursor: first.next_cursor.clone() })
+        .await
+        .unwrap();
     assert_eq!(first.items.len(), 3);
     assert_eq!(second.items.len(), 2);
     assert!(second.next_cursor.is_none());

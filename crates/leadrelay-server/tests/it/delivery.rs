@@ -1,0 +1,174 @@
+//! Delivery: retries, dead letters, 410, pausing, replay.
+
+use std::time::Duration;
+
+use leadrelay_testkit::TestReceiver;
+use serde_json::json;
+
+use crate::support::{TestApp, documented_example, status_of};
+
+#[tokio::test]
+async fn a_receiver_that_fails_for_a_while_still_gets_the_lead_once_recovered() {
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let receiver = TestReceiver::start().await;
+    receiver.fail_for(Duration::from_millis(600), 503);
+    app.https_destination(&receiver.url(), None).await;
+    let path = app.ingest_path(None).await;
+    let id = app.ingest(&path, documented_example()).await.body["id"].as_str().unwrap().to_owned();
+    let lead = app.wait_for_lead(&id, "delivered after retries", |d| status_of(d) == ["delivered"]).await;
+    let log = lead["deliveries"][0]["attempt_log"].as_array().unwrap();
+    assert!(log.len() >= 2, "failed attempts are recorded: {log:#?}");
+    assert_eq!(log[0]["status_code"], 503);
+    assert_eq!(log[0]["error_class"], "transient");
+    assert_eq!(log.last().unwrap()["status_code"], 200);
+    let ids: Vec<_> = receiver.requests().iter().map(|r| r.webhook_id().unwrap().to_owned()).collect();
+    assert!(ids.iter().all(|i| i == &id), "webhook-id is stable across retries");
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_without_using_up_attempts() {
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let receiver = TestReceiver::start().await;
+    receiver.respond_with(429, Some("1"));
+    app.https_destination(&receiver.url(), None).await;
+    let path = app.ingest_path(None).await;
+    let id = app.ingest(&path, documented_example()).await.body["id"].as_str().unwrap().to_owned();
+    receiver.wait_until(Duration::from_secs(5), "the first attempt", |r| !r.is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        receiver.requests().len(),
+        1,
+        "no second attempt before Retry-After (1 s) although the schedule says 100 ms"
+    );
+    let lead = app.get(&format!("/v1/leads/{id}")).await.body;
+    assert_eq!(lead["deliveries"][0]["attempts"], 0, "a throttled attempt does not count");
+    assert_eq!(lead["deliveries"][0]["attempt_log"][0]["error_class"], "throttled");
+    receiver.respond_with(200, None);
+    app.wait_for_lead(&id, "delivered", |d| status_of(d) == ["delivered"]).await;
+}
+
+#[tokio::test]
+async fn a_permanent_failure_is_dead_lettered_at_once_and_can_be_retried() {
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let receiver = TestReceiver::start().await;
+    receiver.respond_with(404, None);
+    let (dest, _) = app.https_destination(&receiver.url(), None).await;
+    let path = app.ingest_path(None).await;
+    let id = app.ingest(&path, documented_example()).await.body["id"].as_str().unwrap().to_owned();
+    let lead = app.wait_for_lead(&id, "dead letter", |d| status_of(d) == ["dead"]).await;
+    assert_eq!(receiver.requests().len(), 1, "404 is not retried");
+    assert!(lead["deliveries"][0]["last_error"].as_str().unwrap().contains("404"));
+
+    let dead = app.get(&format!("/v1/deliveries?status=dead&destination={dest}")).await.body;
+    assert_eq!(dead["items"].as_array().unwrap().len(), 1);
+    let delivery = dead["items"][0]["id"].as_str().unwrap().to_owned();
+
+    receiver.respond_with(200, None);
+    let a = app.post(&format!("/v1/deliveries/{delivery}/retry"), json!({})).await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    app.wait_for_lead(&id, "delivered after manual retry", |d| status_of(d) == ["delivered"]).await;
+    assert!(
+        app.get(&format!("/v1/deliveries?status=dead&destination={dest}")).await.body["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn exhausted_retries_dead_letter_and_a_replay_of_dead_letters_delivers_them() {
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let receiver = TestReceiver::start().await;
+    receiver.respond_with(500, None);
+    let (dest, _) = app.https_destination(&receiver.url(), None).await;
+    let path = app.ingest_path(None).await;
+    let id = app.ingest(&path, documented_example()).await.body["id"].as_str().unwrap().to_owned();
+    let lead = app.wait_for_lead(&id, "dead after the schedule", |d| status_of(d) == ["dead"]).await;
+    assert_eq!(lead["deliveries"][0]["attempts"], 6, "the first attempt and five retries");
+    assert_eq!(receiver.requests().len(), 6);
+
+    receiver.respond_with(200, None);
+    let a = app.post(&format!("/v1/destinations/{dest}/replay"), json!({"only_dead": true})).await;
+    assert_eq!((a.status, a.body["replayed"].as_u64()), (202, Some(1)));
+    app.wait_for_lead(&id, "delivered after replay", |d| status_of(d) == ["delivered"]).await;
+}
+
+#[tokio::test]
+async fn gone_disables_the_destination_and_its_queue_waits_until_enabled() {
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let receiver = TestReceiver::start().await;
+    receiver.respond_with(410, None);
+    let (dest, _) = app.https_destination(&receiver.url(), None).await;
+    let path = app.ingest_path(None).await;
+    let first = app.ingest(&path, documented_example()).await.body["id"].as_str().unwrap().to_owned();
+    app.wait_for_lead(&first, "dead letter", |d| status_of(d) == ["dead"]).await;
+    let d = app.get(&format!("/v1/destinations/{dest}")).await.body;
+    assert_eq!(d["enabled"], false);
+    assert!(d["disabled_reason"].as_str().unwrap().contains("410"));
+
+    receiver.respond_with(200, None);
+    let second = app.ingest(&path, documented_example()).await.body["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.requests().len(), 1, "nothing is sent to a disabled destination");
+    assert_eq!(
+        status_of(app.get(&format!("/v1/leads/{second}")).await.body["deliveries"].as_array().unwrap()),
+        ["pending"]
+    );
+
+    assert_eq!(app.post(&format!("/v1/destinations/{dest}/enable"), json!({})).await.status, 200);
+    app.wait_for_lead(&second, "the backlog delivered", |d| status_of(d) == ["delivered"]).await;
+}
+
+#[tokio::test]
+async fn a_time_range_replay_sends_leads_a_new_destination_missed() {
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let path = app.ingest_path(None).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(app.ingest(&path, documented_example()).await.body["id"].as_str().unwrap().to_owned());
+    }
+    let receiver = TestReceiver::start().await;
+    let (dest, secret) = app.https_destination(&receiver.url(), None).await;
+    let a = app
+        .post(
+            &format!("/v1/destinations/{dest}/replay"),
+            json!({"since": "2020-01-01T00:00:00Z", "until": "2999-01-01"}),
+        )
+        .await;
+    assert_eq!((a.status, a.body["replayed"].as_u64()), (202, Some(3)), "{}", a.body);
+    receiver.wait_until(Duration::from_secs(10), "three replayed leads", |r| r.len() == 3).await;
+    let got: std::collections::BTreeSet<String> = receiver.delivered_ids().into_iter().collect();
+    assert_eq!(got, ids.iter().cloned().collect());
+    leadrelay_testkit::python::verify_signatures(&secret, &receiver.requests());
+
+    let a = app
+        .post(&format!("/v1/destinations/{dest}/replay"), json!({"since": "2030-01-01", "until": "2020-01-01"}))
+        .await;
+    assert_eq!((a.status, a.body["error"]["fields"][0]["path"].as_str()), (422, Some("until")));
+}
+
+#[tokio::test]
+async fn each_destination_gets_its_own_delivery_and_a_disabled_one_does_not_block_the_other() {
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let ok = TestReceiver::start().await;
+    let paused = TestReceiver::start().await;
+    app.https_destination(&ok.url(), None).await;
+    let (p, _) = app.https_destination(&paused.url(), None).await;
+    assert_eq!(app.post(&format!("/v1/destinations/{p}/disable"), json!({})).await.status, 200);
+    let path = app.ingest_path(None).await;
+    let id = app.ingest(&path, documented_example()).await.body["id"].as_str().unwrap().to_owned();
+    app.wait_for_lead(&id, "one delivered, one waiting", |d| {
+        let mut s = status_of(d);
+        s.sort_unstable();
+        s == ["delivered", "pending"]
+    })
+    .await;
+    assert!(paused.requests().is_empty());
+}

@@ -1,0 +1,175 @@
+//! `TestApp`: the real application on 127.0.0.1:0 with SQLite in a temp dir.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use leadrelay_core::SystemClock;
+use leadrelay_destinations::HttpsOptions;
+use leadrelay_server::auth::AdminToken;
+use leadrelay_server::config::Config;
+use leadrelay_server::{Application, Parts};
+use leadrelay_store_sqlite::{OpenOptions, SqliteStore};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+pub const ADMIN: &str = "test-admin-token";
+
+/// Fast retries for tests; everything else is the shipped default.
+pub const FAST: &str = r#"
+[delivery]
+allow_private_destinations = true
+retry_delays_ms = [100, 200, 300, 400, 500]
+jitter_percent = 0
+request_timeout_ms = 5000
+[worker]
+lease_ms = 15000
+poll_interval_ms = 50
+"#;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    _dir: tempfile::TempDir,
+    shutdown: CancellationToken,
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(FAST).await
+    }
+
+    pub async fn spawn_with(overrides: &str) -> Self {
+        leadrelay_server::telemetry::init_for_tests();
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::for_tests(overrides).unwrap();
+        let store = SqliteStore::open(
+            &dir.path().join("leadrelay.db"),
+            OpenOptions { migrate: true, release_stale_leases: true },
+        )
+        .unwrap();
+        let https = HttpsOptions {
+            allow_private: config.delivery.allow_private_destinations,
+            request_timeout: Duration::from_millis(config.delivery.request_timeout_ms),
+            permanent_statuses: config.delivery.permanent_statuses.clone(),
+            ..HttpsOptions::default()
+        };
+        let parts = Parts {
+            storage: Arc::new(store),
+            destinations: leadrelay_destinations::registry(https),
+            clock: Arc::new(SystemClock),
+        };
+        let app = Application::build(config, parts, AdminToken::from_plain(ADMIN)).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        tokio::spawn(app.run(listener, shutdown.clone()));
+        Self { base, client: reqwest::Client::new(), _dir: dir, shutdown }
+    }
+
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>, auth: bool) -> Answer {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if auth {
+            req = req.bearer_auth(ADMIN);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let bytes = res.bytes().await.unwrap();
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        Answer { status, body }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Answer {
+        self.send(reqwest::Method::POST, path, Some(body.to_string().into_bytes()), true).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Answer {
+        self.send(reqwest::Method::PUT, path, Some(body.to_string().into_bytes()), true).await
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send(reqwest::Method::GET, path, None, true).await
+    }
+
+    /// Publisher `contoso` with offers `contoso.crm` ("Contoso CRM") and `contoso.erp`.
+    pub async fn contoso(&self) {
+        assert_eq!(self.post("/v1/publishers", json!({"id": "contoso", "name": "Contoso"})).await.status, 201);
+        for (id, title) in [("contoso.crm", "Contoso CRM"), ("contoso.erp", "Contoso ERP")] {
+            let a =
+                self.put(&format!("/v1/publishers/contoso/offers/{id}"), json!({"title": title, "type": "saas"})).await;
+            assert_eq!(a.status, 201, "{}", a.body);
+        }
+    }
+
+    /// An https destination; returns (id, secret).
+    pub async fn https_destination(&self, url: &str, offers: Option<&[&str]>) -> (String, String) {
+        let secret = leadrelay_core::signing::WebhookSecret::from_bytes(vec![42; 32]).unwrap().to_whsec();
+        let mut body = json!({"name": "crm-hook", "kind": "https", "settings": {"url": url, "secret": secret}});
+        if let Some(o) = offers {
+            body["offers"] = json!(o);
+        }
+        let a = self.post("/v1/publishers/contoso/destinations", body).await;
+        assert_eq!(a.status, 201, "{}", a.body);
+        (a.body["id"].as_str().unwrap().to_owned(), secret)
+    }
+
+    /// An ingest key path, optionally bound to an offer.
+    pub async fn ingest_path(&self, offer: Option<&str>) -> String {
+        let body = offer.map_or(json!({}), |o| json!({"offer": o}));
+        let a = self.post("/v1/publishers/contoso/ingest-keys", body).await;
+        assert_eq!(a.status, 201, "{}", a.body);
+        a.body["path"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn ingest(&self, path: &str, body: Value) -> Answer {
+        self.send(reqwest::Method::POST, path, Some(body.to_string().into_bytes()), false).await
+    }
+
+    pub async fn lead_count(&self) -> usize {
+        self.get("/v1/leads?limit=1000").await.body["items"].as_array().unwrap().len()
+    }
+
+    /// Polls `GET /v1/leads/{id}` until `pred` holds for its deliveries.
+    pub async fn wait_for_lead(&self, id: &str, what: &str, pred: impl Fn(&[Value]) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let lead = self.get(&format!("/v1/leads/{id}")).await.body;
+            if pred(lead["deliveries"].as_array().map_or(&[][..], Vec::as_slice)) {
+                return lead;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}: {lead:#}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// The marketplace's documented HTTPS-endpoint example (2020+ docs), exactly.
+pub fn documented_example() -> Value {
+    json!({
+        "UserDetails": {
+            "FirstName": "Some", "LastName": "One", "Email": "someone@contoso.com", "Phone": "16175555555",
+            "Country": "USA", "Company": "Contoso", "Title": "Esquire"
+        },
+        "LeadSource": "AzureMarketplace",
+        "ActionCode": "INS",
+        "OfferTitle": "Test Microsoft",
+        "Description": "Test run through Power Automate"
+    })
+}
+
+pub fn status_of(deliveries: &[Value]) -> Vec<&str> {
+    deliveries.iter().map(|d| d["status"].as_str().unwrap()).collect()
+}

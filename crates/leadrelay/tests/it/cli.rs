@@ -1,0 +1,97 @@
+//! Startup output and the CLI.
+
+use std::time::Duration;
+
+use crate::support::{ADMIN, binary, serve, start};
+
+#[tokio::test]
+async fn serve_with_no_settings_prints_where_it_listens_the_data_dir_and_the_admin_token_once() {
+    let cwd = tempfile::tempdir().unwrap();
+    let mut cmd = binary();
+    cmd.current_dir(cwd.path()).args(["serve", "--listen", "127.0.0.1:0"]);
+    let mut server = start(cmd).await;
+    let banner = server.banner.join("\n");
+    assert!(banner.contains("leadrelay listening on http://127.0.0.1:"), "{banner}");
+    assert!(banner.contains("data directory:") && banner.contains("leadrelay-data"), "{banner}");
+    let token = banner
+        .lines()
+        .find_map(|l| l.strip_prefix("admin token (shown once, stored hashed): "))
+        .expect("token printed");
+    let client = crate::support::client();
+    let ok = client.get(format!("{}/v1/leads", server.base)).bearer_auth(token).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(cwd.path().join("leadrelay-data/leadrelay.db").exists());
+    let stored = std::fs::read_to_string(cwd.path().join("leadrelay-data/admin-token.sha256")).unwrap();
+    assert!(!stored.contains(token));
+    server.child.kill().await.unwrap();
+
+    let mut cmd = binary();
+    cmd.current_dir(cwd.path()).args(["serve", "--listen", "127.0.0.1:0"]);
+    let mut again = start(cmd).await;
+    assert!(!again.banner.join("\n").contains(token), "the token is printed only on first start");
+    let ok = client.get(format!("{}/v1/leads", again.base)).bearer_auth(token).send().await.unwrap();
+    assert_eq!(ok.status(), 200, "the stored hash still accepts the token");
+    again.child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_second_serve_on_the_same_data_dir_is_refused_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = start(serve(dir.path(), &[])).await;
+    let out = serve(dir.path(), &[]).output().await.unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another leadrelay is already serving"), "{err}");
+    first.child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_bad_setting_stops_startup_naming_the_key() {
+    let out = binary().args(["serve"]).env("LEADRELAY_WORKER__CONCURENCY", "4").output().await.unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("concurency"), "{err}");
+    let out = binary().args(["serve"]).env("LEADRELAY_WORKER__LEASE_MS", "1000").output().await.unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("worker.lease_ms (1000) must exceed delivery.request_timeout_ms"), "{err}");
+    let out = binary()
+        .args(["config"])
+        .env("LEADRELAY_STORAGE__URL", "postgres://u:hunter2@db/leads")
+        .output()
+        .await
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("REDACTED") && !printed.contains("hunter2"), "{printed}");
+}
+
+#[tokio::test]
+async fn migrate_and_leads_list_work_on_the_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = binary().arg("migrate").arg("--data-dir").arg(dir.path()).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 migration(s) applied"));
+
+    let mut server = start(serve(dir.path(), &[])).await;
+    let client = crate::support::client();
+    let post = |path: &str, body: serde_json::Value| {
+        client.post(format!("{}{path}", server.base)).bearer_auth(ADMIN).json(&body).send()
+    };
+    assert_eq!(
+        post("/v1/publishers", serde_json::json!({"id": "contoso", "name": "Contoso"})).await.unwrap().status(),
+        201
+    );
+    let lead = serde_json::json!({"publisher": "contoso", "lead_source": "AzureMarketplace-INS|contoso.crm"});
+    let id = post("/v1/leads", lead).await.unwrap().json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let out = binary().args(["leads", "list", "--json", "--data-dir"]).arg(dir.path()).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains(&id), "{listed}");
+    let out = binary().args(["leads", "list", "--offer", "Nope", "--data-dir"]).arg(dir.path()).output().await.unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--offer must be"));
+    server.child.kill().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}

@@ -1,0 +1,6 @@
+//! Tests of the real binary: startup output, the CLI, and the crash test that kills the
+//! process under load.
+
+mod cli;
+mod crash;
+mod support;

@@ -1,0 +1,76 @@
+//! Starting and killing the real `leadrelay` binary.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const ADMIN: &str = "crash-test-admin";
+
+pub fn binary() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_leadrelay"));
+    c.env_remove("LEADRELAY_ADMIN_TOKEN").env("RUST_LOG", "warn");
+    c
+}
+
+/// A running `leadrelay serve`.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    /// Everything it printed on stdout before it was ready.
+    pub banner: Vec<String>,
+}
+
+/// Starts `leadrelay serve` on a free port and waits for its "listening on" line.
+pub async fn start(mut cmd: Command) -> Server {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).kill_on_drop(true);
+    let mut child = cmd.spawn().expect("start leadrelay");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut banner = Vec::new();
+    let base = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let line = lines.next_line().await.expect("read stdout").expect("leadrelay exited before listening");
+            banner.push(line.clone());
+            if let Some(url) = line.strip_prefix("leadrelay listening on ") {
+                return url.trim().to_owned();
+            }
+        }
+    })
+    .await
+    .expect("leadrelay did not start within 30 s");
+    // Keep reading the banner's remaining lines so the pipe never fills.
+    let rest = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut rest = Vec::new();
+        while rest.len() < 2 {
+            match lines.next_line().await {
+                Ok(Some(l)) => rest.push(l),
+                _ => break,
+            }
+        }
+        rest
+    })
+    .await
+    .unwrap_or_default();
+    banner.extend(rest);
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Server { child, base, banner }
+}
+
+/// `leadrelay serve --listen 127.0.0.1:0 --data-dir DIR` with test settings.
+pub fn serve(data_dir: &Path, extra_env: &[(&str, &str)]) -> Command {
+    let mut c = binary();
+    c.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir).env("LEADRELAY_ADMIN_TOKEN", ADMIN);
+    for (k, v) in extra_env {
+        c.env(k, v);
+    }
+    c
+}
+
+/// An HTTP client for talking to the server under test.
+pub fn client() -> reqwest::Client {
+    leadrelay_destinations::install_crypto_provider();
+    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client")
+}
