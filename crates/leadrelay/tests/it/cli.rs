@@ -95,3 +95,61 @@ async fn migrate_and_leads_list_work_on_the_data_dir() {
     server.child.kill().await.unwrap();
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+#[tokio::test]
+async fn debug_logs_hold_no_personal_data_or_secrets() {
+    use leadrelay_testkit::TestReceiver;
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let receiver = TestReceiver::start().await;
+    receiver.fail_for(Duration::from_millis(300), 503);
+    let mut cmd = serve(&dir.path().join("data"), &[("LEADRELAY_DELIVERY__ALLOW_PRIVATE_DESTINATIONS", "true")]);
+    cmd.env("RUST_LOG", "debug");
+    let mut server = crate::support::start_logging_to(cmd, log.into()).await;
+    let client = crate::support::client();
+    let base = server.base.clone();
+    let post = |path: String, body: serde_json::Value| {
+        client.post(format!("{base}{path}")).bearer_auth(ADMIN).json(&body).send()
+    };
+    post("/v1/publishers".into(), serde_json::json!({"id": "contoso", "name": "Contoso"})).await.unwrap();
+    let secret = leadrelay_core::signing::WebhookSecret::from_bytes(vec![7; 32]).unwrap().to_whsec();
+    let hook = format!("{}?sig=canarysig123", receiver.url());
+    let d = post(
+        "/v1/publishers/contoso/destinations".into(),
+        serde_json::json!({"name": "h", "kind": "https", "settings": {"url": hook, "secret": secret}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(d.status(), 201);
+    let key: serde_json::Value =
+        post("/v1/publishers/contoso/ingest-keys".into(), serde_json::json!({})).await.unwrap().json().await.unwrap();
+    let path = key["path"].as_str().unwrap().to_owned();
+    let pii = serde_json::json!({
+        "UserDetails": {"FirstName": "Canaryfirst", "LastName": "Canarylast", "Email": "canary.person@contoso.com",
+                        "Phone": "15550001111", "Company": "Canarycorp", "Title": "Canarytitle"},
+        "LeadSource": "AzureMarketplace", "ActionCode": "INS", "Description": "Canarynotes"
+    });
+    let ok = client.post(format!("{base}{path}")).json(&pii).send().await.unwrap();
+    assert_eq!(ok.status(), 202);
+    let bad = client
+        .post(format!("{base}{path}"))
+        .json(&serde_json::json!({"UserDetails": {"Email": ["canary.person@contoso.com"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    receiver
+        .wait_until(Duration::from_secs(10), "the delivery after a 503", |r| r.iter().any(|x| x.answered == 200))
+        .await;
+    server.child.kill().await.unwrap();
+
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(text.contains("delivery"), "the log must not be empty: {text}");
+    let key_value = key["key"].as_str().unwrap();
+    for needle in
+        ["Canary", "canary.person", "15550001111", "canarysig123", &secret[6..], key_value, ADMIN, "lr_admin_"]
+    {
+        assert!(!text.contains(needle), "the log contains {needle:?}:\n{text}");
+    }
+}

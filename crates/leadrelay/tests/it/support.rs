@@ -24,8 +24,13 @@ pub struct Server {
 }
 
 /// Starts `leadrelay serve` on a free port and waits for its "listening on" line.
-pub async fn start(mut cmd: Command) -> Server {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).kill_on_drop(true);
+pub async fn start(cmd: Command) -> Server {
+    start_logging_to(cmd, Stdio::inherit()).await
+}
+
+/// As [`start`], with the server's log (stderr) sent to `stderr`.
+pub async fn start_logging_to(mut cmd: Command, stderr: Stdio) -> Server {
+    cmd.stdout(Stdio::piped()).stderr(stderr).kill_on_drop(true);
     let mut child = cmd.spawn().expect("start leadrelay");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
