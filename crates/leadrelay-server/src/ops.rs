@@ -125,8 +125,21 @@ impl Ops {
         {
             return Ok(Arc::clone(c));
         }
-        let (offers, destinations) =
-            tokio::try_join!(self.storage.list_offers(publisher), self.storage.list_destinations(publisher))?;
+        let (known, offers, destinations) = tokio::join!(
+            self.storage.get_publisher(publisher),
+            self.storage.list_offers(publisher),
+            self.storage.list_destinations(publisher)
+        );
+        match known {
+            Err(StorageError::NotFound) => {
+                return Err(OpsError::field(
+                    "publisher",
+                    "is not a known publisher; create it with POST /v1/publishers",
+                ));
+            }
+            other => drop(other?),
+        }
+        let (offers, destinations) = (offers?, destinations?);
         let catalog = Arc::new(Catalog { loaded: Instant::now(), offers, destinations });
         self.catalogs.lock().expect("catalog cache").insert(publisher.clone(), Arc::clone(&catalog));
         Ok(catalog)

@@ -6,7 +6,7 @@ use leadrelay_core::{DestinationId, IngestKeyId, OfferId, OfferType, PublisherId
 use rusqlite::{OptionalExtension, params};
 
 use crate::rows::{self, DESTINATION_COLUMNS, destination_from_row, destination_row, ts};
-use crate::{SqliteStore, map_err};
+use crate::{SqliteStore, map_err, query_rows};
 
 pub(crate) async fn create_publisher(store: &SqliteStore, p: &Publisher) -> Result<()> {
     let (id, name, at) = (p.id.as_str().to_owned(), p.name.clone(), p.created_at.as_millis());
@@ -92,11 +92,8 @@ pub(crate) async fn list_offers(store: &SqliteStore, publisher: &PublisherId) ->
     let p = publisher.as_str().to_owned();
     store
         .read(move |c| {
-            let mut stmt = c
-                .prepare_cached(&format!("SELECT {OFFER_COLUMNS} FROM offers WHERE publisher_id = ?1 ORDER BY id"))
-                .map_err(map_err)?;
-            let rows = stmt.query_map([&p], offer_row).map_err(map_err)?;
-            rows.map(|r| r.map_err(map_err).and_then(offer_from_row)).collect()
+            let sql = format!("SELECT {OFFER_COLUMNS} FROM offers WHERE publisher_id = ?1 ORDER BY id");
+            query_rows(c, &sql, [&p], offer_row, offer_from_row)
         })
         .await
 }
@@ -147,13 +144,8 @@ pub(crate) async fn list_destinations(store: &SqliteStore, publisher: &Publisher
     let p = publisher.as_str().to_owned();
     store
         .read(move |c| {
-            let mut stmt = c
-                .prepare_cached(&format!(
-                    "SELECT {DESTINATION_COLUMNS} FROM destinations WHERE publisher_id = ?1 ORDER BY id"
-                ))
-                .map_err(map_err)?;
-            let rows = stmt.query_map([&p], destination_row).map_err(map_err)?;
-            rows.map(|r| r.map_err(map_err).and_then(destination_from_row)).collect()
+            let sql = format!("SELECT {DESTINATION_COLUMNS} FROM destinations WHERE publisher_id = ?1 ORDER BY id");
+            query_rows(c, &sql, [&p], destination_row, destination_from_row)
         })
         .await
 }

@@ -8,14 +8,14 @@ use leadrelay_core::storage::{
     StorageError,
 };
 use leadrelay_core::{DeliveryId, Timestamp};
-use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params};
 
 use crate::rows::{
     DELIVERY_COLUMNS, DESTINATION_COLUMNS, LEAD_COLUMNS, delivery_from_row, delivery_row, destination_from_row,
     destination_row, lead_row,
 };
-use crate::{SqliteStore, map_err};
+use crate::rows::{PagedQuery, text};
+use crate::{SqliteStore, map_err, query_rows};
 
 // Claiming moves next_attempt_at to the lease's end: the row is hidden until then, and comes back
 // by itself if the worker dies. The lease token says whose result may be recorded.
@@ -34,13 +34,7 @@ pub(crate) async fn claim_due(
     let lease_end = now.plus(lease).as_millis();
     let claim_token = token.clone();
     let ids: Vec<String> = store
-        .write(move |c| {
-            let mut stmt = c.prepare_cached(CLAIM).map_err(map_err)?;
-            let rows = stmt
-                .query_map(params![lease_end, claim_token, now.as_millis(), limit], |r| r.get(0))
-                .map_err(map_err)?;
-            rows.collect::<rusqlite::Result<Vec<String>>>().map_err(map_err)
-        })
+        .write(move |c| query_rows(c, CLAIM, params![lease_end, claim_token, now.as_millis(), limit], |r| r.get(0), Ok))
         .await?;
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -48,40 +42,29 @@ pub(crate) async fn claim_due(
     let ids_json = serde_json::to_string(&ids).unwrap_or_default();
     store
         .read(move |c| {
-            let mut stmt = c
-                .prepare_cached(&format!(
-                    "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id IN (SELECT value FROM json_each(?1))"
-                ))
-                .map_err(map_err)?;
-            let deliveries: Vec<Delivery> = stmt
-                .query_map([&ids_json], delivery_row)
-                .map_err(map_err)?
-                .map(|r| r.map_err(map_err).and_then(delivery_from_row))
-                .collect::<Result<_>>()?;
+            let in_list = |ids: &[&str]| serde_json::to_string(ids).unwrap_or_default();
+            let sql =
+                format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id IN (SELECT value FROM json_each(?1))");
+            let deliveries = query_rows(c, &sql, [&ids_json], delivery_row, delivery_from_row)?;
             let lead_ids: Vec<&str> = deliveries.iter().map(|d| d.lead_id.as_str()).collect();
-            let mut stmt = c
-                .prepare_cached(&format!(
-                    "SELECT {LEAD_COLUMNS} FROM leads WHERE id IN (SELECT value FROM json_each(?1))"
-                ))
-                .map_err(map_err)?;
-            let leads: HashMap<String, leadrelay_core::Lead> = stmt
-                .query_map([serde_json::to_string(&lead_ids).unwrap_or_default()], lead_row)
-                .map_err(map_err)?
-                .map(|r| r.map_err(map_err).and_then(|r| r.into_lead()).map(|l| (l.id.as_str().to_owned(), l)))
-                .collect::<Result<_>>()?;
+            let sql = format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id IN (SELECT value FROM json_each(?1))");
+            let leads: HashMap<String, leadrelay_core::Lead> =
+                query_rows(c, &sql, [in_list(&lead_ids)], lead_row, |r| {
+                    r.into_lead().map(|l| (l.id.as_str().to_owned(), l))
+                })?
+                .into_iter()
+                .collect();
             let mut dest_ids: Vec<&str> = deliveries.iter().map(|d| d.destination.as_str()).collect();
             dest_ids.sort_unstable();
             dest_ids.dedup();
-            let mut stmt = c
-                .prepare_cached(&format!(
-                    "SELECT {DESTINATION_COLUMNS} FROM destinations WHERE id IN (SELECT value FROM json_each(?1))"
-                ))
-                .map_err(map_err)?;
-            let destinations: HashMap<String, leadrelay_core::destination::DestinationRecord> = stmt
-                .query_map([serde_json::to_string(&dest_ids).unwrap_or_default()], destination_row)
-                .map_err(map_err)?
-                .map(|r| r.map_err(map_err).and_then(destination_from_row).map(|d| (d.id.as_str().to_owned(), d)))
-                .collect::<Result<_>>()?;
+            let sql =
+                format!("SELECT {DESTINATION_COLUMNS} FROM destinations WHERE id IN (SELECT value FROM json_each(?1))");
+            let destinations: HashMap<String, leadrelay_core::destination::DestinationRecord> =
+                query_rows(c, &sql, [in_list(&dest_ids)], destination_row, |r| {
+                    destination_from_row(r).map(|d| (d.id.as_str().to_owned(), d))
+                })?
+                .into_iter()
+                .collect();
             deliveries
                 .into_iter()
                 .map(|d| {
@@ -209,43 +192,12 @@ pub(crate) async fn list_deliveries(
     filter: &DeliveryFilter,
     page: &PageRequest,
 ) -> Result<Page<Delivery>> {
-    let mut sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE 1 = 1");
-    let mut args: Vec<Value> = Vec::new();
-    let mut push = |clause: &str, v: Value| {
-        args.push(v);
-        sql.push_str(&format!(" AND {clause} ?{}", args.len()));
-    };
-    if let Some(p) = &filter.publisher {
-        push("publisher_id =", Value::Text(p.as_str().to_owned()));
-    }
-    if let Some(s) = filter.status {
-        push("status =", Value::Text(s.as_str().to_owned()));
-    }
-    if let Some(d) = &filter.destination {
-        push("destination_id =", Value::Text(d.as_str().to_owned()));
-    }
-    if let Some(cursor) = &page.cursor {
-        push("id <", Value::Text(cursor.clone()));
-    }
-    let limit = page.limit.max(1);
-    sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", u64::from(limit) + 1));
-    store
-        .read(move |c| {
-            let mut stmt = c.prepare(&sql).map_err(map_err)?;
-            let mut items: Vec<Delivery> = stmt
-                .query_map(rusqlite::params_from_iter(args), delivery_row)
-                .map_err(map_err)?
-                .map(|r| r.map_err(map_err).and_then(delivery_from_row))
-                .collect::<Result<_>>()?;
-            let next_cursor = if items.len() > limit as usize {
-                items.truncate(limit as usize);
-                items.last().map(|d| d.id.as_str().to_owned())
-            } else {
-                None
-            };
-            Ok(Page { items, next_cursor })
-        })
-        .await
+    let mut q = PagedQuery::new(DELIVERY_COLUMNS, "deliveries");
+    q.and("publisher_id =", text(filter.publisher.as_ref().map(|p| p.as_str())));
+    q.and("status =", text(filter.status.map(|s| s.as_str())));
+    q.and("destination_id =", text(filter.destination.as_ref().map(|d| d.as_str())));
+    let page = page.clone();
+    store.read(move |c| q.run(c, &page, delivery_row, delivery_from_row, |d| d.id.as_str().to_owned())).await
 }
 
 // Makes a delivery due now with a fresh attempt budget, or parks it if its destination is
@@ -284,16 +236,11 @@ pub(crate) async fn replay(store: &SqliteStore, req: &ReplayRequest, now: Timest
             let since = req.since.map_or(i64::MIN, Timestamp::as_millis);
             let until = req.until.map_or(i64::MAX, Timestamp::as_millis);
             let status_clause = if req.only_dead { "status = 'dead'" } else { "1 = 1" };
-            let ids: Vec<String> = {
-                let mut stmt = c
-                    .prepare(&format!(
-                        "SELECT id FROM deliveries WHERE destination_id = ?1 AND {status_clause}
-                         AND lead_received_at >= ?2 AND lead_received_at < ?3"
-                    ))
-                    .map_err(map_err)?;
-                let rows = stmt.query_map(params![dest.id.as_str(), since, until], |r| r.get(0)).map_err(map_err)?;
-                rows.collect::<rusqlite::Result<_>>().map_err(map_err)?
-            };
+            let sql = format!(
+                "SELECT id FROM deliveries WHERE destination_id = ?1 AND {status_clause}
+                 AND lead_received_at >= ?2 AND lead_received_at < ?3"
+            );
+            let ids: Vec<String> = query_rows(c, &sql, params![dest.id.as_str(), since, until], |r| r.get(0), Ok)?;
             let mut count = 0u64;
             for id in &ids {
                 count += c.prepare_cached(RESET).and_then(|mut s| s.execute(params![id, now.as_millis()])).map_err(map_err)? as u64;
@@ -304,20 +251,16 @@ pub(crate) async fn replay(store: &SqliteStore, req: &ReplayRequest, now: Timest
             // Leads of the range that never got a row for this destination (received before it
             // existed, or before it listed their offer) get one now.
             let offers = crate::rows::offers_json(&dest.offers);
-            let missing: Vec<(String, i64)> = {
-                let mut stmt = c
-                    .prepare(
-                        "SELECT l.id, l.received_at FROM leads l
-                         WHERE l.publisher_id = ?1 AND l.received_at >= ?2 AND l.received_at < ?3
-                           AND (?4 IS NULL OR l.offer_id IN (SELECT value FROM json_each(?4)))
-                           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.lead_id = l.id AND d.destination_id = ?5)",
-                    )
-                    .map_err(map_err)?;
-                let rows = stmt
-                    .query_map(params![dest.publisher.as_str(), since, until, offers, dest.id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .map_err(map_err)?;
-                rows.collect::<rusqlite::Result<_>>().map_err(map_err)?
-            };
+            let missing: Vec<(String, i64)> = query_rows(
+                c,
+                "SELECT l.id, l.received_at FROM leads l
+                 WHERE l.publisher_id = ?1 AND l.received_at >= ?2 AND l.received_at < ?3
+                   AND (?4 IS NULL OR l.offer_id IN (SELECT value FROM json_each(?4)))
+                   AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.lead_id = l.id AND d.destination_id = ?5)",
+                params![dest.publisher.as_str(), since, until, offers, dest.id.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+                Ok,
+            )?;
             let due = dest.enabled.then_some(now.as_millis());
             for (lead_id, received_at) in missing {
                 c.prepare_cached(

@@ -1,8 +1,6 @@
 //! Leads: the atomic lead + outbox insert, and reads.
 
-use leadrelay_core::storage::{
-    Attempt, Delivery, LeadDetail, LeadFilter, LeadWithDeliveries, Page, PageRequest, Result,
-};
+use leadrelay_core::storage::{LeadDetail, LeadFilter, LeadWithDeliveries, Page, PageRequest, Result};
 use leadrelay_core::{Lead, LeadId, OfferId};
 use rusqlite::params;
 use rusqlite::types::Value;
@@ -10,7 +8,8 @@ use rusqlite::types::Value;
 use crate::rows::{
     DELIVERY_COLUMNS, LEAD_COLUMNS, attempt_from_row, attempt_row, delivery_from_row, delivery_row, lead_row,
 };
-use crate::{SqliteStore, map_err};
+use crate::rows::{PagedQuery, text};
+use crate::{SqliteStore, map_err, query_rows};
 
 const INSERT_LEAD: &str = "INSERT INTO leads (id, publisher_id, offer_id, offer_title, source, action, raw_lead_source, stage,
      first_name, last_name, email, phone, country, company, title, description, campaign, is_test, pii_withheld, received_at)
@@ -82,29 +81,18 @@ pub(crate) async fn get_lead(store: &SqliteStore, id: &LeadId) -> Result<LeadDet
                 .and_then(|mut s| s.query_row([&id], lead_row))
                 .map_err(map_err)?
                 .into_lead()?;
-            let mut stmt = c
-                .prepare_cached(&format!(
-                    "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE lead_id = ?1 ORDER BY created_at, id"
-                ))
-                .map_err(map_err)?;
-            let deliveries: Vec<Delivery> = stmt
-                .query_map([&id], delivery_row)
-                .map_err(map_err)?
-                .map(|r| r.map_err(map_err).and_then(delivery_from_row))
-                .collect::<Result<_>>()?;
-            let mut attempts_stmt = c
-                .prepare_cached(
-                    "SELECT delivery_id, number, started_at, duration_ms, status_code, error_class, message, excerpt
-                     FROM attempts WHERE delivery_id = ?1 ORDER BY number",
-                )
-                .map_err(map_err)?;
+            let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE lead_id = ?1 ORDER BY created_at, id");
+            let deliveries = query_rows(c, &sql, [&id], delivery_row, delivery_from_row)?;
             let mut out = Vec::with_capacity(deliveries.len());
             for d in deliveries {
-                let attempts: Vec<Attempt> = attempts_stmt
-                    .query_map([d.id.as_str()], attempt_row)
-                    .map_err(map_err)?
-                    .map(|r| r.map_err(map_err).and_then(attempt_from_row))
-                    .collect::<Result<_>>()?;
+                let attempts = query_rows(
+                    c,
+                    "SELECT delivery_id, number, started_at, duration_ms, status_code, error_class, message, excerpt
+                     FROM attempts WHERE delivery_id = ?1 ORDER BY number",
+                    [d.id.as_str()],
+                    attempt_row,
+                    attempt_from_row,
+                )?;
                 out.push((d, attempts));
             }
             Ok(LeadDetail { lead, deliveries: out })
@@ -113,48 +101,13 @@ pub(crate) async fn get_lead(store: &SqliteStore, id: &LeadId) -> Result<LeadDet
 }
 
 pub(crate) async fn list_leads(store: &SqliteStore, filter: &LeadFilter, page: &PageRequest) -> Result<Page<Lead>> {
-    let mut sql = format!("SELECT {LEAD_COLUMNS} FROM leads WHERE 1 = 1");
-    let mut args: Vec<Value> = Vec::new();
-    let mut push = |clause: &str, v: Value| {
-        args.push(v);
-        sql.push_str(&format!(" AND {clause} ?{}", args.len()));
-    };
-    if let Some(p) = &filter.publisher {
-        push("publisher_id =", Value::Text(p.as_str().to_owned()));
-    }
-    if let Some(o) = &filter.offer {
-        push("offer_id =", Value::Text(o.as_str().to_owned()));
-    }
-    if let Some(a) = &filter.action {
-        push("action COLLATE NOCASE =", Value::Text(a.clone()));
-    }
-    if let Some(s) = &filter.stage {
-        push("stage =", Value::Text(s.clone()));
-    }
-    if let Some(t) = filter.since {
-        push("received_at >=", Value::Integer(t.as_millis()));
-    }
-    if let Some(t) = filter.until {
-        push("received_at <", Value::Integer(t.as_millis()));
-    }
-    if let Some(cursor) = &page.cursor {
-        push("id <", Value::Text(cursor.clone()));
-    }
-    let limit = page.limit.max(1);
-    sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", u64::from(limit) + 1));
-    store
-        .read(move |c| {
-            let mut stmt = c.prepare(&sql).map_err(map_err)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(args), lead_row).map_err(map_err)?;
-            let mut items: Vec<Lead> =
-                rows.map(|r| r.map_err(map_err).and_then(|r| r.into_lead())).collect::<Result<_>>()?;
-            let next_cursor = if items.len() > limit as usize {
-                items.truncate(limit as usize);
-                items.last().map(|l| l.id.as_str().to_owned())
-            } else {
-                None
-            };
-            Ok(Page { items, next_cursor })
-        })
-        .await
+    let mut q = PagedQuery::new(LEAD_COLUMNS, "leads");
+    q.and("publisher_id =", text(filter.publisher.as_ref().map(|p| p.as_str())));
+    q.and("offer_id =", text(filter.offer.as_ref().map(OfferId::as_str)));
+    q.and("action COLLATE NOCASE =", text(filter.action.as_deref()));
+    q.and("stage =", text(filter.stage.as_deref()));
+    q.and("received_at >=", filter.since.map(|t| Value::Integer(t.as_millis())));
+    q.and("received_at <", filter.until.map(|t| Value::Integer(t.as_millis())));
+    let page = page.clone();
+    store.read(move |c| q.run(c, &page, lead_row, |r| r.into_lead(), |l| l.id.as_str().to_owned())).await
 }

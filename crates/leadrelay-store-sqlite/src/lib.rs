@@ -80,6 +80,23 @@ pub(crate) fn map_err(e: rusqlite::Error) -> StorageError {
     }
 }
 
+/// Runs a (cached) query and converts every row: `row` reads the columns inside rusqlite,
+/// `convert` turns them into domain values outside it, so conversion errors map cleanly.
+pub(crate) fn query_rows<P, R, T>(
+    c: &Connection,
+    sql: &str,
+    params: P,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<R>,
+    mut convert: impl FnMut(R) -> Result<T>,
+) -> Result<Vec<T>>
+where
+    P: rusqlite::Params,
+{
+    let mut stmt = c.prepare_cached(sql).map_err(map_err)?;
+    let rows = stmt.query_map(params, row).map_err(map_err)?;
+    rows.map(|r| r.map_err(map_err).and_then(&mut convert)).collect()
+}
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.execute_batch(

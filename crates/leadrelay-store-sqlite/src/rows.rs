@@ -201,3 +201,51 @@ pub(crate) fn attempt_from_row(row: AttemptRow) -> Result<Attempt> {
         excerpt,
     })
 }
+
+/// A `SELECT … WHERE` built from optional filters, newest first by id, one page at a time.
+pub(crate) struct PagedQuery {
+    sql: String,
+    args: Vec<rusqlite::types::Value>,
+}
+
+impl PagedQuery {
+    /// Starts from `SELECT {columns} FROM {table}`.
+    pub(crate) fn new(columns: &str, table: &str) -> Self {
+        Self { sql: format!("SELECT {columns} FROM {table} WHERE 1 = 1"), args: Vec::new() }
+    }
+
+    /// Adds `AND {clause} ?n` when `value` is present (`clause` ends with its operator).
+    pub(crate) fn and(&mut self, clause: &str, value: Option<rusqlite::types::Value>) {
+        if let Some(v) = value {
+            self.args.push(v);
+            self.sql.push_str(&format!(" AND {clause} ?{}", self.args.len()));
+        }
+    }
+
+    /// Runs the query for one page and converts the rows.
+    pub(crate) fn run<R, T>(
+        mut self,
+        c: &rusqlite::Connection,
+        page: &leadrelay_core::storage::PageRequest,
+        row: impl FnMut(&Row<'_>) -> rusqlite::Result<R>,
+        convert: impl FnMut(R) -> Result<T>,
+        id_of: impl Fn(&T) -> String,
+    ) -> Result<leadrelay_core::storage::Page<T>> {
+        self.and("id <", page.cursor.clone().map(rusqlite::types::Value::Text));
+        let limit = page.limit.max(1) as usize;
+        self.sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", limit + 1));
+        let mut items = crate::query_rows(c, &self.sql, rusqlite::params_from_iter(self.args), row, convert)?;
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(id_of)
+        } else {
+            None
+        };
+        Ok(leadrelay_core::storage::Page { items, next_cursor })
+    }
+}
+
+/// Text for a filter value.
+pub(crate) fn text(v: Option<&str>) -> Option<rusqlite::types::Value> {
+    v.map(|s| rusqlite::types::Value::Text(s.to_owned()))
+}

@@ -68,16 +68,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The command runs as a spawned task: the thread inside `block_on` is not a runtime worker,
+    // and a server polled there would serialise its accept loop on one extra thread.
     let result = runtime.block_on(async {
-        let config = cmd::load_config(cli.config.as_deref(), cli.data_dir.as_deref())?;
-        match cli.command {
-            Command::Serve { listen } => cmd::serve::run(config, listen).await,
-            Command::Migrate => cmd::migrate::run(&config),
-            Command::Config => cmd::print_config(&config),
-            Command::Leads { command: LeadsCommand::List { publisher, offer, limit, json } } => {
-                cmd::leads::list(&config, publisher, offer, limit, json).await
+        tokio::spawn(async move {
+            let config = cmd::load_config(cli.config.as_deref(), cli.data_dir.as_deref())?;
+            match cli.command {
+                Command::Serve { listen } => cmd::serve::run(config, listen).await,
+                Command::Migrate => cmd::migrate::run(&config),
+                Command::Config => cmd::print_config(&config),
+                Command::Leads { command: LeadsCommand::List { publisher, offer, limit, json } } => {
+                    cmd::leads::list(&config, publisher, offer, limit, json).await
+                }
             }
-        }
+        })
+        .await
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("the command panicked: {e}")))
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

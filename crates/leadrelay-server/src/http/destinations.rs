@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::http::error::ApiError;
-use crate::http::extract::{Admin, Body, parse_json};
+use crate::http::extract::{Admin, Body, parse_json, parse_optional_json};
 use crate::http::publishers::publisher_from_path;
 use crate::state::AppState;
 
@@ -135,8 +135,7 @@ pub async fn replay_destination(
     Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let destination = destination_id(&id)?;
-    let input: ReplayIn =
-        if body.iter().all(u8::is_ascii_whitespace) { ReplayIn::default() } else { parse_json(&body)? };
+    let input: ReplayIn = parse_optional_json(&body)?;
     let time = |name: &str, v: Option<String>| {
         v.as_deref().map(Timestamp::parse_rfc3339).transpose().map_err(|rule| ApiError::field(name, rule))
     };

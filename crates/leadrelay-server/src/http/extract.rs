@@ -50,6 +50,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
+/// As [`parse_json`], but an empty body means "all defaults" (for optional request bodies).
+///
+/// # Errors
+/// As [`parse_json`].
+pub fn parse_optional_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) { Ok(T::default()) } else { parse_json(bytes) }
+}
+
 /// serde's message without the value it quotes (the value may be personal data).
 fn describe_serde(e: &serde_json::Error) -> String {
     let msg = e.to_string();

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::http::error::ApiError;
-use crate::http::extract::{Admin, Body, parse_json};
+use crate::http::extract::{Admin, Body, parse_json, parse_optional_json};
 use crate::state::AppState;
 
 /// Parses a publisher id from the path.
@@ -104,8 +104,7 @@ pub async fn create_ingest_key(
     Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let publisher = publisher_from_path(&publisher)?;
-    let input: IngestKeyIn =
-        if body.iter().all(u8::is_ascii_whitespace) { IngestKeyIn::default() } else { parse_json(&body)? };
+    let input: IngestKeyIn = parse_optional_json(&body)?;
     let offer =
         input.offer.as_deref().map(OfferId::parse).transpose().map_err(|rule| ApiError::field("offer", rule))?;
     let (key, plain) = state.ops.create_ingest_key(&publisher, offer).await?;

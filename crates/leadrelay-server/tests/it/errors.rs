@@ -60,6 +60,14 @@ async fn a_batch_with_one_bad_lead_names_it_and_stores_none() {
 }
 
 #[tokio::test]
+async fn a_lead_for_an_unknown_publisher_is_refused_naming_the_field() {
+    let app = TestApp::spawn().await;
+    let a = app.post("/v1/leads", json!({"publisher": "nobody", "lead_source": "AzureMarketplace-INS"})).await;
+    assert_eq!((a.status, a.body["error"]["fields"][0]["path"].as_str()), (422, Some("publisher")), "{}", a.body);
+    assert_eq!(app.lead_count().await, 0);
+}
+
+#[tokio::test]
 async fn every_admin_route_wants_the_bearer_token() {
     let app = TestApp::spawn().await;
     for (method, path) in [

@@ -153,3 +153,34 @@ async fn debug_logs_hold_no_personal_data_or_secrets() {
         assert!(!text.contains(needle), "the log contains {needle:?}:\n{text}");
     }
 }
+
+#[tokio::test]
+async fn sigterm_shuts_down_gracefully_and_a_restart_serves_the_same_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(serve(dir.path(), &[])).await;
+    let client = crate::support::client();
+    let created = client
+        .post(format!("{}/v1/publishers", server.base))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({"id": "contoso", "name": "Contoso"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let pid = server.child.id().unwrap().to_string();
+    let killed = tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
+    assert!(killed.success());
+    let status =
+        tokio::time::timeout(Duration::from_secs(15), server.child.wait()).await.expect("exits within 15 s").unwrap();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+
+    let again = start(serve(dir.path(), &[])).await;
+    let dup = client
+        .post(format!("{}/v1/publishers", again.base))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({"id": "contoso", "name": "Contoso"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dup.status(), 409, "the publisher survived the restart");
+}
