@@ -90,17 +90,63 @@ pub struct DestinationError {
     pub retry_after: Option<Duration>,
     /// The start of the response body (truncated), for the attempt log.
     pub excerpt: Option<String>,
+    /// What the publisher should do about it, when the connector knows better than the status.
+    pub hint: Option<String>,
 }
 
 impl DestinationError {
     /// A transient error with no response (connect failure, timeout).
     pub fn transient(message: impl Into<String>) -> Self {
-        Self { class: ErrorClass::Transient, status: None, message: message.into(), retry_after: None, excerpt: None }
+        Self {
+            class: ErrorClass::Transient,
+            status: None,
+            message: message.into(),
+            retry_after: None,
+            excerpt: None,
+            hint: None,
+        }
     }
 
     /// A permanent error with no response (bad settings).
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self { class: ErrorClass::Permanent, status: None, message: message.into(), retry_after: None, excerpt: None }
+        Self { class: ErrorClass::Permanent, ..Self::transient(message) }
+    }
+
+    /// The same error with a hint for the publisher.
+    #[must_use]
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// What the publisher should do: the connector's hint, else one derived from the status.
+    pub fn hint(&self) -> String {
+        if let Some(h) = &self.hint {
+            return h.clone();
+        }
+        match (self.class, self.status) {
+            (_, Some(401 | 403)) => {
+                "the receiver refused the credentials: check the secret, or the token in the URL (for a Power Automate \
+                 trigger, copy the whole URL including its sig= parameter)"
+                    .to_owned()
+            }
+            (_, Some(404)) => "the receiver has no such path: check the URL's path".to_owned(),
+            (_, Some(410)) => {
+                "the receiver says this endpoint is gone: point the destination at its new URL".to_owned()
+            }
+            (_, Some(s)) if (300..400).contains(&s) => {
+                "the URL redirects, and redirects are not followed: use the final URL".to_owned()
+            }
+            (_, Some(400 | 422)) => {
+                "the receiver rejected the lead's content: check that it accepts the marketplace's JSON format"
+                    .to_owned()
+            }
+            (_, Some(429)) => "the receiver is rate limiting: leads will be retried when it allows".to_owned(),
+            (_, Some(s)) if s >= 500 => {
+                "the receiver failed while handling the lead: check its logs; leads will be retried".to_owned()
+            }
+            _ => "check that the destination's address is right and that it is reachable from this server".to_owned(),
+        }
     }
 
     /// Whether another attempt may succeed.

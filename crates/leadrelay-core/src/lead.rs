@@ -91,10 +91,31 @@ pub struct LeadDraft {
 }
 
 /// Rules from configuration that shape a lead.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LeadRules {
     /// Action code → stage.
     pub stages: StageTable,
+    /// Email-domain suffixes whose leads are stored without personal data (`.edu`).
+    pub withheld_email_suffixes: Vec<String>,
+}
+
+impl Default for LeadRules {
+    fn default() -> Self {
+        Self { stages: StageTable::default(), withheld_email_suffixes: vec![".edu".to_owned()] }
+    }
+}
+
+impl LeadRules {
+    /// Whether the privacy rule withholds this customer's personal data: the email's domain
+    /// (case-insensitive, trailing dot ignored) ends with a listed suffix (`.edu` matches
+    /// `uni.edu` and `edu`).
+    pub fn withholds(&self, customer: &Customer) -> bool {
+        let Some(domain) = customer.email_domain() else { return false };
+        self.withheld_email_suffixes.iter().any(|suffix| {
+            let suffix = suffix.trim().trim_start_matches('.').to_ascii_lowercase();
+            !suffix.is_empty() && (domain == suffix || domain.ends_with(&format!(".{suffix}")))
+        })
+    }
 }
 
 /// Why a draft is not a lead. Each variant names the field (by its wire path) and the rule.
@@ -181,6 +202,14 @@ impl Lead {
                 parsed.source.as_str(),
                 action.as_ref().map(ActionCode::as_str),
             );
+        // The privacy rule: keep source, action, offer, country and time; drop everything that
+        // names or reaches the person, including free-text notes.
+        let pii_withheld = rules.withholds(&draft.customer);
+        let (customer, description) = if pii_withheld {
+            (Customer { country: draft.customer.country, ..Customer::default() }, None)
+        } else {
+            (draft.customer, description)
+        };
         Ok(Lead {
             id,
             publisher,
@@ -190,11 +219,11 @@ impl Lead {
             source: parsed.source,
             action,
             raw_lead_source,
-            customer: draft.customer,
+            customer,
             description,
             campaign: crate::customer::clean(draft.campaign),
             is_test,
-            pii_withheld: false,
+            pii_withheld,
             received_at,
         })
     }
@@ -276,6 +305,37 @@ mod tests {
         let mut d = draft("MSFT_TEST_636573304831318844-MSFT_TEST_636573304831318844|Contoso Test");
         d.customer = crate::test_lead::test_customer(Timestamp::from_millis(0));
         assert!(build(d).unwrap().is_test);
+    }
+
+    #[test]
+    fn edu_leads_are_kept_without_personal_data() {
+        let mut d = draft("AzureMarketplace-INS|contoso.crm");
+        d.customer = Customer::from_raw(
+            Some("Ada".into()),
+            Some("Lovelace".into()),
+            Some("ada@Math.Uni.EDU.".into()),
+            Some("123".into()),
+            Some("UK".into()),
+            Some("Uni".into()),
+            Some("Prof".into()),
+        );
+        d.description = Some("call me".into());
+        let lead = build(d).unwrap();
+        assert!(lead.pii_withheld);
+        assert_eq!(lead.customer, Customer { country: Some("UK".into()), ..Customer::default() });
+        assert_eq!(lead.description, None);
+        assert_eq!(lead.stage.as_str(), "active");
+    }
+
+    #[test]
+    fn the_withheld_suffixes_are_configurable_and_match_whole_labels() {
+        let rules = LeadRules { withheld_email_suffixes: vec!["ac.uk".into()], ..LeadRules::default() };
+        let with = |e: &str| Customer { email: Some(e.into()), ..Customer::default() };
+        assert!(rules.withholds(&with("a@ox.ac.uk")));
+        assert!(!rules.withholds(&with("a@mac.uk")));
+        assert!(!rules.withholds(&with("a@uni.edu")));
+        assert!(LeadRules::default().withholds(&with("a@uni.edu")));
+        assert!(!LeadRules::default().withholds(&with("a@education.com")));
     }
 
     #[test]

@@ -4,15 +4,21 @@ use crate::destination::DestinationRecord;
 use crate::ids::DestinationId;
 use crate::lead::Lead;
 
+/// Destination kinds that store leads in a CRM or a table (as opposed to notifying someone).
+/// Leads whose personal data was withheld never go to them: there is nothing to store.
+pub const CRM_KINDS: &[&str] = &["https", "azure_table", "salesforce", "dynamics365", "marketo"];
+
 /// The destinations that must get `lead`, from the publisher's destinations.
 ///
 /// A destination that lists offers gets only leads whose resolved offer is listed; one that
 /// lists none applies to every offer, including leads whose offer could not be resolved.
 /// Disabled destinations still get their outbox row: their queue waits until re-enabled.
+/// A lead whose personal data was withheld goes only to notification destinations.
 pub fn plan(lead: &Lead, destinations: &[DestinationRecord]) -> Vec<DestinationId> {
     destinations
         .iter()
         .filter(|d| d.publisher == lead.publisher)
+        .filter(|d| !(lead.pii_withheld && CRM_KINDS.contains(&d.kind.as_str())))
         .filter(|d| match (&d.offers, &lead.offer) {
             (None, _) => true,
             (Some(list), Some(offer)) => list.contains(offer),
@@ -72,5 +78,15 @@ mod tests {
         let ds = [all.clone(), crm.clone(), other, foreign];
         assert_eq!(plan(&lead(Some("contoso.crm")), &ds), vec![all.id.clone(), crm.id]);
         assert_eq!(plan(&lead(None), &ds), vec![all.id]);
+    }
+
+    #[test]
+    fn a_lead_without_personal_data_goes_only_to_notification_destinations() {
+        let crm = dest("contoso", None);
+        let mut email = dest("contoso", None);
+        email.kind = "email".into();
+        let mut withheld = lead(None);
+        withheld.pii_withheld = true;
+        assert_eq!(plan(&withheld, &[crm, email.clone()]), vec![email.id]);
     }
 }

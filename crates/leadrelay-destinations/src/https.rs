@@ -285,26 +285,44 @@ pub fn classify(
         s if permanent.contains(&s) => (ErrorClass::Permanent, format!("receiver answered {status} {reason}")),
         _ => (ErrorClass::Transient, format!("receiver answered {status} {reason}")),
     };
-    Err(DestinationError { class, status: Some(status), message, retry_after, excerpt })
+    Err(DestinationError { class, status: Some(status), message, retry_after, excerpt, hint: None })
 }
 
 fn describe_transport_error(e: reqwest::Error) -> DestinationError {
+    // The error text can contain the URL with its query-string secret (`sig=`): only the kind of
+    // failure is kept, found by walking the typed error chain.
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(s) = source {
         if let Some(refused) = s.downcast_ref::<crate::network::Refused>() {
-            return DestinationError::permanent(refused.to_string());
+            return DestinationError::permanent(refused.to_string()).with_hint(
+                "the URL's host resolves to a private or loopback address; use a public address \
+                 (or, for local testing only, set delivery.allow_private_destinations)",
+            );
+        }
+        let tls = s.downcast_ref::<rustls::Error>().is_some()
+            || s.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.is::<rustls::Error>());
+        if tls {
+            return DestinationError::transient("the TLS handshake with the receiver failed").with_hint(
+                "the receiver's certificate is not valid for this host name or not issued by a trusted authority: \
+                 fix the certificate or use the host name it was issued for",
+            );
         }
         source = s.source();
     }
-    let what = if e.is_timeout() {
-        "the request timed out"
+    if e.is_timeout() {
+        DestinationError::transient("the request timed out").with_hint(
+            "the receiver did not answer in time: check that it is running and not overloaded; leads will be retried",
+        )
     } else if e.is_connect() {
-        "could not connect to the receiver"
+        DestinationError::transient("could not connect to the receiver").with_hint(
+            "nothing accepted the connection: check the host name and port, and that a firewall allows this server",
+        )
     } else {
-        "the request failed before a response"
-    };
-    // The error text can contain the URL with its query-string secret (`sig=`): keep only the kind.
-    DestinationError::transient(what)
+        DestinationError::transient("the request failed before a response")
+            .with_hint("the connection broke before the receiver answered: check the receiver and any proxy in between")
+    }
 }
 
 /// `Retry-After` as seconds or an HTTP date.

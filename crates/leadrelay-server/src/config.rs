@@ -123,6 +123,8 @@ pub struct WorkerConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LeadsConfig {
+    /// Privacy rule suffixes.
+    pub withheld_email_suffixes: Vec<String>,
     /// Action code → stage.
     pub stages: BTreeMap<String, String>,
 }
@@ -244,6 +246,17 @@ impl Config {
     /// The first bad entry.
     pub fn stage_table(&self) -> Result<StageTable, String> {
         StageTable::from_pairs(self.leads.stages.iter().map(|(a, s)| (a.clone(), s.clone())))
+    }
+
+    /// The lead rules (stage table and privacy rule).
+    ///
+    /// # Errors
+    /// The first bad stage-table entry.
+    pub fn lead_rules(&self) -> Result<leadrelay_core::LeadRules, String> {
+        Ok(leadrelay_core::LeadRules {
+            stages: self.stage_table()?,
+            withheld_email_suffixes: self.leads.withheld_email_suffixes.clone(),
+        })
     }
 
     /// The retry policy.

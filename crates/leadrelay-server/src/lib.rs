@@ -11,9 +11,9 @@ pub mod worker;
 
 use std::sync::Arc;
 
+use leadrelay_core::Clock;
 use leadrelay_core::destination::{Destinations, NetworkPolicy};
 use leadrelay_core::storage::Storage;
-use leadrelay_core::{Clock, LeadRules};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -49,7 +49,7 @@ impl Application {
     /// An invalid stage table.
     pub fn build(config: Config, parts: Parts, admin: AdminToken) -> anyhow::Result<Self> {
         let wake = Arc::new(Notify::new());
-        let rules = LeadRules { stages: config.stage_table().map_err(anyhow::Error::msg)? };
+        let rules = config.lead_rules().map_err(anyhow::Error::msg)?;
         let network = NetworkPolicy { allow_private: config.delivery.allow_private_destinations };
         let ops = Ops::new(
             Arc::clone(&parts.storage),

@@ -75,6 +75,17 @@ pub struct Ops {
     ingest_keys: Mutex<HashMap<String, (Instant, IngestKey)>>,
 }
 
+/// The outcome of Validate.
+#[derive(Debug, Clone)]
+pub struct Validation {
+    /// The test lead that was sent.
+    pub lead_id: LeadId,
+    /// The receiver's HTTP status, if it answered.
+    pub status: Option<u16>,
+    /// `(error, hint)` when it failed.
+    pub error: Option<(String, String)>,
+}
+
 /// A lead from the native API, before its offer is resolved.
 pub struct LeadSubmission {
     /// The draft (publisher set).
@@ -324,6 +335,51 @@ impl Ops {
         self.get_destination(id).await
     }
 
+    /// Sends a test lead in the marketplace's test format to one destination now and reports
+    /// the destination's answer. The test lead is stored (flagged `is_test`) so it can be found.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown destination; storage failures.
+    pub async fn validate_destination(&self, id: &DestinationId) -> OpsResult<Validation> {
+        let record = self.get_destination(id).await?;
+        let catalog = self.catalog(&record.publisher).await?;
+        let offer = match &record.offers {
+            Some(list) => catalog.offers.iter().find(|o| list.contains(&o.id)),
+            None => catalog.offers.first(),
+        };
+        let now = self.clock.now();
+        let marker = leadrelay_core::test_lead::marker_at(now);
+        let draft = LeadDraft {
+            publisher: Some(record.publisher.clone()),
+            offer: offer.map(|o| o.id.clone()),
+            offer_title: Some(offer.map_or_else(|| "leadrelay test lead".to_owned(), |o| o.title.clone())),
+            lead_source: Some("AzureMarketplace".to_owned()),
+            action_code: Some("INS".to_owned()),
+            customer: leadrelay_core::test_lead::test_customer(now),
+            description: Some(marker),
+            campaign: None,
+            is_test: true,
+        };
+        let lead = Lead::from_draft(draft, LeadId::generate(now), now, &self.rules)?;
+        self.storage.insert_leads(&[LeadWithDeliveries { lead: lead.clone(), deliveries: Vec::new() }]).await?;
+        let result = match self.destinations.get(&record.kind) {
+            None => Err(leadrelay_core::destination::DestinationError::permanent(format!(
+                "this build has no connector for kind '{}'",
+                record.kind
+            ))),
+            Some(connector) => match connector.build(&record.settings) {
+                Ok(destination) => {
+                    destination.send(&lead, leadrelay_core::destination::SendContext { attempt: 1, now }).await
+                }
+                Err(e) => Err(e),
+            },
+        };
+        Ok(match result {
+            Ok(ok) => Validation { lead_id: lead.id, status: ok.status, error: None },
+            Err(e) => Validation { lead_id: lead.id, status: e.status, error: Some((e.message.clone(), e.hint())) },
+        })
+    }
+
     /// Creates an ingest key; returns it with its plain value (shown once).
     ///
     /// # Errors
@@ -380,7 +436,8 @@ impl Ops {
     /// # Errors
     /// `NotFound` for unknown or revoked keys.
     pub async fn authenticate_ingest_key(&self, plain: &str) -> OpsResult<IngestKey> {
-        let hash = hash_secret(plain.trim());
+        // Keys are generated in lowercase; matching in any case survives proxies that change it.
+        let hash = hash_secret(&plain.trim().to_ascii_lowercase());
         if let Some((at, key)) = self.ingest_keys.lock().expect("key cache").get(&hash)
             && at.elapsed() < CATALOG_TTL
         {

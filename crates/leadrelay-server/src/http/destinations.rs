@@ -117,6 +117,22 @@ pub async fn disable_destination(
     Ok(Json(destination_out(&state, &d)))
 }
 
+/// `POST /v1/destinations/{id}/validate` → 200 `{"ok": true}` or
+/// `{"ok": false, "error": "...", "hint": "..."}` after sending a test lead now.
+pub async fn validate_destination(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let v = state.ops.validate_destination(&destination_id(&id)?).await?;
+    let mut out = json!({ "ok": v.error.is_none(), "test_lead_id": v.lead_id.as_str(), "status_code": v.status });
+    if let Some((error, hint)) = v.error {
+        out["error"] = json!(error);
+        out["hint"] = json!(hint);
+    }
+    Ok(Json(out))
+}
+
 /// `POST /v1/destinations/{id}/replay` body.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

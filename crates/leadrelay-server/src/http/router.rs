@@ -40,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/destinations/{id}/enable", post(destinations::enable_destination))
         .route("/v1/destinations/{id}/disable", post(destinations::disable_destination))
         .route("/v1/destinations/{id}/replay", post(destinations::replay_destination))
+        .route("/v1/destinations/{id}/validate", post(destinations::validate_destination))
         .route("/v1/deliveries", get(deliveries::list_deliveries))
         .route("/v1/deliveries/{id}", get(deliveries::get_delivery))
         .route("/v1/deliveries/{id}/retry", post(deliveries::retry_delivery))

@@ -172,3 +172,43 @@ async fn each_destination_gets_its_own_delivery_and_a_disabled_one_does_not_bloc
     .await;
     assert!(paused.requests().is_empty());
 }
+
+#[tokio::test]
+async fn validate_sends_a_test_lead_in_the_marketplace_format_and_explains_failures() {
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let receiver = TestReceiver::start().await;
+    let (dest, secret) = app.https_destination(&receiver.url(), Some(&["contoso.crm"])).await;
+    let a = app.post(&format!("/v1/destinations/{dest}/validate"), json!({})).await;
+    assert_eq!((a.status, a.body["ok"].as_bool()), (200, Some(true)), "{}", a.body);
+    let sent = receiver.requests()[0].json();
+    let marker = sent["Description"].as_str().unwrap().to_owned();
+    assert!(marker.starts_with("MSFT_TEST_") && marker.len() == "MSFT_TEST_636573304831318844".len(), "{marker}");
+    for field in ["FirstName", "LastName", "Company", "Title"] {
+        assert_eq!(sent["UserDetails"][field], marker.as_str());
+    }
+    assert_eq!(sent["UserDetails"]["Email"], format!("{marker}@test.com"));
+    assert_eq!(sent["UserDetails"]["Phone"], "1234567890");
+    assert_eq!(sent["UserDetails"]["Country"], "US");
+    assert_eq!(sent["OfferTitle"], "Contoso CRM");
+    leadrelay_testkit::python::verify_signatures(&secret, &receiver.requests());
+    let stored = app.get(&format!("/v1/leads/{}", a.body["test_lead_id"].as_str().unwrap())).await.body;
+    assert_eq!(stored["is_test"], true);
+
+    for (status, expect) in [(401, "sig="), (404, "path"), (500, "logs")] {
+        receiver.respond_with(status, None);
+        let a = app.post(&format!("/v1/destinations/{dest}/validate"), json!({})).await;
+        assert_eq!(a.body["ok"], false);
+        assert_eq!(a.body["status_code"], status);
+        assert!(a.body["hint"].as_str().unwrap().contains(expect), "{status}: {}", a.body);
+    }
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let (unreachable, _) = app.https_destination(&format!("http://127.0.0.1:{port}/hook"), None).await;
+    let a = app.post(&format!("/v1/destinations/{unreachable}/validate"), json!({})).await;
+    assert_eq!(a.body["ok"], false);
+    assert!(a.body["hint"].as_str().unwrap().contains("port"), "{}", a.body);
+    assert_eq!(app.post("/v1/destinations/dst_01a20a0762607c72a156aa91071bfdac/validate", json!({})).await.status, 404);
+}

@@ -34,6 +34,10 @@ async fn keys_in_any_case_and_the_2018_form_are_accepted() {
     let app = TestApp::spawn().await;
     app.contoso().await;
     let path = app.ingest_path(None).await;
+    let upper_key_path =
+        path.replace(path.rsplit('/').next().unwrap(), &path.rsplit('/').next().unwrap().to_uppercase());
+    let a = app.ingest(&upper_key_path, json!({"LeadSource": "SPZA"})).await;
+    assert_eq!(a.status, 202, "the ingest key matches in any case: {}", a.body);
     let lower = json!({"userDetails": {"firstName": "Some", "email": "Someone@Contoso.com"}, "leadSource": "AppSource (SPZA)-PLT|contoso.crm"});
     let a = app.ingest(&path, lower).await;
     assert_eq!(a.status, 202, "{}", a.body);
@@ -145,4 +149,32 @@ async fn the_native_api_takes_one_lead_or_a_batch_and_filters_the_list() {
     assert!(rest["next_cursor"].is_null());
     let future = app.get("/v1/leads?since=2999-01-01").await.body;
     assert!(future["items"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_edu_lead_is_stored_without_personal_data_and_not_sent_to_a_crm() {
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let receiver = TestReceiver::start().await;
+    app.https_destination(&receiver.url(), None).await;
+    let path = app.ingest_path(None).await;
+    let student = json!({
+        "UserDetails": {"FirstName": "Ada", "LastName": "Lovelace", "Email": "ada@math.university.EDU", "Phone": "123",
+                        "Country": "UK", "Company": "University", "Title": "Student"},
+        "LeadSource": "AppSource (SPZA)-PLT|contoso.crm", "Description": "please call me at home"
+    });
+    let a = app.ingest(&path, student).await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    let lead = app.get(&format!("/v1/leads/{}", a.body["id"].as_str().unwrap())).await.body;
+    assert_eq!(lead["pii_withheld"], true);
+    let text = lead.to_string();
+    for personal in ["Ada", "Lovelace", "ada@", "University", "Student", "call me"] {
+        assert!(!text.contains(personal), "{personal} was stored: {text}");
+    }
+    assert_eq!(lead["customer"]["country"], "UK");
+    assert_eq!(lead["offer"], "contoso.crm");
+    assert!(lead["deliveries"].as_array().unwrap().is_empty(), "no CRM delivery for a withheld lead");
+    let ordinary = app.ingest(&path, documented_example()).await;
+    app.wait_for_lead(ordinary.body["id"].as_str().unwrap(), "delivery", |d| status_of(d) == ["delivered"]).await;
+    assert_eq!(receiver.requests().len(), 1, "only the ordinary lead reached the receiver");
 }
