@@ -106,6 +106,60 @@ impl Customer {
     }
 }
 
+/// What identifies a customer across leads, and why two leads matched.
+#[derive(Clone, PartialEq, Eq)]
+pub enum MatchKey {
+    /// The normalised email.
+    Email(String),
+    /// Normalised first + last name, company and phone digits, when there is no email.
+    NameCompanyPhone(String),
+}
+
+impl MatchKey {
+    /// A SHA-256 of the key, hex: what storage keeps, so the customer index holds no personal
+    /// data.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let text = match self {
+            Self::Email(e) => format!("email:{e}"),
+            Self::NameCompanyPhone(k) => format!("ncp:{k}"),
+        };
+        Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Why leads with this key were merged, for the timeline.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Email(_) => "same email address",
+            Self::NameCompanyPhone(_) => "same name, company and phone (no email)",
+        }
+    }
+}
+
+impl fmt::Debug for MatchKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+fn fold(s: &Option<String>) -> Option<String> {
+    let folded = s.as_deref()?.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    (!folded.is_empty()).then_some(folded)
+}
+
+impl Customer {
+    /// The customer identity of these details (SPEC §5): the normalised email; else name,
+    /// company and phone when all are present; else none (the lead stands alone).
+    pub fn match_key(&self) -> Option<MatchKey> {
+        if let Some(email) = self.normalized_email() {
+            return Some(MatchKey::Email(email));
+        }
+        let (first, last, company, phone) =
+            (fold(&self.first_name)?, fold(&self.last_name)?, fold(&self.company)?, self.normalized_phone()?);
+        Some(MatchKey::NameCompanyPhone(format!("{first} {last}|{company}|{phone}")))
+    }
+}
+
 /// A deliberately loose address check: one `@`, a non-empty local part, a dotted domain, no
 /// spaces. The marketplace validated the address; we only catch obvious garbage.
 pub fn is_email_shaped(s: &str) -> bool {
@@ -152,6 +206,26 @@ mod tests {
         let c = with("someone@contoso.com", "16175555555", "USA");
         let out = format!("{c:?}");
         assert!(!out.contains("someone") && !out.contains("1617"), "{out}");
+    }
+
+    #[test]
+    fn customers_match_on_email_else_on_name_company_and_phone() {
+        let a = with(" Someone@Contoso.com", "", "");
+        let b = with("someone@contoso.com", "999", "US");
+        assert_eq!(a.match_key(), b.match_key());
+        assert_eq!(a.match_key().unwrap().digest(), b.match_key().unwrap().digest());
+        let ncp = |first: &str, company: &str, phone: &str| Customer {
+            first_name: Some(first.into()),
+            last_name: Some("One".into()),
+            company: Some(company.into()),
+            phone: Some(phone.into()),
+            ..Customer::default()
+        };
+        assert_eq!(ncp("Some", "Contoso", "+1 617").match_key(), ncp("  some ", "CONTOSO", "1617").match_key());
+        assert_ne!(ncp("Some", "Contoso", "1617").match_key(), ncp("Other", "Contoso", "1617").match_key());
+        assert_eq!(Customer { phone: None, ..ncp("Some", "Contoso", "1") }.match_key(), None);
+        assert!(!a.match_key().unwrap().digest().contains("someone"));
+        assert!(!format!("{:?}", a.match_key().unwrap()).contains("someone"));
     }
 
     #[test]

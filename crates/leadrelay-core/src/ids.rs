@@ -66,6 +66,11 @@ prefixed_id!(
     "dst_"
 );
 prefixed_id!(
+    /// A customer: the leads of one buyer at one publisher, merged.
+    CustomerId,
+    "cus_"
+);
+prefixed_id!(
     /// An ingest key (the key itself is a secret; this id names it).
     IngestKeyId,
     "ik_"

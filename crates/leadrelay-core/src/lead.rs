@@ -7,7 +7,7 @@ use std::fmt;
 
 use crate::clock::Timestamp;
 use crate::customer::Customer;
-use crate::ids::{LeadId, PublisherId};
+use crate::ids::{CustomerId, LeadId, PublisherId};
 use crate::offer::OfferId;
 use crate::source::{ActionCode, LeadSource, LeadSourceError, Source};
 use crate::stage::{Stage, StageTable};
@@ -49,6 +49,14 @@ pub struct Lead {
     pub pii_withheld: bool,
     /// When leadrelay accepted it.
     pub received_at: Timestamp,
+    /// The customer it was merged into (set by storage; `None` for test leads and leads with
+    /// nothing to match on).
+    pub customer_id: Option<CustomerId>,
+    /// The earlier lead this one repeats (same customer, offer and action within the window);
+    /// a duplicate is kept on the timeline and not delivered again.
+    pub duplicate_of: Option<LeadId>,
+    /// Why it was merged into its customer.
+    pub merge_reason: Option<String>,
 }
 
 impl fmt::Debug for Lead {
@@ -225,7 +233,15 @@ impl Lead {
             is_test,
             pii_withheld,
             received_at,
+            customer_id: None,
+            duplicate_of: None,
+            merge_reason: None,
         })
+    }
+
+    /// The identity used to merge this lead into a customer; test leads never merge.
+    pub fn customer_match(&self) -> Option<crate::customer::MatchKey> {
+        if self.is_test { None } else { self.customer.match_key() }
     }
 
     /// The `Source-Action|Offer` string for destinations that want one (Salesforce

@@ -8,6 +8,7 @@ pub mod destination;
 pub mod health;
 pub mod ids;
 pub mod lead;
+pub mod marketplace;
 pub mod offer;
 pub mod retry;
 pub mod routing;
@@ -19,7 +20,7 @@ pub mod test_lead;
 
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use customer::Customer;
-pub use ids::{DeliveryId, DestinationId, IngestKeyId, LeadId, PublisherId};
+pub use ids::{CustomerId, DeliveryId, DestinationId, IngestKeyId, LeadId, PublisherId};
 pub use lead::{Lead, LeadDraft, LeadError, LeadRules};
 pub use offer::{OfferId, OfferType};
 pub use source::{ActionCode, LeadSource, Source};

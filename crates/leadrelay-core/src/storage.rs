@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::clock::Timestamp;
 use crate::destination::{DestinationRecord, ErrorClass};
-use crate::ids::{DeliveryId, DestinationId, IngestKeyId, LeadId, PublisherId};
+use crate::ids::{CustomerId, DeliveryId, DestinationId, IngestKeyId, LeadId, PublisherId};
 use crate::lead::Lead;
 use crate::offer::{OfferId, OfferType};
 
@@ -129,6 +129,45 @@ pub struct LeadWithDeliveries {
     pub deliveries: Vec<NewDelivery>,
 }
 
+/// What storage decided for an accepted lead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The customer it belongs to.
+    pub customer_id: Option<CustomerId>,
+    /// The earlier lead it repeats, if it is a duplicate (then it got no deliveries).
+    pub duplicate_of: Option<LeadId>,
+}
+
+/// A customer and its timeline.
+#[derive(Debug, Clone)]
+pub struct CustomerDetail {
+    /// Id.
+    pub id: CustomerId,
+    /// Owner.
+    pub publisher: PublisherId,
+    /// Created (its first lead).
+    pub created_at: Timestamp,
+    /// Its leads, oldest first.
+    pub leads: Vec<Lead>,
+}
+
+/// Undoing a wrong merge: `leads` move from `customer` to the new customer `new_customer`.
+/// Leads that were suppressed only because of the merge are `released`: they stop being
+/// duplicates and get these outbox rows.
+#[derive(Debug, Clone)]
+pub struct SplitRequest {
+    /// The customer to split.
+    pub customer: CustomerId,
+    /// The new customer's id.
+    pub new_customer: CustomerId,
+    /// The leads that move.
+    pub leads: Vec<LeadId>,
+    /// Leads that are no longer duplicates, with their deliveries.
+    pub released: Vec<(LeadId, Vec<NewDelivery>)>,
+    /// Now.
+    pub now: Timestamp,
+}
+
 /// A delivery (outbox row) as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
@@ -236,6 +275,8 @@ pub struct LeadFilter {
     pub publisher: Option<PublisherId>,
     /// Only this offer.
     pub offer: Option<OfferId>,
+    /// Only this customer's leads.
+    pub customer: Option<CustomerId>,
     /// Only this action code (as stored, compared case-insensitively).
     pub action: Option<String>,
     /// Only this stage.
@@ -332,8 +373,16 @@ pub trait Storage: Send + Sync + 'static {
     /// Revokes a key.
     async fn revoke_ingest_key(&self, publisher: &PublisherId, id: &IngestKeyId, now: Timestamp) -> Result<()>;
 
-    /// Stores leads and their outbox rows, all or nothing, durably, before returning.
-    async fn insert_leads(&self, leads: &[LeadWithDeliveries]) -> Result<()>;
+    /// Stores leads and their outbox rows, all or nothing, durably, before returning. In the
+    /// same transaction each non-test lead is merged into its customer (created on first
+    /// sight, race-free) and checked for a duplicate: same customer, offer and action code
+    /// within `duplicate_window`. A duplicate is stored with `duplicate_of` and no deliveries.
+    async fn insert_leads(&self, leads: &[LeadWithDeliveries], duplicate_window: Duration) -> Result<Vec<Accepted>>;
+    /// A customer with its timeline.
+    async fn get_customer(&self, id: &CustomerId) -> Result<CustomerDetail>;
+    /// Moves leads to a new customer (see [`SplitRequest`]). `NotFound` if the customer or a
+    /// lead of it does not exist.
+    async fn split_customer(&self, request: &SplitRequest) -> Result<()>;
     /// One lead with its deliveries and attempts.
     async fn get_lead(&self, id: &LeadId) -> Result<LeadDetail>;
     /// Leads, newest first.

@@ -123,6 +123,8 @@ pub struct WorkerConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LeadsConfig {
+    /// De-duplication window.
+    pub duplicate_window_ms: u64,
     /// Privacy rule suffixes.
     pub withheld_email_suffixes: Vec<String>,
     /// Action code → stage.

@@ -56,6 +56,7 @@ impl Application {
             parts.destinations.clone(),
             Arc::clone(&parts.clock),
             rules,
+            std::time::Duration::from_millis(config.leads.duplicate_window_ms),
             network,
             Arc::clone(&wake),
         );

@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use leadrelay_core::destination::{DestinationRecord, Destinations, FieldError, NetworkPolicy};
 use leadrelay_core::storage::{
-    Delivery, DeliveryFilter, IngestKey, LeadDetail, LeadFilter, LeadWithDeliveries, NewDelivery, Offer, Page,
-    PageRequest, Publisher, ReplayRequest, Storage, StorageError, Upserted,
+    CustomerDetail, Delivery, DeliveryFilter, IngestKey, LeadDetail, LeadFilter, LeadWithDeliveries, NewDelivery,
+    Offer, Page, PageRequest, Publisher, ReplayRequest, SplitRequest, Storage, StorageError, Upserted,
 };
 use leadrelay_core::{
-    Clock, DeliveryId, DestinationId, IngestKeyId, Lead, LeadDraft, LeadError, LeadId, LeadRules, OfferId, OfferType,
-    PublisherId, routing,
+    Clock, CustomerId, DeliveryId, DestinationId, IngestKeyId, Lead, LeadDraft, LeadError, LeadId, LeadRules, OfferId,
+    OfferType, PublisherId, routing,
 };
 use tokio::sync::Notify;
 
@@ -69,6 +69,7 @@ pub struct Ops {
     destinations: Destinations,
     clock: Arc<dyn Clock>,
     rules: LeadRules,
+    duplicate_window: Duration,
     network: NetworkPolicy,
     wake: Arc<Notify>,
     catalogs: Mutex<HashMap<PublisherId, Arc<Catalog>>>,
@@ -101,6 +102,7 @@ impl Ops {
         destinations: Destinations,
         clock: Arc<dyn Clock>,
         rules: LeadRules,
+        duplicate_window: Duration,
         network: NetworkPolicy,
         wake: Arc<Notify>,
     ) -> Self {
@@ -109,6 +111,7 @@ impl Ops {
             destinations,
             clock,
             rules,
+            duplicate_window,
             network,
             wake,
             catalogs: Mutex::new(HashMap::new()),
@@ -212,6 +215,17 @@ impl Ops {
         let upserted = self.storage.upsert_offer(&offer).await?;
         self.forget_catalog(publisher);
         Ok((offer, upserted))
+    }
+
+    /// An offer by id, whoever its publisher (for the marketplace operator).
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub async fn find_offer(&self, id: &OfferId) -> OpsResult<Offer> {
+        match self.storage.get_offer(id).await {
+            Err(StorageError::NotFound) => Err(OpsError::NotFound("offer")),
+            other => Ok(other?),
+        }
     }
 
     /// One offer of a publisher.
@@ -361,7 +375,9 @@ impl Ops {
             is_test: true,
         };
         let lead = Lead::from_draft(draft, LeadId::generate(now), now, &self.rules)?;
-        self.storage.insert_leads(&[LeadWithDeliveries { lead: lead.clone(), deliveries: Vec::new() }]).await?;
+        self.storage
+            .insert_leads(&[LeadWithDeliveries { lead: lead.clone(), deliveries: Vec::new() }], self.duplicate_window)
+            .await?;
         let result = match self.destinations.get(&record.kind) {
             None => Err(leadrelay_core::destination::DestinationError::permanent(format!(
                 "this build has no connector for kind '{}'",
@@ -479,8 +495,9 @@ impl Ops {
         })
     }
 
-    /// Accepts leads: resolves offers, plans deliveries, stores everything in one atomic call,
-    /// wakes the worker. Returns after the commit.
+    /// Accepts leads: resolves offers, plans deliveries, stores everything in one atomic call
+    /// (which also merges each lead into its customer and spots duplicates), wakes the worker.
+    /// Returns the stored leads after the commit.
     ///
     /// # Errors
     /// `Invalid` naming the first bad field (prefixed `[i].` in a batch); nothing is stored.
@@ -488,7 +505,7 @@ impl Ops {
         &self,
         submissions: Vec<LeadSubmission>,
         bound_offer: Option<&OfferId>,
-    ) -> OpsResult<Vec<LeadId>> {
+    ) -> OpsResult<Vec<Lead>> {
         let now = self.clock.now();
         let batch = submissions.len() > 1;
         let mut catalogs: HashMap<PublisherId, Arc<Catalog>> = HashMap::new();
@@ -526,11 +543,73 @@ impl Ops {
                 .collect();
             planned.push(LeadWithDeliveries { lead, deliveries });
         }
-        self.storage.insert_leads(&planned).await?;
-        if planned.iter().any(|p| !p.deliveries.is_empty()) {
+        let accepted = self.storage.insert_leads(&planned, self.duplicate_window).await?;
+        if planned.iter().zip(&accepted).any(|(p, a)| a.duplicate_of.is_none() && !p.deliveries.is_empty()) {
             self.wake.notify_one();
         }
-        Ok(planned.into_iter().map(|p| p.lead.id).collect())
+        Ok(planned
+            .into_iter()
+            .zip(accepted)
+            .map(|(p, a)| Lead { customer_id: a.customer_id, duplicate_of: a.duplicate_of, ..p.lead })
+            .collect())
+    }
+
+    /// A customer with its timeline.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub async fn get_customer(&self, id: &CustomerId) -> OpsResult<CustomerDetail> {
+        match self.storage.get_customer(id).await {
+            Err(StorageError::NotFound) => Err(OpsError::NotFound("customer")),
+            other => Ok(other?),
+        }
+    }
+
+    /// Undoes a wrong merge: `lead_ids` move to a new customer. Leads that were held back as
+    /// duplicates only because of the merge are delivered now. Returns the new customer.
+    ///
+    /// # Errors
+    /// `NotFound`; `Invalid` when a lead is not this customer's or the list is empty.
+    pub async fn split_customer(&self, id: &CustomerId, lead_ids: Vec<LeadId>) -> OpsResult<CustomerDetail> {
+        let customer = self.get_customer(id).await?;
+        if lead_ids.is_empty() {
+            return Err(OpsError::field("lead_ids", "must name at least one lead of this customer"));
+        }
+        for (i, l) in lead_ids.iter().enumerate() {
+            if !customer.leads.iter().any(|c| &c.id == l) {
+                return Err(OpsError::field(format!("lead_ids[{i}]"), "is not a lead of this customer"));
+            }
+        }
+        let moving = |l: &LeadId| lead_ids.contains(l);
+        // A duplicate stays one only if it and its original end up on the same side.
+        let released: Vec<&Lead> = customer
+            .leads
+            .iter()
+            .filter(|l| l.duplicate_of.as_ref().is_some_and(|orig| moving(orig) != moving(&l.id)))
+            .collect();
+        let catalog = self.catalog(&customer.publisher).await?;
+        let now = self.clock.now();
+        let released = released
+            .into_iter()
+            .map(|l| {
+                let deliveries = routing::plan(l, &catalog.destinations)
+                    .into_iter()
+                    .map(|destination| NewDelivery { id: DeliveryId::generate(now), destination })
+                    .collect();
+                (l.id.clone(), deliveries)
+            })
+            .collect();
+        let new_customer = CustomerId::generate(now);
+        let request =
+            SplitRequest { customer: id.clone(), new_customer: new_customer.clone(), leads: lead_ids, released, now };
+        match self.storage.split_customer(&request).await {
+            Err(StorageError::NotFound) => {
+                return Err(OpsError::Conflict("the customer changed meanwhile; read it again and retry".into()));
+            }
+            other => other?,
+        }
+        self.wake.notify_one();
+        self.get_customer(&new_customer).await
     }
 
     /// Leads, newest first.

@@ -256,6 +256,7 @@ pub(crate) async fn replay(store: &SqliteStore, req: &ReplayRequest, now: Timest
                 "SELECT l.id, l.received_at FROM leads l
                  WHERE l.publisher_id = ?1 AND l.received_at >= ?2 AND l.received_at < ?3
                    AND (?4 IS NULL OR l.offer_id IN (SELECT value FROM json_each(?4)))
+                   AND l.duplicate_of IS NULL
                    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.lead_id = l.id AND d.destination_id = ?5)",
                 params![dest.publisher.as_str(), since, until, offers, dest.id.as_str()],
                 |r| Ok((r.get(0)?, r.get(1)?)),

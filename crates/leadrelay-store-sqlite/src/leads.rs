@@ -1,9 +1,14 @@
 //! Leads: the atomic lead + outbox insert, and reads.
 
-use leadrelay_core::storage::{LeadDetail, LeadFilter, LeadWithDeliveries, Page, PageRequest, Result};
-use leadrelay_core::{Lead, LeadId, OfferId};
-use rusqlite::params;
+use std::time::Duration;
+
+use leadrelay_core::storage::{
+    Accepted, CustomerDetail, LeadDetail, LeadFilter, LeadWithDeliveries, NewDelivery, Page, PageRequest, Result,
+    SplitRequest, StorageError,
+};
+use leadrelay_core::{CustomerId, Lead, LeadId, OfferId, Timestamp};
 use rusqlite::types::Value;
+use rusqlite::{OptionalExtension, params};
 
 use crate::rows::{
     DELIVERY_COLUMNS, LEAD_COLUMNS, attempt_from_row, attempt_row, delivery_from_row, delivery_row, lead_row,
@@ -12,64 +17,153 @@ use crate::rows::{PagedQuery, text};
 use crate::{SqliteStore, map_err, query_rows};
 
 const INSERT_LEAD: &str = "INSERT INTO leads (id, publisher_id, offer_id, offer_title, source, action, raw_lead_source, stage,
-     first_name, last_name, email, phone, country, company, title, description, campaign, is_test, pii_withheld, received_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)";
+     first_name, last_name, email, phone, country, company, title, description, campaign, is_test, pii_withheld, received_at,
+     customer_id, duplicate_of, merge_reason)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)";
 
 // The destination row decides whether the delivery starts due (enabled) or parked (disabled),
 // and a destination deleted meanwhile simply gets no row.
 const INSERT_DELIVERY: &str = "INSERT INTO deliveries (id, lead_id, destination_id, publisher_id, status, attempts,
      next_attempt_at, lease_token, last_error, lead_received_at, created_at, updated_at)
-     SELECT ?1, ?2, t.id, t.publisher_id, 'pending', 0, CASE WHEN t.enabled THEN ?4 ELSE NULL END, NULL, NULL, ?4, ?4, ?4
+     SELECT ?1, ?2, t.id, t.publisher_id, 'pending', 0, CASE WHEN t.enabled THEN ?4 ELSE NULL END, NULL, NULL, ?6, ?4, ?4
      FROM destinations t WHERE t.id = ?3 AND t.publisher_id = ?5";
 
-pub(crate) async fn insert_leads(store: &SqliteStore, batch: &[LeadWithDeliveries]) -> Result<()> {
+const INSERT_CUSTOMER: &str = "INSERT INTO customers (id, publisher_id, match_hash, created_at) VALUES (?1, ?2, ?3, ?4)
+     ON CONFLICT (publisher_id, match_hash) DO NOTHING";
+const FIND_CUSTOMER: &str = "SELECT id FROM customers WHERE publisher_id = ?1 AND match_hash = ?2";
+// The earliest original (not itself a duplicate) of the same customer, offer and action code
+// inside the window.
+const FIND_ORIGINAL: &str = "SELECT id FROM leads
+     WHERE customer_id = ?1 AND offer_id IS ?2 AND action IS ?3 COLLATE NOCASE AND received_at >= ?4
+       AND duplicate_of IS NULL
+     ORDER BY received_at LIMIT 1";
+
+pub(crate) async fn insert_leads(
+    store: &SqliteStore,
+    batch: &[LeadWithDeliveries],
+    duplicate_window: Duration,
+) -> Result<Vec<Accepted>> {
     let batch = batch.to_vec();
     store
         .write(move |c| {
-            let mut lead_stmt = c.prepare_cached(INSERT_LEAD).map_err(map_err)?;
-            let mut delivery_stmt = c.prepare_cached(INSERT_DELIVERY).map_err(map_err)?;
+            let mut accepted = Vec::with_capacity(batch.len());
             for item in &batch {
                 let l = &item.lead;
-                let cu = &l.customer;
-                lead_stmt
-                    .execute(params![
-                        l.id.as_str(),
-                        l.publisher.as_str(),
-                        l.offer.as_ref().map(OfferId::as_str),
-                        l.offer_title,
-                        l.source.as_str(),
-                        l.action.as_ref().map(|a| a.as_str()),
-                        l.raw_lead_source,
-                        l.stage.as_str(),
-                        cu.first_name,
-                        cu.last_name,
-                        cu.email,
-                        cu.phone,
-                        cu.country,
-                        cu.company,
-                        cu.title,
-                        l.description,
-                        l.campaign,
-                        l.is_test,
-                        l.pii_withheld,
-                        l.received_at.as_millis(),
-                    ])
-                    .map_err(map_err)?;
-                for d in &item.deliveries {
-                    delivery_stmt
-                        .execute(params![
-                            d.id.as_str(),
-                            l.id.as_str(),
-                            d.destination.as_str(),
-                            l.received_at.as_millis(),
-                            l.publisher.as_str()
-                        ])
-                        .map_err(map_err)?;
+                // Matching runs in the writer's transaction: concurrent leads of one new
+                // customer are serialised here, so they cannot create two customers.
+                let (customer_id, duplicate_of, merge_reason) = match l.customer_match() {
+                    None => (None, None, None),
+                    Some(key) => {
+                        let digest = key.digest();
+                        let fresh = CustomerId::generate(l.received_at);
+                        let created = c
+                            .prepare_cached(INSERT_CUSTOMER)
+                            .and_then(|mut s| {
+                                s.execute(params![
+                                    fresh.as_str(),
+                                    l.publisher.as_str(),
+                                    digest,
+                                    l.received_at.as_millis()
+                                ])
+                            })
+                            .map_err(map_err)?;
+                        let customer: String = c
+                            .prepare_cached(FIND_CUSTOMER)
+                            .and_then(|mut s| s.query_row(params![l.publisher.as_str(), digest], |r| r.get(0)))
+                            .map_err(map_err)?;
+                        let since = l.received_at.minus(duplicate_window).as_millis();
+                        let original: Option<String> = c
+                            .prepare_cached(FIND_ORIGINAL)
+                            .and_then(|mut s| {
+                                s.query_row(
+                                    params![
+                                        customer,
+                                        l.offer.as_ref().map(OfferId::as_str),
+                                        l.action.as_ref().map(|a| a.as_str()),
+                                        since
+                                    ],
+                                    |r| r.get(0),
+                                )
+                                .optional()
+                            })
+                            .map_err(map_err)?;
+                        let reason = (created == 0).then(|| key.reason().to_owned());
+                        (Some(customer), original, reason)
+                    }
+                };
+                insert_lead_row(c, l, customer_id.as_deref(), duplicate_of.as_deref(), merge_reason.as_deref())?;
+                if duplicate_of.is_none() {
+                    insert_deliveries(c, l, &item.deliveries, l.received_at)?;
                 }
+                accepted.push(Accepted {
+                    customer_id: customer_id.as_deref().map(rows_customer_id).transpose()?,
+                    duplicate_of: duplicate_of.as_deref().map(crate::rows::lead_id).transpose()?,
+                });
             }
-            Ok(())
+            Ok(accepted)
         })
         .await
+}
+
+fn rows_customer_id(s: &str) -> Result<CustomerId> {
+    CustomerId::parse(s).ok_or_else(|| StorageError::Other("stored customer id is not valid".into()))
+}
+
+fn insert_lead_row(
+    c: &rusqlite::Connection,
+    l: &Lead,
+    customer_id: Option<&str>,
+    duplicate_of: Option<&str>,
+    merge_reason: Option<&str>,
+) -> Result<()> {
+    let cu = &l.customer;
+    c.prepare_cached(INSERT_LEAD)
+        .and_then(|mut s| {
+            s.execute(params![
+                l.id.as_str(),
+                l.publisher.as_str(),
+                l.offer.as_ref().map(OfferId::as_str),
+                l.offer_title,
+                l.source.as_str(),
+                l.action.as_ref().map(|a| a.as_str()),
+                l.raw_lead_source,
+                l.stage.as_str(),
+                cu.first_name,
+                cu.last_name,
+                cu.email,
+                cu.phone,
+                cu.country,
+                cu.company,
+                cu.title,
+                l.description,
+                l.campaign,
+                l.is_test,
+                l.pii_withheld,
+                l.received_at.as_millis(),
+                customer_id,
+                duplicate_of,
+                merge_reason,
+            ])
+        })
+        .map(drop)
+        .map_err(map_err)
+}
+
+/// Outbox rows for a lead, due at `due`.
+fn insert_deliveries(c: &rusqlite::Connection, l: &Lead, deliveries: &[NewDelivery], due: Timestamp) -> Result<()> {
+    let mut stmt = c.prepare_cached(INSERT_DELIVERY).map_err(map_err)?;
+    for d in deliveries {
+        stmt.execute(params![
+            d.id.as_str(),
+            l.id.as_str(),
+            d.destination.as_str(),
+            due.as_millis(),
+            l.publisher.as_str(),
+            l.received_at.as_millis()
+        ])
+        .map_err(map_err)?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn get_lead(store: &SqliteStore, id: &LeadId) -> Result<LeadDetail> {
@@ -104,10 +198,74 @@ pub(crate) async fn list_leads(store: &SqliteStore, filter: &LeadFilter, page: &
     let mut q = PagedQuery::new(LEAD_COLUMNS, "leads");
     q.and("publisher_id =", text(filter.publisher.as_ref().map(|p| p.as_str())));
     q.and("offer_id =", text(filter.offer.as_ref().map(OfferId::as_str)));
+    q.and("customer_id =", text(filter.customer.as_ref().map(CustomerId::as_str)));
     q.and("action COLLATE NOCASE =", text(filter.action.as_deref()));
     q.and("stage =", text(filter.stage.as_deref()));
     q.and("received_at >=", filter.since.map(|t| Value::Integer(t.as_millis())));
     q.and("received_at <", filter.until.map(|t| Value::Integer(t.as_millis())));
     let page = page.clone();
     store.read(move |c| q.run(c, &page, lead_row, |r| r.into_lead(), |l| l.id.as_str().to_owned())).await
+}
+
+pub(crate) async fn get_customer(store: &SqliteStore, id: &CustomerId) -> Result<CustomerDetail> {
+    let id = id.as_str().to_owned();
+    store
+        .read(move |c| {
+            let (publisher, created_at): (String, i64) = c
+                .prepare_cached("SELECT publisher_id, created_at FROM customers WHERE id = ?1")
+                .and_then(|mut s| s.query_row([&id], |r| Ok((r.get(0)?, r.get(1)?))))
+                .map_err(map_err)?;
+            let sql = format!("SELECT {LEAD_COLUMNS} FROM leads WHERE customer_id = ?1 ORDER BY received_at, id");
+            let leads = query_rows(c, &sql, [&id], lead_row, |r| r.into_lead())?;
+            Ok(CustomerDetail {
+                id: rows_customer_id(&id)?,
+                publisher: crate::rows::publisher_id(&publisher)?,
+                created_at: crate::rows::ts(created_at),
+                leads,
+            })
+        })
+        .await
+}
+
+pub(crate) async fn split_customer(store: &SqliteStore, req: &SplitRequest) -> Result<()> {
+    let req = req.clone();
+    store
+        .write(move |c| {
+            let publisher: String = c
+                .prepare_cached("SELECT publisher_id FROM customers WHERE id = ?1")
+                .and_then(|mut s| s.query_row([req.customer.as_str()], |r| r.get(0)))
+                .map_err(map_err)?;
+            // The new customer is matched by nothing: future leads with the old key still go to
+            // the old customer, which is what the person who split wanted for the rest.
+            let key = format!("split:{}", req.new_customer);
+            c.execute(
+                "INSERT INTO customers (id, publisher_id, match_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![req.new_customer.as_str(), publisher, key, req.now.as_millis()],
+            )
+            .map_err(map_err)?;
+            let reason = format!("split from {}", req.customer);
+            for lead in &req.leads {
+                let moved = c
+                    .execute(
+                        "UPDATE leads SET customer_id = ?1, merge_reason = ?2 WHERE id = ?3 AND customer_id = ?4",
+                        params![req.new_customer.as_str(), reason, lead.as_str(), req.customer.as_str()],
+                    )
+                    .map_err(map_err)?;
+                if moved == 0 {
+                    return Err(StorageError::NotFound);
+                }
+            }
+            for (lead_id, deliveries) in &req.released {
+                c.execute("UPDATE leads SET duplicate_of = NULL WHERE id = ?1", [lead_id.as_str()]).map_err(map_err)?;
+                let sql = format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id = ?1");
+                let lead = c
+                    .prepare_cached(&sql)
+                    .and_then(|mut s| s.query_row([lead_id.as_str()], lead_row))
+                    .map_err(map_err)?
+                    .into_lead()?;
+                insert_deliveries(c, &lead, deliveries, req.now)?;
+            }
+            Ok(())
+        })
+        .await
 }

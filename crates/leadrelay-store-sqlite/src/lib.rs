@@ -25,7 +25,10 @@ use rusqlite::OpenFlags;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// Migrations in order; the number is the schema version.
-pub const MIGRATIONS: &[(&str, &str)] = &[("0001_initial", include_str!("../migrations/0001_initial.sql"))];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_initial", include_str!("../migrations/0001_initial.sql")),
+    ("0002_customers", include_str!("../migrations/0002_customers.sql")),
+];
 
 /// How many writes at most share one transaction.
 const MAX_BATCH: usize = 1024;
@@ -353,8 +356,18 @@ impl leadrelay_core::storage::Storage for SqliteStore {
     ) -> Result<()> {
         catalog::revoke_ingest_key(self, p, id, now).await
     }
-    async fn insert_leads(&self, leads: &[leadrelay_core::storage::LeadWithDeliveries]) -> Result<()> {
-        leads::insert_leads(self, leads).await
+    async fn insert_leads(
+        &self,
+        leads: &[leadrelay_core::storage::LeadWithDeliveries],
+        duplicate_window: Duration,
+    ) -> Result<Vec<leadrelay_core::storage::Accepted>> {
+        leads::insert_leads(self, leads, duplicate_window).await
+    }
+    async fn get_customer(&self, id: &leadrelay_core::CustomerId) -> Result<leadrelay_core::storage::CustomerDetail> {
+        leads::get_customer(self, id).await
+    }
+    async fn split_customer(&self, request: &leadrelay_core::storage::SplitRequest) -> Result<()> {
+        leads::split_customer(self, request).await
     }
     async fn get_lead(&self, id: &leadrelay_core::LeadId) -> Result<leadrelay_core::storage::LeadDetail> {
         leads::get_lead(self, id).await

@@ -3,7 +3,8 @@
 use leadrelay_core::destination::{DestinationRecord, ErrorClass};
 use leadrelay_core::storage::{Attempt, Delivery, DeliveryStatus, Result, StorageError};
 use leadrelay_core::{
-    ActionCode, Customer, DeliveryId, DestinationId, Lead, LeadId, OfferId, PublisherId, Source, Stage, Timestamp,
+    ActionCode, Customer, CustomerId, DeliveryId, DestinationId, Lead, LeadId, OfferId, PublisherId, Source, Stage,
+    Timestamp,
 };
 use rusqlite::Row;
 
@@ -33,22 +34,23 @@ pub(crate) fn offer_id(s: &str) -> Result<OfferId> {
 
 /// Columns of `leads` in the order [`lead_from_row`] reads them.
 pub(crate) const LEAD_COLUMNS: &str = "id, publisher_id, offer_id, offer_title, source, action, raw_lead_source, stage, \
-     first_name, last_name, email, phone, country, company, title, description, campaign, is_test, pii_withheld, received_at";
+     first_name, last_name, email, phone, country, company, title, description, campaign, \
+     customer_id, duplicate_of, merge_reason, is_test, pii_withheld, received_at";
 
 /// The raw column values of a lead row; converted outside rusqlite's closure so errors map cleanly.
 pub(crate) struct LeadRow {
-    strings: [Option<String>; 17],
+    strings: [Option<String>; 20],
     is_test: bool,
     pii_withheld: bool,
     received_at: i64,
 }
 
 pub(crate) fn lead_row(r: &Row<'_>) -> rusqlite::Result<LeadRow> {
-    let mut strings: [Option<String>; 17] = Default::default();
+    let mut strings: [Option<String>; 20] = Default::default();
     for (i, slot) in strings.iter_mut().enumerate() {
         *slot = r.get(i)?;
     }
-    Ok(LeadRow { strings, is_test: r.get(17)?, pii_withheld: r.get(18)?, received_at: r.get(19)? })
+    Ok(LeadRow { strings, is_test: r.get(20)?, pii_withheld: r.get(21)?, received_at: r.get(22)? })
 }
 
 impl LeadRow {
@@ -71,6 +73,9 @@ impl LeadRow {
             title,
             description,
             campaign,
+            customer_id,
+            duplicate_of,
+            merge_reason,
         ] = self.strings;
         Ok(Lead {
             id: lead_id(id.as_deref().unwrap_or(""))?,
@@ -87,6 +92,12 @@ impl LeadRow {
             is_test: self.is_test,
             pii_withheld: self.pii_withheld,
             received_at: ts(self.received_at),
+            customer_id: customer_id
+                .as_deref()
+                .map(|c| CustomerId::parse(c).ok_or_else(|| corrupt("customer id")))
+                .transpose()?,
+            duplicate_of: duplicate_of.as_deref().map(lead_id).transpose()?,
+            merge_reason,
         })
     }
 }

@@ -35,6 +35,10 @@ contract_tests!(
     a_range_replay_reaches_leads_from_before_the_destination,
     concurrent_inserts_are_all_committed,
     lead_pages_follow_the_cursor,
+    one_email_is_one_customer_and_repeats_are_duplicates,
+    test_leads_stand_alone,
+    concurrent_leads_of_a_new_customer_create_one_customer,
+    a_split_moves_leads_and_releases_their_duplicates,
 );
 
 #[test]

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use leadrelay_core::destination::{DestinationRecord, ErrorClass};
 use leadrelay_core::storage::{
-    Attempt, AttemptRecord, DeliveryFilter, DeliveryStatus, LeadFilter, LeadWithDeliveries, NewDelivery, NextState,
-    PageRequest, Publisher, ReplayRequest, Storage, StorageError,
+    Accepted, Attempt, AttemptRecord, DeliveryFilter, DeliveryStatus, LeadFilter, LeadWithDeliveries, NewDelivery,
+    NextState, PageRequest, Publisher, ReplayRequest, Storage, StorageError,
 };
 use leadrelay_core::{DeliveryId, DestinationId, Lead, LeadDraft, LeadId, LeadRules, PublisherId, Timestamp};
 
@@ -40,21 +40,35 @@ async fn destination(s: &dyn Storage, p: &PublisherId, enabled: bool) -> Destina
     d
 }
 
-fn lead(p: &PublisherId, at: Timestamp) -> Lead {
+const WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+fn lead_of(p: &PublisherId, at: Timestamp, email: &str, action: &str) -> Lead {
     let draft = LeadDraft {
         publisher: Some(p.clone()),
-        lead_source: Some("AzureMarketplace-INS|contoso.crm".into()),
-        customer: leadrelay_core::Customer { email: Some("someone@contoso.com".into()), ..Default::default() },
+        lead_source: Some(format!("AzureMarketplace-{action}|contoso.crm")),
+        customer: leadrelay_core::Customer { email: Some(email.into()), ..Default::default() },
         ..LeadDraft::default()
     };
     Lead::from_draft(draft, LeadId::generate(at), at, &LeadRules::default()).unwrap()
 }
 
+/// A lead of a customer nobody else has.
+fn lead(p: &PublisherId, at: Timestamp) -> Lead {
+    let id = LeadId::generate(at);
+    lead_of(p, at, &format!("{id}@contoso.com"), "INS")
+}
+
+async fn insert_lead(s: &dyn Storage, l: &Lead, dests: &[&DestinationRecord]) -> Accepted {
+    let deliveries = dests
+        .iter()
+        .map(|d| NewDelivery { id: DeliveryId::generate(l.received_at), destination: d.id.clone() })
+        .collect();
+    s.insert_leads(&[LeadWithDeliveries { lead: l.clone(), deliveries }], WINDOW).await.unwrap().remove(0)
+}
+
 async fn insert(s: &dyn Storage, p: &PublisherId, dests: &[&DestinationRecord], at: Timestamp) -> Lead {
     let l = lead(p, at);
-    let deliveries =
-        dests.iter().map(|d| NewDelivery { id: DeliveryId::generate(at), destination: d.id.clone() }).collect();
-    s.insert_leads(&[LeadWithDeliveries { lead: l.clone(), deliveries }]).await.unwrap();
+    insert_lead(s, &l, dests).await;
     l
 }
 
@@ -81,9 +95,11 @@ fn record(c: &leadrelay_core::storage::Claimed, next: NextState, failed: bool) -
 pub async fn a_lead_and_its_deliveries_are_stored_together(s: Arc<dyn Storage>) {
     let p = publisher(&*s).await;
     let d = destination(&*s, &p, true).await;
-    let l = insert(&*s, &p, &[&d], T0).await;
+    let l = lead(&p, T0);
+    let accepted = insert_lead(&*s, &l, &[&d]).await;
+    assert!(accepted.customer_id.is_some());
     let detail = s.get_lead(&l.id).await.unwrap();
-    assert_eq!(detail.lead, l);
+    assert_eq!(detail.lead, Lead { customer_id: accepted.customer_id, ..l });
     assert_eq!(detail.deliveries.len(), 1);
     assert_eq!(detail.deliveries[0].0.status, DeliveryStatus::Pending);
 }
@@ -97,7 +113,7 @@ pub async fn a_failing_batch_stores_nothing(s: Arc<dyn Storage>) {
         LeadWithDeliveries { lead: l.clone(), deliveries: vec![] },
         LeadWithDeliveries { lead: l, deliveries: vec![] },
     ];
-    assert!(matches!(s.insert_leads(&batch).await, Err(StorageError::Conflict)));
+    assert!(matches!(s.insert_leads(&batch, WINDOW).await, Err(StorageError::Conflict)));
     let page = s.list_leads(&LeadFilter::default(), &PageRequest { limit: 10, cursor: None }).await.unwrap();
     assert!(page.items.is_empty(), "a failed batch left {} leads behind", page.items.len());
 }
@@ -234,4 +250,100 @@ pub async fn lead_pages_follow_the_cursor(s: Arc<dyn Storage>) {
     assert!(second.next_cursor.is_none());
     assert!(first.items[0].received_at > first.items[2].received_at);
     assert!(first.items[2].id > second.items[0].id);
+}
+
+/// Leads with one email merge into one customer; a repeat of the same offer and action inside
+/// the window is a duplicate (kept, not delivered); other actions and later repeats are not.
+pub async fn one_email_is_one_customer_and_repeats_are_duplicates(s: Arc<dyn Storage>) {
+    let p = publisher(&*s).await;
+    let d = destination(&*s, &p, true).await;
+    let email = "Someone@Contoso.com";
+    let first = lead_of(&p, T0, email, "PLT");
+    let a1 = insert_lead(&*s, &first, &[&d]).await;
+    let customer = a1.customer_id.clone().expect("a customer");
+    assert_eq!(a1.duplicate_of, None);
+
+    let repeat = lead_of(&p, T0.plus(Duration::from_secs(3600)), "someone@contoso.com", "plt");
+    let a2 = insert_lead(&*s, &repeat, &[&d]).await;
+    assert_eq!((a2.customer_id.as_ref(), a2.duplicate_of.as_ref()), (Some(&customer), Some(&first.id)));
+    assert!(s.get_lead(&repeat.id).await.unwrap().deliveries.is_empty(), "a duplicate is not delivered again");
+
+    let install = lead_of(&p, T0.plus(Duration::from_secs(7200)), email, "INS");
+    let a3 = insert_lead(&*s, &install, &[&d]).await;
+    assert_eq!((a3.customer_id.as_ref(), a3.duplicate_of), (Some(&customer), None));
+
+    let next_day = lead_of(&p, T0.plus(WINDOW + Duration::from_secs(1)), email, "PLT");
+    assert_eq!(insert_lead(&*s, &next_day, &[&d]).await.duplicate_of, None);
+
+    let other = insert(&*s, &p, &[&d], T0).await;
+    assert_ne!(s.get_lead(&other.id).await.unwrap().lead.customer_id.as_ref(), Some(&customer));
+
+    let detail = s.get_customer(&customer).await.unwrap();
+    let timeline: Vec<_> = detail.leads.iter().map(|l| l.id.clone()).collect();
+    assert_eq!(timeline, vec![first.id, repeat.id, install.id, next_day.id]);
+    assert_eq!(detail.leads[0].merge_reason, None);
+    assert_eq!(detail.leads[2].merge_reason.as_deref(), Some("same email address"));
+}
+
+/// Test leads never merge into a customer.
+pub async fn test_leads_stand_alone(s: Arc<dyn Storage>) {
+    let p = publisher(&*s).await;
+    let mut l = lead_of(&p, T0, "someone@contoso.com", "INS");
+    l.is_test = true;
+    assert_eq!(insert_lead(&*s, &l, &[]).await, Accepted { customer_id: None, duplicate_of: None });
+}
+
+/// Concurrent leads of one new email create exactly one customer and one original.
+pub async fn concurrent_leads_of_a_new_customer_create_one_customer(s: Arc<dyn Storage>) {
+    let p = publisher(&*s).await;
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let (s, p) = (Arc::clone(&s), p.clone());
+            tokio::spawn(async move {
+                let l = lead_of(&p, T0.plus(Duration::from_millis(i)), "race@contoso.com", "INS");
+                insert_lead(&*s, &l, &[]).await
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    let customers: std::collections::BTreeSet<_> = results.iter().map(|a| a.customer_id.clone().unwrap()).collect();
+    assert_eq!(customers.len(), 1, "one customer, not {customers:?}");
+    assert_eq!(results.iter().filter(|a| a.duplicate_of.is_none()).count(), 1, "one original, nine duplicates");
+}
+
+/// Splitting moves leads to a new customer and releases duplicates whose original moved away.
+pub async fn a_split_moves_leads_and_releases_their_duplicates(s: Arc<dyn Storage>) {
+    let p = publisher(&*s).await;
+    let d = destination(&*s, &p, true).await;
+    let first = lead_of(&p, T0, "shared@contoso.com", "INS");
+    let customer = insert_lead(&*s, &first, &[&d]).await.customer_id.unwrap();
+    let second = lead_of(&p, T0.plus(Duration::from_secs(60)), "shared@contoso.com", "INS");
+    assert_eq!(insert_lead(&*s, &second, &[&d]).await.duplicate_of.as_ref(), Some(&first.id));
+    let new_customer = leadrelay_core::CustomerId::generate(T0);
+    let t1 = T0.plus(Duration::from_secs(120));
+    let released =
+        vec![(second.id.clone(), vec![NewDelivery { id: DeliveryId::generate(t1), destination: d.id.clone() }])];
+    let req = leadrelay_core::storage::SplitRequest {
+        customer: customer.clone(),
+        new_customer: new_customer.clone(),
+        leads: vec![first.id.clone()],
+        released,
+        now: t1,
+    };
+    s.split_customer(&req).await.unwrap();
+    let moved = s.get_customer(&new_customer).await.unwrap();
+    assert_eq!(moved.leads.iter().map(|l| l.id.clone()).collect::<Vec<_>>(), vec![first.id.clone()]);
+    let stayed = s.get_lead(&second.id).await.unwrap();
+    assert_eq!((stayed.lead.customer_id, stayed.lead.duplicate_of), (Some(customer.clone()), None));
+    assert_eq!(stayed.deliveries.len(), 1, "the released lead is delivered now");
+    let unknown = leadrelay_core::storage::SplitRequest {
+        leads: vec![LeadId::generate(T0)],
+        new_customer: leadrelay_core::CustomerId::generate(T0),
+        released: Vec::new(),
+        ..req
+    };
+    assert!(matches!(s.split_customer(&unknown).await, Err(StorageError::NotFound)));
 }

@@ -123,8 +123,8 @@ pub async fn ingest_microsoft(
         campaign: None,
         is_test: false,
     };
-    let ids = state.ops.accept_leads(vec![LeadSubmission { draft, offer_hint }], key.offer.as_ref()).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "id": ids[0].as_str() }))))
+    let leads = state.ops.accept_leads(vec![LeadSubmission { draft, offer_hint }], key.offer.as_ref()).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "id": leads[0].id.as_str() }))))
 }
 
 #[cfg(test)]

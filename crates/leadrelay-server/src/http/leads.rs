@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use leadrelay_core::storage::{Attempt, Delivery, LeadFilter};
-use leadrelay_core::{Customer, Lead, LeadDraft, LeadId, OfferId, PublisherId};
+use leadrelay_core::{Customer, CustomerId, Lead, LeadDraft, LeadId, OfferId, PublisherId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -17,7 +17,7 @@ use crate::state::AppState;
 /// The most leads one `POST /v1/leads` may carry.
 pub const MAX_BATCH: usize = 1000;
 
-/// Customer fields of [`LeadIn`].
+/// Customer fields of a lead or a marketplace event.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerIn {
@@ -28,6 +28,30 @@ pub struct CustomerIn {
     country: Option<String>,
     company: Option<String>,
     title: Option<String>,
+}
+
+impl CustomerIn {
+    /// The domain customer; an email that is not an address is refused at `{prefix}.email`.
+    ///
+    /// # Errors
+    /// 422 naming the email field.
+    pub fn into_customer(self, prefix: &str) -> Result<Customer, ApiError> {
+        let c = Customer::from_raw(
+            self.first_name,
+            self.last_name,
+            self.email,
+            self.phone,
+            self.country,
+            self.company,
+            self.title,
+        );
+        match &c.email {
+            Some(email) if !leadrelay_core::customer::is_email_shaped(email) => {
+                Err(ApiError::field(format!("{prefix}.email"), "is not an email address"))
+            }
+            _ => Ok(c),
+        }
+    }
 }
 
 /// A lead in marketplace form: either `lead_source` (`Source-Action|Offer`) or `source` +
@@ -74,13 +98,7 @@ impl LeadIn {
             .as_ref()
             .map(|o| o.as_str().to_owned())
             .or_else(|| leadrelay_core::LeadSource::parse(&lead_source).ok().and_then(|ls| ls.offer));
-        let c = self.customer;
-        let customer = Customer::from_raw(c.first_name, c.last_name, c.email, c.phone, c.country, c.company, c.title);
-        if let Some(email) = &customer.email
-            && !leadrelay_core::customer::is_email_shaped(email)
-        {
-            return Err(ApiError::field("customer.email", "is not an email address"));
-        }
+        let customer = self.customer.into_customer("customer")?;
         Ok(LeadSubmission {
             draft: LeadDraft {
                 publisher: Some(publisher),
@@ -126,11 +144,11 @@ pub async fn create_leads(
         let lead: LeadIn = parse_json(&serde_json::to_vec(&item).unwrap_or_default()).map_err(prefix)?;
         submissions.push(lead.into_submission().map_err(prefix)?);
     }
-    let ids = state.ops.accept_leads(submissions, None).await?;
+    let leads = state.ops.accept_leads(submissions, None).await?;
     let body = if single {
-        json!({ "id": ids[0].as_str() })
+        json!({ "id": leads[0].id.as_str() })
     } else {
-        json!({ "ids": ids.iter().map(LeadId::as_str).collect::<Vec<_>>() })
+        json!({ "ids": leads.iter().map(|l| l.id.as_str()).collect::<Vec<_>>() })
     };
     Ok((StatusCode::ACCEPTED, Json(body)))
 }
@@ -157,6 +175,9 @@ pub fn lead_out(l: &Lead) -> Value {
         "is_test": l.is_test,
         "pii_withheld": l.pii_withheld,
         "received_at": l.received_at.to_rfc3339(),
+        "customer_id": l.customer_id.as_ref().map(|c| c.as_str()),
+        "duplicate_of": l.duplicate_of.as_ref().map(LeadId::as_str),
+        "merge_reason": l.merge_reason,
     })
 }
 
@@ -193,11 +214,14 @@ pub async fn list_leads(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let q =
-        Query::parse(raw.as_deref(), &["offer", "action", "stage", "since", "until", "limit", "cursor", "publisher"])?;
+    let q = Query::parse(
+        raw.as_deref(),
+        &["offer", "customer", "action", "stage", "since", "until", "limit", "cursor", "publisher"],
+    )?;
     let filter = LeadFilter {
         publisher: q.parsed("publisher", PublisherId::parse)?,
         offer: q.parsed("offer", OfferId::parse)?,
+        customer: q.parsed("customer", |c| CustomerId::parse(c).ok_or("is not a customer id (cus_…)"))?,
         action: q.text("action").map(str::to_owned),
         stage: q.text("stage").map(str::to_owned),
         since: q.time("since")?,

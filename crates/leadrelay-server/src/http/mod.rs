@@ -1,9 +1,11 @@
 //! The HTTP API. `router.rs` lists every route; one module per resource holds its handlers and
 //! wire types (`…In` for requests, `…Out` for answers).
 
+pub mod customers;
 pub mod deliveries;
 pub mod destinations;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod ingest;

@@ -13,7 +13,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 
 use crate::http::error::{ApiError, InternalCause};
-use crate::http::{deliveries, destinations, health, ingest, leads, publishers};
+use crate::http::{customers, deliveries, destinations, events, health, ingest, leads, publishers};
 use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -34,8 +34,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/publishers/{publisher}/ingest-keys", post(publishers::create_ingest_key))
         .route("/v1/publishers/{publisher}/ingest-keys/{id}", axum::routing::delete(publishers::revoke_ingest_key))
         .route("/v1/ingest/microsoft/{key}", post(ingest::ingest_microsoft))
+        .route("/v1/marketplace/events", post(events::create_event))
         .route("/v1/leads", post(leads::create_leads).get(leads::list_leads))
         .route("/v1/leads/{id}", get(leads::get_lead))
+        .route("/v1/customers/{id}", get(customers::get_customer))
+        .route("/v1/customers/{id}/split", post(customers::split_customer))
         .route("/v1/destinations/{id}", get(destinations::get_destination))
         .route("/v1/destinations/{id}/enable", post(destinations::enable_destination))
         .route("/v1/destinations/{id}/disable", post(destinations::disable_destination))

@@ -5,7 +5,7 @@ use std::time::Duration;
 use leadrelay_testkit::TestReceiver;
 use serde_json::json;
 
-use crate::support::{TestApp, documented_example, status_of};
+use crate::support::{TestApp, documented_example, example_for, status_of};
 
 #[tokio::test]
 async fn a_receiver_that_fails_for_a_while_still_gets_the_lead_once_recovered() {
@@ -112,7 +112,7 @@ async fn gone_disables_the_destination_and_its_queue_waits_until_enabled() {
     assert!(d["disabled_reason"].as_str().unwrap().contains("410"));
 
     receiver.respond_with(200, None);
-    let second = app.ingest(&path, documented_example()).await.body["id"].as_str().unwrap().to_owned();
+    let second = app.ingest(&path, example_for("second@contoso.com")).await.body["id"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.requests().len(), 1, "nothing is sent to a disabled destination");
     assert_eq!(
@@ -130,9 +130,12 @@ async fn a_time_range_replay_sends_leads_a_new_destination_missed() {
     app.contoso().await;
     let path = app.ingest_path(None).await;
     let mut ids = Vec::new();
-    for _ in 0..3 {
-        ids.push(app.ingest(&path, documented_example()).await.body["id"].as_str().unwrap().to_owned());
+    for i in 0..3 {
+        let lead = example_for(&format!("buyer{i}@contoso.com"));
+        ids.push(app.ingest(&path, lead).await.body["id"].as_str().unwrap().to_owned());
     }
+    let repeat = app.ingest(&path, example_for("buyer0@contoso.com")).await;
+    assert_eq!(repeat.status, 202, "a duplicate is stored too, but never replayed");
     let receiver = TestReceiver::start().await;
     let (dest, secret) = app.https_destination(&receiver.url(), None).await;
     let a = app

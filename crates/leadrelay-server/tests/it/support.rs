@@ -173,3 +173,10 @@ pub fn documented_example() -> Value {
 pub fn status_of(deliveries: &[Value]) -> Vec<&str> {
     deliveries.iter().map(|d| d["status"].as_str().unwrap()).collect()
 }
+
+/// The documented example for another customer (so it is not a duplicate of the first).
+pub fn example_for(email: &str) -> Value {
+    let mut v = documented_example();
+    v["UserDetails"]["Email"] = json!(email);
+    v
+}
