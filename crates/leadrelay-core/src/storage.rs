@@ -56,6 +56,10 @@ pub struct Offer {
     pub created_at: Timestamp,
     /// Last changed.
     pub updated_at: Timestamp,
+    /// When it was last published (`None`: a draft).
+    pub published_at: Option<Timestamp>,
+    /// Each destination's answer to the test lead of the last publish, as JSON.
+    pub last_validation: Option<serde_json::Value>,
 }
 
 /// Whether an upsert created or replaced.
@@ -350,6 +354,8 @@ pub trait Storage: Send + Sync + 'static {
     async fn upsert_offer(&self, offer: &Offer) -> Result<Upserted>;
     /// One offer.
     async fn get_offer(&self, id: &OfferId) -> Result<Offer>;
+    /// Marks an offer published at `at`, with the validation results of its destinations.
+    async fn record_publication(&self, id: &OfferId, at: Timestamp, results: &serde_json::Value) -> Result<()>;
     /// A publisher's offers.
     async fn list_offers(&self, publisher: &PublisherId) -> Result<Vec<Offer>>;
     /// Creates a destination.

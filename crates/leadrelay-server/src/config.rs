@@ -30,8 +30,18 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// Lead rules.
     pub leads: LeadsConfig,
+    /// Offer rules.
+    pub offers: OffersConfig,
     /// Logging.
     pub telemetry: TelemetryConfig,
+}
+
+/// `[offers]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OffersConfig {
+    /// Offer types that need a destination to be published.
+    pub destination_required_for: Vec<String>,
 }
 
 /// `[server]`
@@ -227,6 +237,9 @@ impl Config {
         if let Some(s) = self.delivery.permanent_statuses.iter().find(|s| !(400..600).contains(*s)) {
             problems.push(format!("delivery.permanent_statuses: {s} is not a 4xx or 5xx status"));
         }
+        if let Err(e) = self.destination_required_for() {
+            problems.push(e);
+        }
         if let Err(e) = self.stage_table() {
             problems.push(format!("leads.stages: {e}"));
         }
@@ -259,6 +272,21 @@ impl Config {
             stages: self.stage_table()?,
             withheld_email_suffixes: self.leads.withheld_email_suffixes.clone(),
         })
+    }
+
+    /// The offer types that need a destination to be published.
+    ///
+    /// # Errors
+    /// Names an unknown type.
+    pub fn destination_required_for(&self) -> Result<Vec<leadrelay_core::OfferType>, String> {
+        self.offers
+            .destination_required_for
+            .iter()
+            .map(|t| {
+                leadrelay_core::OfferType::parse(t)
+                    .ok_or_else(|| format!("offers.destination_required_for: '{t}' is not an offer type"))
+            })
+            .collect()
     }
 
     /// The retry policy.

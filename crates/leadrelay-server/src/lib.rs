@@ -12,7 +12,7 @@ pub mod worker;
 use std::sync::Arc;
 
 use leadrelay_core::Clock;
-use leadrelay_core::destination::{Destinations, NetworkPolicy};
+use leadrelay_core::destination::Destinations;
 use leadrelay_core::storage::Storage;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -49,15 +49,12 @@ impl Application {
     /// An invalid stage table.
     pub fn build(config: Config, parts: Parts, admin: AdminToken) -> anyhow::Result<Self> {
         let wake = Arc::new(Notify::new());
-        let rules = config.lead_rules().map_err(anyhow::Error::msg)?;
-        let network = NetworkPolicy { allow_private: config.delivery.allow_private_destinations };
+        let policy = ops::Policy::from_config(&config).map_err(anyhow::Error::msg)?;
         let ops = Ops::new(
             Arc::clone(&parts.storage),
             parts.destinations.clone(),
             Arc::clone(&parts.clock),
-            rules,
-            std::time::Duration::from_millis(config.leads.duplicate_window_ms),
-            network,
+            policy,
             Arc::clone(&wake),
         );
         let worker =

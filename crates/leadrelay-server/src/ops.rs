@@ -63,14 +63,40 @@ struct Catalog {
     destinations: Vec<DestinationRecord>,
 }
 
+/// The rules the use cases apply, from configuration.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Stage table and privacy rule.
+    pub rules: LeadRules,
+    /// De-duplication window.
+    pub duplicate_window: Duration,
+    /// Offer types that need a destination to be published.
+    pub destination_required_for: Vec<OfferType>,
+    /// Which addresses destinations may reach.
+    pub network: NetworkPolicy,
+}
+
+impl Policy {
+    /// From configuration.
+    ///
+    /// # Errors
+    /// A bad stage table or offer type (already reported by `Config::validate`).
+    pub fn from_config(config: &crate::config::Config) -> Result<Self, String> {
+        Ok(Self {
+            rules: config.lead_rules()?,
+            duplicate_window: Duration::from_millis(config.leads.duplicate_window_ms),
+            destination_required_for: config.destination_required_for()?,
+            network: NetworkPolicy { allow_private: config.delivery.allow_private_destinations },
+        })
+    }
+}
+
 /// The use cases and what they need.
 pub struct Ops {
     storage: Arc<dyn Storage>,
     destinations: Destinations,
     clock: Arc<dyn Clock>,
-    rules: LeadRules,
-    duplicate_window: Duration,
-    network: NetworkPolicy,
+    policy: Policy,
     wake: Arc<Notify>,
     catalogs: Mutex<HashMap<PublisherId, Arc<Catalog>>>,
     ingest_keys: Mutex<HashMap<String, (Instant, IngestKey)>>,
@@ -101,18 +127,14 @@ impl Ops {
         storage: Arc<dyn Storage>,
         destinations: Destinations,
         clock: Arc<dyn Clock>,
-        rules: LeadRules,
-        duplicate_window: Duration,
-        network: NetworkPolicy,
+        policy: Policy,
         wake: Arc<Notify>,
     ) -> Self {
         Self {
             storage,
             destinations,
             clock,
-            rules,
-            duplicate_window,
-            network,
+            policy,
             wake,
             catalogs: Mutex::new(HashMap::new()),
             ingest_keys: Mutex::new(HashMap::new()),
@@ -206,12 +228,21 @@ impl Ops {
         }
         self.require_publisher(publisher).await?;
         let now = self.clock.now();
-        let created_at = match self.storage.get_offer(&id).await {
-            Ok(existing) => existing.created_at,
-            Err(StorageError::NotFound) => now,
+        let (created_at, published_at, last_validation) = match self.storage.get_offer(&id).await {
+            Ok(existing) => (existing.created_at, existing.published_at, existing.last_validation),
+            Err(StorageError::NotFound) => (now, None, None),
             Err(e) => return Err(e.into()),
         };
-        let offer = Offer { id, publisher: publisher.clone(), title, offer_type, created_at, updated_at: now };
+        let offer = Offer {
+            id,
+            publisher: publisher.clone(),
+            title,
+            offer_type,
+            created_at,
+            updated_at: now,
+            published_at,
+            last_validation,
+        };
         let upserted = self.storage.upsert_offer(&offer).await?;
         self.forget_catalog(publisher);
         Ok((offer, upserted))
@@ -285,7 +316,7 @@ impl Ops {
                 }
             }
         }
-        let prepared = match connector.prepare(settings, self.network) {
+        let prepared = match connector.prepare(settings, self.policy.network) {
             Ok(p) => Some(p),
             Err(mut field_errors) => {
                 errors.append(&mut field_errors);
@@ -361,6 +392,63 @@ impl Ops {
             Some(list) => catalog.offers.iter().find(|o| list.contains(&o.id)),
             None => catalog.offers.first(),
         };
+        self.send_test_lead(&record, offer).await
+    }
+
+    /// Publishes an offer: refused when its type requires a lead destination and it has none;
+    /// otherwise every destination of the offer gets a test lead now, and the results are
+    /// recorded on the offer. Publishing succeeds even when a destination fails its test: its
+    /// leads queue until it is fixed, and the results say what to fix.
+    ///
+    /// # Errors
+    /// `NotFound`; `Invalid` naming the rule when a required destination is missing.
+    pub async fn publish_offer(
+        &self,
+        publisher: &PublisherId,
+        id: &OfferId,
+    ) -> OpsResult<(Offer, Vec<(DestinationRecord, Validation)>)> {
+        let offer = self.get_offer(publisher, id).await?;
+        self.forget_catalog(publisher);
+        let catalog = self.catalog(publisher).await?;
+        let destinations: Vec<&DestinationRecord> = catalog
+            .destinations
+            .iter()
+            .filter(|d| d.offers.as_ref().is_none_or(|list| list.contains(&offer.id)))
+            .collect();
+        if destinations.is_empty() && self.policy.destination_required_for.contains(&offer.offer_type) {
+            return Err(OpsError::field(
+                "destinations",
+                format!(
+                    "an offer of type '{}' needs a lead destination before it is published (rule: \
+                     offers.destination_required_for); add one with POST /v1/publishers/{publisher}/destinations",
+                    offer.offer_type.as_str()
+                ),
+            ));
+        }
+        let mut results = Vec::with_capacity(destinations.len());
+        for d in destinations {
+            results.push(((*d).clone(), self.send_test_lead(d, Some(&offer)).await?));
+        }
+        let summary: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(d, v)| {
+                let mut r = serde_json::json!({
+                    "destination": d.id.as_str(), "name": d.name, "kind": d.kind, "ok": v.error.is_none(),
+                    "status_code": v.status, "test_lead_id": v.lead_id.as_str(),
+                });
+                if let Some((error, hint)) = &v.error {
+                    r["error"] = serde_json::json!(error);
+                    r["hint"] = serde_json::json!(hint);
+                }
+                r
+            })
+            .collect();
+        let now = self.clock.now();
+        self.storage.record_publication(&offer.id, now, &serde_json::Value::Array(summary)).await?;
+        Ok((self.get_offer(publisher, id).await?, results))
+    }
+
+    async fn send_test_lead(&self, record: &DestinationRecord, offer: Option<&Offer>) -> OpsResult<Validation> {
         let now = self.clock.now();
         let marker = leadrelay_core::test_lead::marker_at(now);
         let draft = LeadDraft {
@@ -374,9 +462,12 @@ impl Ops {
             campaign: None,
             is_test: true,
         };
-        let lead = Lead::from_draft(draft, LeadId::generate(now), now, &self.rules)?;
+        let lead = Lead::from_draft(draft, LeadId::generate(now), now, &self.policy.rules)?;
         self.storage
-            .insert_leads(&[LeadWithDeliveries { lead: lead.clone(), deliveries: Vec::new() }], self.duplicate_window)
+            .insert_leads(
+                &[LeadWithDeliveries { lead: lead.clone(), deliveries: Vec::new() }],
+                self.policy.duplicate_window,
+            )
             .await?;
         let result = match self.destinations.get(&record.kind) {
             None => Err(leadrelay_core::destination::DestinationError::permanent(format!(
@@ -535,15 +626,15 @@ impl Ops {
                     sub.draft.offer_title = Some(o.title.clone());
                 }
             }
-            let lead =
-                Lead::from_draft(sub.draft, LeadId::generate(now), now, &self.rules).map_err(|e| prefix(e.into()))?;
+            let lead = Lead::from_draft(sub.draft, LeadId::generate(now), now, &self.policy.rules)
+                .map_err(|e| prefix(e.into()))?;
             let deliveries = routing::plan(&lead, &catalog.destinations)
                 .into_iter()
                 .map(|destination| NewDelivery { id: DeliveryId::generate(now), destination })
                 .collect();
             planned.push(LeadWithDeliveries { lead, deliveries });
         }
-        let accepted = self.storage.insert_leads(&planned, self.duplicate_window).await?;
+        let accepted = self.storage.insert_leads(&planned, self.policy.duplicate_window).await?;
         if planned.iter().zip(&accepted).any(|(p, a)| a.duplicate_of.is_none() && !p.deliveries.is_empty()) {
             self.wake.notify_one();
         }

@@ -55,9 +55,9 @@ pub(crate) async fn upsert_offer(store: &SqliteStore, o: &Offer) -> Result<Upser
         .await
 }
 
-type OfferRow = (String, String, String, String, i64, i64);
+type OfferRow = (String, String, String, String, i64, i64, Option<i64>, Option<String>);
 
-fn offer_from_row((id, publisher, title, kind, created, updated): OfferRow) -> Result<Offer> {
+fn offer_from_row((id, publisher, title, kind, created, updated, published, validation): OfferRow) -> Result<Offer> {
     Ok(Offer {
         id: rows::offer_id(&id)?,
         publisher: rows::publisher_id(&publisher)?,
@@ -66,13 +66,36 @@ fn offer_from_row((id, publisher, title, kind, created, updated): OfferRow) -> R
             .ok_or_else(|| StorageError::Other("stored offer type is not valid".into()))?,
         created_at: ts(created),
         updated_at: ts(updated),
+        published_at: published.map(ts),
+        last_validation: validation.and_then(|v| serde_json::from_str(&v).ok()),
     })
 }
 
-const OFFER_COLUMNS: &str = "id, publisher_id, title, offer_type, created_at, updated_at";
+const OFFER_COLUMNS: &str =
+    "id, publisher_id, title, offer_type, created_at, updated_at, published_at, last_validation";
 
 fn offer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OfferRow> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+}
+
+pub(crate) async fn record_publication(
+    store: &SqliteStore,
+    id: &OfferId,
+    at: Timestamp,
+    results: &serde_json::Value,
+) -> Result<()> {
+    let (id, results) = (id.as_str().to_owned(), results.to_string());
+    store
+        .write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE offers SET published_at = ?2, last_validation = ?3 WHERE id = ?1",
+                    params![id, at.as_millis(), results],
+                )
+                .map_err(map_err)?;
+            if n == 0 { Err(StorageError::NotFound) } else { Ok(()) }
+        })
+        .await
 }
 
 pub(crate) async fn get_offer(store: &SqliteStore, id: &OfferId) -> Result<Offer> {

@@ -28,6 +28,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_initial", include_str!("../migrations/0001_initial.sql")),
     ("0002_customers", include_str!("../migrations/0002_customers.sql")),
+    ("0003_offer_publication", include_str!("../migrations/0003_offer_publication.sql")),
 ];
 
 /// How many writes at most share one transaction.
@@ -311,6 +312,14 @@ impl leadrelay_core::storage::Storage for SqliteStore {
     }
     async fn get_offer(&self, id: &leadrelay_core::OfferId) -> Result<leadrelay_core::storage::Offer> {
         catalog::get_offer(self, id).await
+    }
+    async fn record_publication(
+        &self,
+        id: &leadrelay_core::OfferId,
+        at: leadrelay_core::Timestamp,
+        results: &serde_json::Value,
+    ) -> Result<()> {
+        catalog::record_publication(self, id, at, results).await
     }
     async fn list_offers(
         &self,

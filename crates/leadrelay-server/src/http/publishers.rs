@@ -56,7 +56,26 @@ fn offer_out(o: &Offer) -> Value {
     json!({
         "id": o.id.as_str(), "publisher": o.publisher.as_str(), "title": o.title, "type": o.offer_type.as_str(),
         "created_at": o.created_at.to_rfc3339(), "updated_at": o.updated_at.to_rfc3339(),
+        "publish_state": if o.published_at.is_some() { "published" } else { "draft" },
+        "published_at": o.published_at.map(|t| t.to_rfc3339()),
+        "last_validation": o.last_validation,
     })
+}
+
+/// `POST /v1/publishers/{publisher}/offers/{offer_id}/publish` → 200 with the offer and each
+/// destination's answer to its test lead; 422 naming the rule when a destination is required.
+pub async fn publish_offer(
+    _: Admin,
+    State(state): State<AppState>,
+    Path((publisher, offer_id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let publisher = publisher_from_path(&publisher)?;
+    let id = OfferId::parse(&offer_id).map_err(|_| ApiError::NotFound("offer"))?;
+    let (offer, results) = state.ops.publish_offer(&publisher, &id).await?;
+    let mut out = offer_out(&offer);
+    out["all_ok"] = json!(results.iter().all(|(_, v)| v.error.is_none()));
+    out["results"] = offer.last_validation.clone().unwrap_or(json!([]));
+    Ok(Json(out))
 }
 
 /// `PUT /v1/publishers/{publisher}/offers/{offer_id}`: 201 when created, 200 when replaced.

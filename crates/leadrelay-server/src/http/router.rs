@@ -31,6 +31,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/publishers/{publisher}/destinations",
             post(destinations::create_destination).get(destinations::list_destinations),
         )
+        .route("/v1/publishers/{publisher}/offers/{offer_id}/publish", post(publishers::publish_offer))
         .route("/v1/publishers/{publisher}/ingest-keys", post(publishers::create_ingest_key))
         .route("/v1/publishers/{publisher}/ingest-keys/{id}", axum::routing::delete(publishers::revoke_ingest_key))
         .route("/v1/ingest/microsoft/{key}", post(ingest::ingest_microsoft))

@@ -143,3 +143,53 @@ async fn the_timeline_orders_a_customers_leads_across_offers_and_a_split_undoes_
     assert_eq!((a.status, a.body["error"]["fields"][0]["path"].as_str()), (422, Some("lead_ids[0]")));
     assert_eq!(app.get("/v1/customers/cus_01a20a0762607c72a156aa91071bfdac").await.status, 404);
 }
+
+#[tokio::test]
+async fn publishing_needs_a_destination_for_the_required_types_and_sends_each_a_test_lead() {
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let a = app.post("/v1/publishers/contoso/offers/contoso.crm/publish", json!({})).await;
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert_eq!(a.body["error"]["fields"][0]["path"], "destinations");
+    assert!(a.body["error"]["message"].as_str().unwrap().contains("'saas' needs a lead destination"), "{}", a.body);
+    assert_eq!(app.get("/v1/publishers/contoso/offers/contoso.crm").await.body["publish_state"], "draft");
+
+    let vm = app
+        .put("/v1/publishers/contoso/offers/contoso.vm", json!({"title": "Contoso VM", "type": "virtual-machine"}))
+        .await;
+    assert_eq!(vm.status, 201);
+    let a = app.post("/v1/publishers/contoso/offers/contoso.vm/publish", json!({})).await;
+    assert_eq!(
+        (a.status, a.body["publish_state"].as_str()),
+        (200, Some("published")),
+        "not required for VMs: {}",
+        a.body
+    );
+
+    let receiver = TestReceiver::start().await;
+    let broken = TestReceiver::start().await;
+    broken.respond_with(404, None);
+    app.https_destination(&receiver.url(), Some(&["contoso.crm"])).await;
+    app.https_destination(&broken.url(), None).await;
+    let a = app.post("/v1/publishers/contoso/offers/contoso.crm/publish", json!({})).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["publish_state"], "published");
+    assert_eq!(a.body["all_ok"], false);
+    let results = a.body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    assert_eq!(results.iter().filter(|r| r["ok"] == true).count(), 1);
+    let failed = results.iter().find(|r| r["ok"] == false).unwrap();
+    assert!(failed["hint"].as_str().unwrap().contains("path"), "{failed}");
+
+    let test_lead = receiver.requests()[0].json();
+    let marker = test_lead["Description"].as_str().unwrap();
+    assert!(marker.starts_with("MSFT_TEST_"));
+    assert_eq!(test_lead["UserDetails"]["Email"], format!("{marker}@test.com"));
+    assert_eq!(test_lead["OfferTitle"], "Contoso CRM");
+    let offer = app.get("/v1/publishers/contoso/offers/contoso.crm").await.body;
+    assert_eq!(offer["publish_state"], "published");
+    assert_eq!(offer["last_validation"].as_array().unwrap().len(), 2);
+    let renamed =
+        app.put("/v1/publishers/contoso/offers/contoso.crm", json!({"title": "Contoso CRM 2", "type": "saas"})).await;
+    assert_eq!(renamed.body["publish_state"], "published", "an edit keeps the publish state");
+}
