@@ -71,6 +71,11 @@ prefixed_id!(
     "cus_"
 );
 prefixed_id!(
+    /// An API token (the token itself is a secret; this id names it).
+    TokenId,
+    "tok_"
+);
+prefixed_id!(
     /// An ingest key (the key itself is a secret; this id names it).
     IngestKeyId,
     "ik_"

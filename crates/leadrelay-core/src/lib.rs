@@ -2,6 +2,7 @@
 //! a lead, when a failed delivery is tried again, and the traits that storage backends and
 //! destination connectors implement. Pure code: no network, no files, no clock of its own.
 
+pub mod access;
 pub mod clock;
 pub mod customer;
 pub mod destination;
@@ -20,7 +21,7 @@ pub mod test_lead;
 
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use customer::Customer;
-pub use ids::{CustomerId, DeliveryId, DestinationId, IngestKeyId, LeadId, PublisherId};
+pub use ids::{CustomerId, DeliveryId, DestinationId, IngestKeyId, LeadId, PublisherId, TokenId};
 pub use lead::{Lead, LeadDraft, LeadError, LeadRules};
 pub use offer::{OfferId, OfferType};
 pub use source::{ActionCode, LeadSource, Source};

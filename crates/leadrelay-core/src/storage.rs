@@ -88,6 +88,23 @@ pub struct IngestKey {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// An API token: the secret itself is stored only as a hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    /// Id.
+    pub id: crate::ids::TokenId,
+    /// SHA-256 of the token, hex.
+    pub token_hash: String,
+    /// The publisher it is bound to; `None` for marketplace tokens.
+    pub publisher: Option<PublisherId>,
+    /// What it allows.
+    pub scopes: Vec<crate::access::Scope>,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Revoked tokens authenticate nothing.
+    pub revoked_at: Option<Timestamp>,
+}
+
 /// A delivery's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DeliveryStatus {
@@ -378,6 +395,13 @@ pub trait Storage: Send + Sync + 'static {
     async fn find_ingest_key(&self, key_hash: &str) -> Result<IngestKey>;
     /// Revokes a key.
     async fn revoke_ingest_key(&self, publisher: &PublisherId, id: &IngestKeyId, now: Timestamp) -> Result<()>;
+
+    /// Stores an API token.
+    async fn create_api_token(&self, token: &ApiToken) -> Result<()>;
+    /// The token with this hash (revoked ones included; the caller checks).
+    async fn find_api_token(&self, token_hash: &str) -> Result<ApiToken>;
+    /// Revokes a publisher's token.
+    async fn revoke_api_token(&self, publisher: &PublisherId, id: &crate::ids::TokenId, now: Timestamp) -> Result<()>;
 
     /// Stores leads and their outbox rows, all or nothing, durably, before returning. In the
     /// same transaction each non-test lead is merged into its customer (created on first

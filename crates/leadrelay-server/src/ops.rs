@@ -5,14 +5,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use leadrelay_core::access::Scope;
 use leadrelay_core::destination::{DestinationRecord, Destinations, FieldError, NetworkPolicy};
 use leadrelay_core::storage::{
-    CustomerDetail, Delivery, DeliveryFilter, IngestKey, LeadDetail, LeadFilter, LeadWithDeliveries, NewDelivery,
-    Offer, Page, PageRequest, Publisher, ReplayRequest, SplitRequest, Storage, StorageError, Upserted,
+    ApiToken, CustomerDetail, Delivery, DeliveryFilter, IngestKey, LeadDetail, LeadFilter, LeadWithDeliveries,
+    NewDelivery, Offer, Page, PageRequest, Publisher, ReplayRequest, SplitRequest, Storage, StorageError, Upserted,
 };
 use leadrelay_core::{
     Clock, CustomerId, DeliveryId, DestinationId, IngestKeyId, Lead, LeadDraft, LeadError, LeadId, LeadRules, OfferId,
-    OfferType, PublisherId, routing,
+    OfferType, PublisherId, TokenId, routing,
 };
 use tokio::sync::Notify;
 
@@ -100,6 +101,7 @@ pub struct Ops {
     wake: Arc<Notify>,
     catalogs: Mutex<HashMap<PublisherId, Arc<Catalog>>>,
     ingest_keys: Mutex<HashMap<String, (Instant, IngestKey)>>,
+    tokens: Mutex<HashMap<String, (Instant, ApiToken)>>,
 }
 
 /// The outcome of Validate.
@@ -138,6 +140,7 @@ impl Ops {
             wake,
             catalogs: Mutex::new(HashMap::new()),
             ingest_keys: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
         }
     }
 
@@ -523,6 +526,87 @@ impl Ops {
         };
         self.storage.create_ingest_key(&key).await?;
         Ok((key, plain))
+    }
+
+    /// Creates an API token; returns it with its plain value (shown once). `publisher` `None`
+    /// makes a marketplace token (scope `marketplace` only).
+    ///
+    /// # Errors
+    /// `Invalid` for scopes that do not fit the kind of token.
+    pub async fn create_token(
+        &self,
+        publisher: Option<&PublisherId>,
+        scopes: Vec<Scope>,
+    ) -> OpsResult<(ApiToken, String)> {
+        if scopes.is_empty() {
+            return Err(OpsError::field("scopes", "must name at least one scope"));
+        }
+        for (i, s) in scopes.iter().enumerate() {
+            if s.is_publisher_scope() != publisher.is_some() {
+                let rule = if publisher.is_some() {
+                    "must be ingest, read, write or admin (marketplace tokens are created with POST /v1/marketplace/tokens)"
+                } else {
+                    "must be marketplace"
+                };
+                return Err(OpsError::field(format!("scopes[{i}]"), rule));
+            }
+        }
+        if let Some(p) = publisher {
+            self.require_publisher(p).await?;
+        }
+        let prefix = if publisher.is_some() { "lr_pub_" } else { "lr_mkt_" };
+        let plain = generate_secret(prefix);
+        let now = self.clock.now();
+        let mut scopes = scopes;
+        scopes.sort_unstable();
+        scopes.dedup();
+        let token = ApiToken {
+            id: TokenId::generate(now),
+            token_hash: hash_secret(&plain),
+            publisher: publisher.cloned(),
+            scopes,
+            created_at: now,
+            revoked_at: None,
+        };
+        self.storage.create_api_token(&token).await?;
+        Ok((token, plain))
+    }
+
+    /// The live API token for a presented bearer value.
+    ///
+    /// # Errors
+    /// `NotFound` for unknown or revoked tokens.
+    pub async fn authenticate_token(&self, plain: &str) -> OpsResult<ApiToken> {
+        let hash = hash_secret(plain);
+        if let Some((at, token)) = self.tokens.lock().expect("token cache").get(&hash)
+            && at.elapsed() < CATALOG_TTL
+        {
+            return Ok(token.clone());
+        }
+        let token = match self.storage.find_api_token(&hash).await {
+            Ok(t) if t.revoked_at.is_none() => t,
+            Ok(_) | Err(StorageError::NotFound) => return Err(OpsError::NotFound("token")),
+            Err(e) => return Err(e.into()),
+        };
+        let mut cache = self.tokens.lock().expect("token cache");
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(hash, (Instant::now(), token.clone()));
+        Ok(token)
+    }
+
+    /// Revokes a publisher's token.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub async fn revoke_token(&self, publisher: &PublisherId, id: &TokenId) -> OpsResult<()> {
+        match self.storage.revoke_api_token(publisher, id, self.clock.now()).await {
+            Err(StorageError::NotFound) => return Err(OpsError::NotFound("token")),
+            other => other?,
+        }
+        self.tokens.lock().expect("token cache").clear();
+        Ok(())
     }
 
     /// Revokes an ingest key.

@@ -1,8 +1,9 @@
 //! Publishers, offers, destinations and ingest keys.
 
+use leadrelay_core::access::{format_scopes, parse_scopes};
 use leadrelay_core::destination::DestinationRecord;
-use leadrelay_core::storage::{IngestKey, Offer, Publisher, Result, StorageError, Upserted};
-use leadrelay_core::{DestinationId, IngestKeyId, OfferId, OfferType, PublisherId, Timestamp};
+use leadrelay_core::storage::{ApiToken, IngestKey, Offer, Publisher, Result, StorageError, Upserted};
+use leadrelay_core::{DestinationId, IngestKeyId, OfferId, OfferType, PublisherId, Timestamp, TokenId};
 use rusqlite::{OptionalExtension, params};
 
 use crate::rows::{self, DESTINATION_COLUMNS, destination_from_row, destination_row, ts};
@@ -258,6 +259,72 @@ pub(crate) async fn revoke_ingest_key(
             let n = c
                 .execute(
                     "UPDATE ingest_keys SET revoked_at = COALESCE(revoked_at, ?3) WHERE id = ?1 AND publisher_id = ?2",
+                    params![id, p, now],
+                )
+                .map_err(map_err)?;
+            if n == 0 { Err(StorageError::NotFound) } else { Ok(()) }
+        })
+        .await
+}
+
+pub(crate) async fn create_api_token(store: &SqliteStore, t: &ApiToken) -> Result<()> {
+    let t = t.clone();
+    store
+        .write(move |c| {
+            c.execute(
+                "INSERT INTO api_tokens (id, token_hash, publisher_id, scopes, created_at, revoked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, NULL)",
+                params![
+                    t.id.as_str(),
+                    t.token_hash,
+                    t.publisher.as_ref().map(PublisherId::as_str),
+                    format_scopes(&t.scopes),
+                    t.created_at.as_millis()
+                ],
+            )
+            .map(drop)
+            .map_err(map_err)
+        })
+        .await
+}
+
+pub(crate) async fn find_api_token(store: &SqliteStore, token_hash: &str) -> Result<ApiToken> {
+    let hash = token_hash.to_owned();
+    store
+        .read(move |c| {
+            type Row = (String, String, Option<String>, String, i64, Option<i64>);
+            let (id, hash, publisher, scopes, created, revoked): Row = c
+                .prepare_cached(
+                    "SELECT id, token_hash, publisher_id, scopes, created_at, revoked_at FROM api_tokens WHERE token_hash = ?1",
+                )
+                .and_then(|mut s| {
+                    s.query_row([&hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+                })
+                .map_err(map_err)?;
+            Ok(ApiToken {
+                id: TokenId::parse(&id).ok_or_else(|| StorageError::Other("stored token id is not valid".into()))?,
+                token_hash: hash,
+                publisher: publisher.as_deref().map(rows::publisher_id).transpose()?,
+                scopes: parse_scopes(&scopes),
+                created_at: ts(created),
+                revoked_at: revoked.map(ts),
+            })
+        })
+        .await
+}
+
+pub(crate) async fn revoke_api_token(
+    store: &SqliteStore,
+    publisher: &PublisherId,
+    id: &TokenId,
+    now: Timestamp,
+) -> Result<()> {
+    let (p, id, now) = (publisher.as_str().to_owned(), id.as_str().to_owned(), now.as_millis());
+    store
+        .write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, ?3) WHERE id = ?1 AND publisher_id = ?2",
                     params![id, p, now],
                 )
                 .map_err(map_err)?;

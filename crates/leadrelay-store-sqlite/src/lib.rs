@@ -29,6 +29,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_initial", include_str!("../migrations/0001_initial.sql")),
     ("0002_customers", include_str!("../migrations/0002_customers.sql")),
     ("0003_offer_publication", include_str!("../migrations/0003_offer_publication.sql")),
+    ("0004_api_tokens", include_str!("../migrations/0004_api_tokens.sql")),
 ];
 
 /// How many writes at most share one transaction.
@@ -364,6 +365,20 @@ impl leadrelay_core::storage::Storage for SqliteStore {
         now: leadrelay_core::Timestamp,
     ) -> Result<()> {
         catalog::revoke_ingest_key(self, p, id, now).await
+    }
+    async fn create_api_token(&self, token: &leadrelay_core::storage::ApiToken) -> Result<()> {
+        catalog::create_api_token(self, token).await
+    }
+    async fn find_api_token(&self, token_hash: &str) -> Result<leadrelay_core::storage::ApiToken> {
+        catalog::find_api_token(self, token_hash).await
+    }
+    async fn revoke_api_token(
+        &self,
+        publisher: &leadrelay_core::PublisherId,
+        id: &leadrelay_core::TokenId,
+        now: leadrelay_core::Timestamp,
+    ) -> Result<()> {
+        catalog::revoke_api_token(self, publisher, id, now).await
     }
     async fn insert_leads(
         &self,

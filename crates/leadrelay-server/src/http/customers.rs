@@ -2,13 +2,14 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use leadrelay_core::access::Scope;
 use leadrelay_core::storage::CustomerDetail;
 use leadrelay_core::{CustomerId, LeadId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::http::error::ApiError;
-use crate::http::extract::{Admin, Body, parse_json};
+use crate::http::extract::{Body, Caller, parse_json};
 use crate::http::leads::lead_out;
 use crate::state::AppState;
 
@@ -28,11 +29,13 @@ fn customer_id(raw: &str) -> Result<CustomerId, ApiError> {
 
 /// `GET /v1/customers/{id}`: the customer with its leads across offers, oldest first.
 pub async fn get_customer(
-    _: Admin,
+    caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(customer_out(&state.ops.get_customer(&customer_id(&id)?).await?)))
+    let customer = state.ops.get_customer(&customer_id(&id)?).await?;
+    caller.check(&customer.publisher, Scope::Read, "customer")?;
+    Ok(Json(customer_out(&customer)))
 }
 
 /// `POST /v1/customers/{id}/split` body.
@@ -44,12 +47,13 @@ pub struct SplitIn {
 
 /// `POST /v1/customers/{id}/split` → 200 with the new customer holding `lead_ids`.
 pub async fn split_customer(
-    _: Admin,
+    caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
     Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     let id = customer_id(&id)?;
+    caller.check(&state.ops.get_customer(&id).await?.publisher, Scope::Write, "customer")?;
     let input: SplitIn = parse_json(&body)?;
     let leads = input
         .lead_ids

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use leadrelay_core::access::Scope;
 use leadrelay_core::destination::DestinationRecord;
 use leadrelay_core::storage::ReplayRequest;
 use leadrelay_core::{DestinationId, OfferId, Timestamp};
@@ -10,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::http::error::ApiError;
-use crate::http::extract::{Admin, Body, parse_json, parse_optional_json};
+use crate::http::extract::{Body, Caller, parse_json, parse_optional_json};
 use crate::http::publishers::publisher_from_path;
 use crate::state::AppState;
 
@@ -46,12 +47,13 @@ pub fn destination_out(state: &AppState, d: &DestinationRecord) -> Value {
 /// `POST /v1/publishers/{publisher}/destinations` → 201. A secret the server generated is in
 /// the answer this once.
 pub async fn create_destination(
-    _: Admin,
+    caller: Caller,
     State(state): State<AppState>,
     Path(publisher): Path<String>,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let publisher = publisher_from_path(&publisher)?;
+    caller.check(&publisher, Scope::Write, "publisher")?;
     let input: DestinationIn = parse_json(&body)?;
     let offers = input
         .offers
@@ -74,11 +76,12 @@ pub async fn create_destination(
 
 /// `GET /v1/publishers/{publisher}/destinations`
 pub async fn list_destinations(
-    _: Admin,
+    caller: Caller,
     State(state): State<AppState>,
     Path(publisher): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let publisher = publisher_from_path(&publisher)?;
+    caller.check(&publisher, Scope::Read, "publisher")?;
     let list = state.ops.list_destinations(&publisher).await?;
     Ok(Json(json!({ "items": list.iter().map(|d| destination_out(&state, d)).collect::<Vec<_>>() })))
 }
@@ -87,44 +90,54 @@ fn destination_id(raw: &str) -> Result<DestinationId, ApiError> {
     DestinationId::parse(raw).ok_or(ApiError::NotFound("destination"))
 }
 
+/// The destination named in the path, if the caller may use it with `scope`.
+async fn authorized(state: &AppState, caller: &Caller, raw: &str, scope: Scope) -> Result<DestinationRecord, ApiError> {
+    let d = state.ops.get_destination(&destination_id(raw)?).await?;
+    caller.check(&d.publisher, scope, "destination")?;
+    Ok(d)
+}
+
 /// `GET /v1/destinations/{id}`
 pub async fn get_destination(
-    _: Admin,
+    caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let d = state.ops.get_destination(&destination_id(&id)?).await?;
+    let d = authorized(&state, &caller, &id, Scope::Read).await?;
     Ok(Json(destination_out(&state, &d)))
 }
 
 /// `POST /v1/destinations/{id}/enable`: resumes delivery, including the backlog.
 pub async fn enable_destination(
-    _: Admin,
+    caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let d = state.ops.set_destination_enabled(&destination_id(&id)?, true).await?;
+    let d = authorized(&state, &caller, &id, Scope::Write).await?;
+    let d = state.ops.set_destination_enabled(&d.id, true).await?;
     Ok(Json(destination_out(&state, &d)))
 }
 
 /// `POST /v1/destinations/{id}/disable`: pauses delivery; leads keep queueing.
 pub async fn disable_destination(
-    _: Admin,
+    caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let d = state.ops.set_destination_enabled(&destination_id(&id)?, false).await?;
+    let d = authorized(&state, &caller, &id, Scope::Write).await?;
+    let d = state.ops.set_destination_enabled(&d.id, false).await?;
     Ok(Json(destination_out(&state, &d)))
 }
 
 /// `POST /v1/destinations/{id}/validate` → 200 `{"ok": true}` or
 /// `{"ok": false, "error": "...", "hint": "..."}` after sending a test lead now.
 pub async fn validate_destination(
-    _: Admin,
+    caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let v = state.ops.validate_destination(&destination_id(&id)?).await?;
+    let d = authorized(&state, &caller, &id, Scope::Write).await?;
+    let v = state.ops.validate_destination(&d.id).await?;
     let mut out = json!({ "ok": v.error.is_none(), "test_lead_id": v.lead_id.as_str(), "status_code": v.status });
     if let Some((error, hint)) = v.error {
         out["error"] = json!(error);
@@ -145,12 +158,12 @@ pub struct ReplayIn {
 
 /// `POST /v1/destinations/{id}/replay` → 202 `{"replayed": n}`.
 pub async fn replay_destination(
-    _: Admin,
+    caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let destination = destination_id(&id)?;
+    let destination = authorized(&state, &caller, &id, Scope::Write).await?.id;
     let input: ReplayIn = parse_optional_json(&body)?;
     let time = |name: &str, v: Option<String>| {
         v.as_deref().map(Timestamp::parse_rfc3339).transpose().map_err(|rule| ApiError::field(name, rule))

@@ -19,6 +19,8 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     /// 401: no or wrong credentials.
     Unauthorized,
+    /// 403: the token may not do this.
+    Forbidden(String),
     /// 404: no such thing (or not yours).
     NotFound(&'static str),
     /// 409: conflicts with the current state.
@@ -50,6 +52,7 @@ impl ApiError {
             Self::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
@@ -66,6 +69,7 @@ impl ApiError {
             Self::Validation(fields) if fields.len() == 1 => format!("{} {}", fields[0].path, fields[0].message),
             Self::Validation(fields) => format!("{} fields are invalid", fields.len()),
             Self::Unauthorized => "missing or invalid bearer token (send 'Authorization: Bearer <token>')".to_owned(),
+            Self::Forbidden(why) => why.clone(),
             Self::NotFound(what) => format!("{what} not found"),
             Self::Conflict(why) => why.clone(),
             Self::PayloadTooLarge(max) => {

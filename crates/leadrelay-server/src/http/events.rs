@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::http::error::ApiError;
-use crate::http::extract::{Admin, Body, parse_json};
+use crate::http::extract::{Body, Caller, parse_json};
 use crate::http::leads::CustomerIn;
 use crate::ops::LeadSubmission;
 use crate::state::AppState;
@@ -32,10 +32,13 @@ pub struct EventIn {
 /// `POST /v1/marketplace/events` → 202
 /// `{"id","lead_source","action_code","stage","customer_id","duplicate_of"}`.
 pub async fn create_event(
-    _: Admin,
+    caller: Caller,
     State(state): State<AppState>,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if !matches!(caller, Caller::Admin | Caller::Marketplace) {
+        return Err(ApiError::Forbidden("marketplace events need a marketplace token or the admin token".to_owned()));
+    }
     let input: EventIn = parse_json(&body)?;
     let marketplace = Marketplace::parse(&input.marketplace).ok_or_else(|| {
         let all: Vec<&str> = Marketplace::ALL.iter().map(|m| m.as_str()).collect();

@@ -6,6 +6,9 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
+use leadrelay_core::PublisherId;
+use leadrelay_core::access::Scope;
+
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
@@ -75,11 +78,73 @@ fn describe_serde(e: &serde_json::Error) -> String {
     msg
 }
 
-/// A caller authenticated with the admin token.
-#[derive(Debug, Clone, Copy)]
-pub struct Admin;
+/// An authenticated caller: the admin, a marketplace operator, or one publisher with scopes.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// The admin token: everything.
+    Admin,
+    /// A marketplace token: reports events for any publisher's offers, reads nothing.
+    Marketplace,
+    /// A publisher token: its own publisher's data, within its scopes.
+    Publisher {
+        /// The publisher.
+        id: PublisherId,
+        /// What it allows.
+        scopes: Vec<Scope>,
+    },
+}
 
-impl FromRequestParts<AppState> for Admin {
+impl Caller {
+    /// Allows acting on `owner`'s data with `scope`. Another publisher's data answers 404 (as if
+    /// it did not exist, naming `what`); a missing scope on one's own data answers 403.
+    ///
+    /// # Errors
+    /// 404 or 403 as above.
+    pub fn check(&self, owner: &PublisherId, scope: Scope, what: &'static str) -> Result<(), ApiError> {
+        match self {
+            Self::Admin => Ok(()),
+            Self::Publisher { id, scopes } if id == owner => {
+                if scopes.contains(&scope) {
+                    Ok(())
+                } else {
+                    Err(ApiError::Forbidden(format!("this token lacks the '{scope}' scope")))
+                }
+            }
+            _ => Err(ApiError::NotFound(what)),
+        }
+    }
+
+    /// Allows only the admin token.
+    ///
+    /// # Errors
+    /// 403.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        match self {
+            Self::Admin => Ok(()),
+            _ => Err(ApiError::Forbidden("this route needs the admin token".to_owned())),
+        }
+    }
+
+    /// For list routes: the only publisher this caller may see (`None`: any).
+    ///
+    /// # Errors
+    /// 403 without the `read` scope; 404 for marketplace tokens or another publisher.
+    pub fn visible_publisher(&self, asked: Option<PublisherId>) -> Result<Option<PublisherId>, ApiError> {
+        match self {
+            Self::Admin => Ok(asked),
+            Self::Publisher { id, .. } => {
+                if asked.as_ref().is_some_and(|a| a != id) {
+                    return Err(ApiError::NotFound("publisher"));
+                }
+                self.check(id, Scope::Read, "publisher")?;
+                Ok(Some(id.clone()))
+            }
+            Self::Marketplace => Err(ApiError::NotFound("route")),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
@@ -89,8 +154,20 @@ impl FromRequestParts<AppState> for Admin {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
+            .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        if state.admin.matches(token) { Ok(Admin) } else { Err(ApiError::Unauthorized) }
+        if state.admin.matches(token) {
+            return Ok(Self::Admin);
+        }
+        let t = state.ops.authenticate_token(token).await.map_err(|e| match e {
+            crate::ops::OpsError::NotFound(_) => ApiError::Unauthorized,
+            other => other.into(),
+        })?;
+        Ok(match t.publisher {
+            Some(id) => Self::Publisher { id, scopes: t.scopes },
+            None if t.scopes.contains(&Scope::Marketplace) => Self::Marketplace,
+            None => return Err(ApiError::Unauthorized),
+        })
     }
 }
 

@@ -3,13 +3,14 @@
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
+use leadrelay_core::access::Scope;
 use leadrelay_core::storage::{Attempt, Delivery, LeadFilter};
 use leadrelay_core::{Customer, CustomerId, Lead, LeadDraft, LeadId, OfferId, PublisherId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::http::error::ApiError;
-use crate::http::extract::{Admin, Body, parse_json};
+use crate::http::extract::{Body, Caller, parse_json};
 use crate::http::query::Query;
 use crate::ops::LeadSubmission;
 use crate::state::AppState;
@@ -118,7 +119,7 @@ impl LeadIn {
 
 /// `POST /v1/leads`: one lead or an array of up to 1,000, all stored or none.
 pub async fn create_leads(
-    _: Admin,
+    caller: Caller,
     State(state): State<AppState>,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -142,7 +143,11 @@ pub async fn create_leads(
             other => other,
         };
         let lead: LeadIn = parse_json(&serde_json::to_vec(&item).unwrap_or_default()).map_err(prefix)?;
-        submissions.push(lead.into_submission().map_err(prefix)?);
+        let submission = lead.into_submission().map_err(prefix)?;
+        if let Some(p) = &submission.draft.publisher {
+            caller.check(p, Scope::Ingest, "publisher").map_err(prefix)?;
+        }
+        submissions.push(submission);
     }
     let leads = state.ops.accept_leads(submissions, None).await?;
     let body = if single {
@@ -210,7 +215,7 @@ fn attempt_out(a: &Attempt) -> Value {
 
 /// `GET /v1/leads?offer&action&stage&since&until&limit&cursor`
 pub async fn list_leads(
-    _: Admin,
+    caller: Caller,
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
@@ -219,7 +224,7 @@ pub async fn list_leads(
         &["offer", "customer", "action", "stage", "since", "until", "limit", "cursor", "publisher"],
     )?;
     let filter = LeadFilter {
-        publisher: q.parsed("publisher", PublisherId::parse)?,
+        publisher: caller.visible_publisher(q.parsed("publisher", PublisherId::parse)?)?,
         offer: q.parsed("offer", OfferId::parse)?,
         customer: q.parsed("customer", |c| CustomerId::parse(c).ok_or("is not a customer id (cus_…)"))?,
         action: q.text("action").map(str::to_owned),
@@ -233,12 +238,13 @@ pub async fn list_leads(
 
 /// `GET /v1/leads/{id}`: the lead with its deliveries and their attempts.
 pub async fn get_lead(
-    _: Admin,
+    caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = LeadId::parse(&id).ok_or(ApiError::NotFound("lead"))?;
     let detail = state.ops.get_lead(&id).await?;
+    caller.check(&detail.lead.publisher, Scope::Read, "lead")?;
     let mut out = lead_out(&detail.lead);
     out["deliveries"] = detail
         .deliveries

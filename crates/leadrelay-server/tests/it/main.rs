@@ -5,4 +5,5 @@ mod customers;
 mod delivery;
 mod errors;
 mod ingest;
+mod isolation;
 mod support;
