@@ -298,6 +298,12 @@ pub struct LeadFilter {
     pub offer: Option<OfferId>,
     /// Only this customer's leads.
     pub customer: Option<CustomerId>,
+    /// Only this source (its marketplace spelling).
+    pub source: Option<String>,
+    /// Text that must appear in the first name, last name, email or company (case-insensitive).
+    pub text: Option<String>,
+    /// Only test leads (`true`) or only real ones (`false`).
+    pub is_test: Option<bool>,
     /// Only this action code (as stored, compared case-insensitively).
     pub action: Option<String>,
     /// Only this stage.

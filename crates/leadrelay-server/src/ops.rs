@@ -116,6 +116,7 @@ pub struct Validation {
 }
 
 /// A lead from the native API, before its offer is resolved.
+#[derive(Clone)]
 pub struct LeadSubmission {
     /// The draft (publisher set).
     pub draft: LeadDraft,
@@ -184,7 +185,11 @@ impl Ops {
         Ok(catalog)
     }
 
-    async fn require_publisher(&self, publisher: &PublisherId) -> OpsResult<Publisher> {
+    /// One publisher.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub async fn require_publisher(&self, publisher: &PublisherId) -> OpsResult<Publisher> {
         match self.storage.get_publisher(publisher).await {
             Err(StorageError::NotFound) => Err(OpsError::NotFound("publisher")),
             other => Ok(other?),

@@ -199,6 +199,9 @@ pub(crate) async fn list_leads(store: &SqliteStore, filter: &LeadFilter, page: &
     q.and("publisher_id =", text(filter.publisher.as_ref().map(|p| p.as_str())));
     q.and("offer_id =", text(filter.offer.as_ref().map(OfferId::as_str)));
     q.and("customer_id =", text(filter.customer.as_ref().map(CustomerId::as_str)));
+    q.and("source =", text(filter.source.as_deref()));
+    q.and("is_test =", filter.is_test.map(|t| Value::Integer(i64::from(t))));
+    q.and_contains(&["first_name", "last_name", "email", "company"], filter.text.as_deref());
     q.and("action COLLATE NOCASE =", text(filter.action.as_deref()));
     q.and("stage =", text(filter.stage.as_deref()));
     q.and("received_at >=", filter.since.map(|t| Value::Integer(t.as_millis())));

@@ -233,6 +233,17 @@ impl PagedQuery {
         }
     }
 
+    /// Adds `AND (c1 LIKE ?n OR c2 LIKE ?n …)` matching `needle` anywhere, case-insensitively.
+    pub(crate) fn and_contains(&mut self, columns: &[&str], needle: Option<&str>) {
+        if let Some(n) = needle {
+            let escaped = n.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            self.args.push(rusqlite::types::Value::Text(format!("%{escaped}%")));
+            let k = self.args.len();
+            let any: Vec<String> = columns.iter().map(|c| format!("{c} LIKE ?{k} ESCAPE '\\'")).collect();
+            self.sql.push_str(&format!(" AND ({})", any.join(" OR ")));
+        }
+    }
+
     /// Runs the query for one page and converts the rows.
     pub(crate) fn run<R, T>(
         mut self,

@@ -73,7 +73,9 @@ impl ApiError {
             Self::NotFound(what) => format!("{what} not found"),
             Self::Conflict(why) => why.clone(),
             Self::PayloadTooLarge(max) => {
-                format!("the body is larger than the limit of {max} bytes (server.max_body_bytes)")
+                format!(
+                    "the body is larger than this route accepts (server.max_body_bytes is {max} bytes; CSV imports take up to 64 MiB)"
+                )
             }
             Self::UnsupportedMediaType => "the body must be JSON (Content-Type: application/json)".to_owned(),
             Self::MethodNotAllowed => "this method is not allowed on this route".to_owned(),

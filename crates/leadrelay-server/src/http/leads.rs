@@ -213,25 +213,39 @@ fn attempt_out(a: &Attempt) -> Value {
     })
 }
 
-/// `GET /v1/leads?offer&action&stage&since&until&limit&cursor`
+/// Query parameters shared by the lead list and the CSV export.
+pub const LEAD_FILTERS: [&str; 11] =
+    ["publisher", "offer", "customer", "source", "action", "stage", "q", "is_test", "since", "until", "cursor"];
+
+/// The lead filter from query parameters, limited to what the caller may see.
+///
+/// # Errors
+/// 422 naming a bad parameter; 404/403 from the caller's limits.
+pub fn lead_filter(q: &Query, caller: &Caller) -> Result<LeadFilter, ApiError> {
+    Ok(LeadFilter {
+        publisher: caller.visible_publisher(q.parsed("publisher", PublisherId::parse)?)?,
+        offer: q.parsed("offer", OfferId::parse)?,
+        customer: q.parsed("customer", |c| CustomerId::parse(c).ok_or("is not a customer id (cus_…)"))?,
+        source: q.text("source").map(|s| leadrelay_core::Source::parse(s).as_str().to_owned()),
+        action: q.text("action").map(str::to_owned),
+        stage: q.text("stage").map(str::to_owned),
+        text: q.text("q").map(str::to_owned),
+        is_test: q.parsed("is_test", |v| v.parse::<bool>().map_err(|_| "must be true or false"))?,
+        since: q.time("since")?,
+        until: q.time("until")?,
+    })
+}
+
+/// `GET /v1/leads?offer&customer&source&action&stage&q&is_test&since&until&limit&cursor`
 pub async fn list_leads(
     caller: Caller,
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let q = Query::parse(
-        raw.as_deref(),
-        &["offer", "customer", "action", "stage", "since", "until", "limit", "cursor", "publisher"],
-    )?;
-    let filter = LeadFilter {
-        publisher: caller.visible_publisher(q.parsed("publisher", PublisherId::parse)?)?,
-        offer: q.parsed("offer", OfferId::parse)?,
-        customer: q.parsed("customer", |c| CustomerId::parse(c).ok_or("is not a customer id (cus_…)"))?,
-        action: q.text("action").map(str::to_owned),
-        stage: q.text("stage").map(str::to_owned),
-        since: q.time("since")?,
-        until: q.time("until")?,
-    };
+    let mut allowed = LEAD_FILTERS.to_vec();
+    allowed.push("limit");
+    let q = Query::parse(raw.as_deref(), &allowed)?;
+    let filter = lead_filter(&q, &caller)?;
     let page = state.ops.list_leads(&filter, &q.page()?).await?;
     Ok(Json(json!({ "items": page.items.iter().map(lead_out).collect::<Vec<_>>(), "next_cursor": page.next_cursor })))
 }

@@ -9,6 +9,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod ingest;
+pub mod lead_csv;
 pub mod leads;
 pub mod publishers;
 pub mod query;

@@ -13,7 +13,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 
 use crate::http::error::{ApiError, InternalCause};
-use crate::http::{customers, deliveries, destinations, events, health, ingest, leads, publishers};
+use crate::http::{customers, deliveries, destinations, events, health, ingest, lead_csv, leads, publishers};
 use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -40,6 +40,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/ingest/microsoft/{key}", post(ingest::ingest_microsoft))
         .route("/v1/marketplace/events", post(events::create_event))
         .route("/v1/leads", post(leads::create_leads).get(leads::list_leads))
+        .route("/v1/leads/export.csv", get(lead_csv::export_leads))
+        .route(
+            "/v1/leads/import.csv",
+            post(lead_csv::import_leads).layer(DefaultBodyLimit::max(lead_csv::MAX_IMPORT_BYTES)),
+        )
         .route("/v1/leads/{id}", get(leads::get_lead))
         .route("/v1/customers/{id}", get(customers::get_customer))
         .route("/v1/customers/{id}/split", post(customers::split_customer))

@@ -69,6 +69,7 @@ fn matrix(r: &Resources) -> Vec<(Method, String, Option<Value>)> {
         (Method::GET, format!("/v1/leads/{}", r.lead), None),
         (Method::GET, format!("/v1/leads?publisher={p}"), None),
         (Method::POST, "/v1/leads".to_owned(), Some(json!({"publisher": p, "lead_source": "AzureMarketplace-INS"}))),
+        (Method::GET, format!("/v1/leads/export.csv?publisher={p}"), None),
         (Method::GET, format!("/v1/destinations/{}", r.destination), None),
         (Method::POST, format!("/v1/destinations/{}/validate", r.destination), Some(json!({}))),
         (Method::POST, format!("/v1/destinations/{}/replay", r.destination), Some(json!({"only_dead": true}))),
@@ -117,6 +118,9 @@ async fn a_publisher_token_gets_404_for_every_route_on_another_publishers_data()
         let (status, answer) = call(&app, &token, method.clone(), &path, body).await;
         assert!((200..300).contains(&status), "{method} {path} on its own data answered {status}: {answer}");
     }
+
+    let (status, _) = call(&app, &token, Method::POST, "/v1/leads/import.csv?publisher=fabrikam", None).await;
+    assert_eq!(status, 404, "CSV import into another publisher");
 
     let (_, leads) = call(&app, &token, Method::GET, "/v1/leads", None).await;
     let publishers: std::collections::BTreeSet<&str> =

@@ -6,4 +6,5 @@ mod delivery;
 mod errors;
 mod ingest;
 mod isolation;
+mod lead_csv;
 mod support;
