@@ -253,15 +253,24 @@ pub(crate) async fn revoke_ingest_key(
     id: &IngestKeyId,
     now: Timestamp,
 ) -> Result<()> {
-    let (p, id, now) = (publisher.as_str().to_owned(), id.as_str().to_owned(), now.as_millis());
+    revoke(store, "ingest_keys", publisher, id.as_str(), now).await
+}
+
+/// Marks a publisher's credential (ingest key or API token) revoked; revoking twice keeps the
+/// first time. `NotFound` if the publisher has no such credential.
+async fn revoke(
+    store: &SqliteStore,
+    table: &'static str,
+    publisher: &PublisherId,
+    id: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let (p, id, now) = (publisher.as_str().to_owned(), id.to_owned(), now.as_millis());
     store
         .write(move |c| {
-            let n = c
-                .execute(
-                    "UPDATE ingest_keys SET revoked_at = COALESCE(revoked_at, ?3) WHERE id = ?1 AND publisher_id = ?2",
-                    params![id, p, now],
-                )
-                .map_err(map_err)?;
+            let sql =
+                format!("UPDATE {table} SET revoked_at = COALESCE(revoked_at, ?3) WHERE id = ?1 AND publisher_id = ?2");
+            let n = c.execute(&sql, params![id, p, now]).map_err(map_err)?;
             if n == 0 { Err(StorageError::NotFound) } else { Ok(()) }
         })
         .await
@@ -319,16 +328,5 @@ pub(crate) async fn revoke_api_token(
     id: &TokenId,
     now: Timestamp,
 ) -> Result<()> {
-    let (p, id, now) = (publisher.as_str().to_owned(), id.as_str().to_owned(), now.as_millis());
-    store
-        .write(move |c| {
-            let n = c
-                .execute(
-                    "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, ?3) WHERE id = ?1 AND publisher_id = ?2",
-                    params![id, p, now],
-                )
-                .map_err(map_err)?;
-            if n == 0 { Err(StorageError::NotFound) } else { Ok(()) }
-        })
-        .await
+    revoke(store, "api_tokens", publisher, id.as_str(), now).await
 }
