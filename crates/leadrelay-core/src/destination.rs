@@ -162,6 +162,9 @@ pub struct Delivered {
     pub status: Option<u16>,
     /// The start of the response body (truncated).
     pub excerpt: Option<String>,
+    /// What the publisher should still check, when the destination cannot confirm the write
+    /// (Salesforce Web-to-Lead answers 200 even when it drops a lead).
+    pub note: Option<String>,
 }
 
 /// Facts about the attempt a destination may need.

@@ -15,7 +15,7 @@ use leadrelay_core::signing::{WebhookSecret, signature_header};
 use rand::RngCore;
 use serde::Serialize;
 
-use crate::network::{GuardedResolver, check_url};
+use crate::network::check_url;
 
 /// Options shared by every https destination.
 #[derive(Debug, Clone)]
@@ -118,16 +118,7 @@ pub struct HttpsConnector {
 impl HttpsConnector {
     /// A connector whose client refuses redirects and non-global addresses (unless allowed).
     pub fn new(options: HttpsOptions) -> Self {
-        crate::install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(options.request_timeout)
-            .connect_timeout(options.connect_timeout)
-            .dns_resolver(Arc::new(GuardedResolver { allow_private: options.allow_private }))
-            .pool_max_idle_per_host(64)
-            .user_agent(concat!("leadrelay/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("a client with these options always builds");
+        let client = crate::network::client(&options);
         Self { client, options: Arc::new(options) }
     }
 }
@@ -249,7 +240,7 @@ impl Destination for HttpsDestination {
             .body(body)
             .send()
             .await
-            .map_err(describe_transport_error)?;
+            .map_err(crate::network::transport_error)?;
         let status = response.status().as_u16();
         let retry_after =
             response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
@@ -267,7 +258,7 @@ pub fn classify(
     permanent: &[u16],
 ) -> Result<Delivered, DestinationError> {
     if (200..300).contains(&status) {
-        return Ok(Delivered { status: Some(status), excerpt });
+        return Ok(Delivered { status: Some(status), excerpt, note: None });
     }
     let reason = reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
     let (class, message) = match status {
@@ -286,43 +277,6 @@ pub fn classify(
         _ => (ErrorClass::Transient, format!("receiver answered {status} {reason}")),
     };
     Err(DestinationError { class, status: Some(status), message, retry_after, excerpt, hint: None })
-}
-
-fn describe_transport_error(e: reqwest::Error) -> DestinationError {
-    // The error text can contain the URL with its query-string secret (`sig=`): only the kind of
-    // failure is kept, found by walking the typed error chain.
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-    while let Some(s) = source {
-        if let Some(refused) = s.downcast_ref::<crate::network::Refused>() {
-            return DestinationError::permanent(refused.to_string()).with_hint(
-                "the URL's host resolves to a private or loopback address; use a public address \
-                 (or, for local testing only, set delivery.allow_private_destinations)",
-            );
-        }
-        let tls = s.downcast_ref::<rustls::Error>().is_some()
-            || s.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .is_some_and(|inner| inner.is::<rustls::Error>());
-        if tls {
-            return DestinationError::transient("the TLS handshake with the receiver failed").with_hint(
-                "the receiver's certificate is not valid for this host name or not issued by a trusted authority: \
-                 fix the certificate or use the host name it was issued for",
-            );
-        }
-        source = s.source();
-    }
-    if e.is_timeout() {
-        DestinationError::transient("the request timed out").with_hint(
-            "the receiver did not answer in time: check that it is running and not overloaded; leads will be retried",
-        )
-    } else if e.is_connect() {
-        DestinationError::transient("could not connect to the receiver").with_hint(
-            "nothing accepted the connection: check the host name and port, and that a firewall allows this server",
-        )
-    } else {
-        DestinationError::transient("the request failed before a response")
-            .with_hint("the connection broke before the receiver answered: check the receiver and any proxy in between")
-    }
 }
 
 /// `Retry-After` as seconds or an HTTP date.

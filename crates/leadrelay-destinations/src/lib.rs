@@ -3,6 +3,7 @@
 
 pub mod https;
 pub mod network;
+pub mod salesforce;
 
 use std::sync::Arc;
 
@@ -12,7 +13,8 @@ pub use https::{HttpsConnector, HttpsOptions};
 
 /// The registry of every connector this build ships.
 pub fn registry(https: HttpsOptions) -> Destinations {
-    Destinations::new().with(Arc::new(HttpsConnector::new(https)))
+    let salesforce = salesforce::SalesforceConnector::new(&https);
+    Destinations::new().with(Arc::new(HttpsConnector::new(https))).with(Arc::new(salesforce))
 }
 
 /// Installs the process-wide TLS crypto provider (ring). Safe to call more than once.

@@ -5,6 +5,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use leadrelay_core::destination::DestinationError;
+
 /// Whether an IPv4 address is globally routable (not in an IANA special-purpose range).
 pub fn is_global_v4(ip: Ipv4Addr) -> bool {
     let [a, b, c, _] = ip.octets();
@@ -129,6 +131,60 @@ pub fn check_url(raw: &str, allow_private: bool) -> Result<url::Url, String> {
         }
     }
     Ok(url)
+}
+
+/// The HTTP client every connector uses: no redirects (a redirect could lead to an internal
+/// address), the SSRF-guarded resolver, and the configured timeouts.
+pub(crate) fn client(options: &crate::https::HttpsOptions) -> reqwest::Client {
+    crate::install_crypto_provider();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(options.request_timeout)
+        .connect_timeout(options.connect_timeout)
+        .dns_resolver(std::sync::Arc::new(GuardedResolver { allow_private: options.allow_private }))
+        .pool_max_idle_per_host(64)
+        .user_agent(concat!("leadrelay/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("a client with these options always builds")
+}
+
+/// Translates a transport failure into a classified error with a hint. The error text can hold
+/// the URL (and a query-string secret), so only the kind of failure is kept.
+pub(crate) fn transport_error(e: reqwest::Error) -> DestinationError {
+    // The error text can contain the URL with its query-string secret (`sig=`): only the kind of
+    // failure is kept, found by walking the typed error chain.
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(s) = source {
+        if let Some(refused) = s.downcast_ref::<Refused>() {
+            return DestinationError::permanent(refused.to_string()).with_hint(
+                "the URL's host resolves to a private or loopback address; use a public address \
+                 (or, for local testing only, set delivery.allow_private_destinations)",
+            );
+        }
+        let tls = s.downcast_ref::<rustls::Error>().is_some()
+            || s.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.is::<rustls::Error>());
+        if tls {
+            return DestinationError::transient("the TLS handshake with the receiver failed").with_hint(
+                "the receiver's certificate is not valid for this host name or not issued by a trusted authority: \
+                 fix the certificate or use the host name it was issued for",
+            );
+        }
+        source = s.source();
+    }
+    if e.is_timeout() {
+        DestinationError::transient("the request timed out").with_hint(
+            "the receiver did not answer in time: check that it is running and not overloaded; leads will be retried",
+        )
+    } else if e.is_connect() {
+        DestinationError::transient("could not connect to the receiver").with_hint(
+            "nothing accepted the connection: check the host name and port, and that a firewall allows this server",
+        )
+    } else {
+        DestinationError::transient("the request failed before a response")
+            .with_hint("the connection broke before the receiver answered: check the receiver and any proxy in between")
+    }
 }
 
 #[cfg(test)]

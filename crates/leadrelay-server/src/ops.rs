@@ -113,6 +113,8 @@ pub struct Validation {
     pub status: Option<u16>,
     /// `(error, hint)` when it failed.
     pub error: Option<(String, String)>,
+    /// What to check by hand when the destination cannot confirm the write.
+    pub note: Option<String>,
 }
 
 /// A lead from the native API, before its offer is resolved.
@@ -448,6 +450,9 @@ impl Ops {
                     r["error"] = serde_json::json!(error);
                     r["hint"] = serde_json::json!(hint);
                 }
+                if let Some(note) = &v.note {
+                    r["note"] = serde_json::json!(note);
+                }
                 r
             })
             .collect();
@@ -490,8 +495,13 @@ impl Ops {
             },
         };
         Ok(match result {
-            Ok(ok) => Validation { lead_id: lead.id, status: ok.status, error: None },
-            Err(e) => Validation { lead_id: lead.id, status: e.status, error: Some((e.message.clone(), e.hint())) },
+            Ok(ok) => Validation { lead_id: lead.id, status: ok.status, error: None, note: ok.note },
+            Err(e) => Validation {
+                lead_id: lead.id,
+                status: e.status,
+                error: Some((e.message.clone(), e.hint())),
+                note: None,
+            },
         })
     }
 

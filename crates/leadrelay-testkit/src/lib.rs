@@ -2,6 +2,7 @@
 //! and the bridge to the Python `standardwebhooks` verifier. Only ever a dev-dependency.
 
 pub mod clock;
+pub mod crm;
 pub mod python;
 pub mod receiver;
 pub mod storage_contract;

@@ -143,6 +143,9 @@ pub async fn validate_destination(
         out["error"] = json!(error);
         out["hint"] = json!(hint);
     }
+    if let Some(note) = v.note {
+        out["note"] = json!(note);
+    }
     Ok(Json(out))
 }
 

@@ -1,0 +1,362 @@
+//! The `salesforce` destination: a Web-to-Lead form post with the org id (`oid`), the field
+//! names of the marketplace's own Salesforce test lead, and `encoding=UTF-8` in both the query
+//! string and the body.
+//!
+//! Web-to-Lead answers 200 whether or not it creates the lead (validation rules, required
+//! picklists, reCAPTCHA and duplicate rules drop leads silently and report by email only), so a
+//! 2xx is "accepted, unverified". It also caps an org at 500 posts per 24 hours: posts beyond the
+//! cap are held (throttled, without using up an attempt) until the window allows them.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use leadrelay_core::destination::{
+    Connector, Delivered, Destination, DestinationError, ErrorClass, FieldError, NetworkPolicy, PreparedSettings,
+    SendContext,
+};
+use leadrelay_core::{Lead, Timestamp};
+
+use crate::https::HttpsOptions;
+use crate::network::check_url;
+
+/// Salesforce's production Web-to-Lead servlet.
+pub const DEFAULT_ENDPOINT: &str = "https://webto.salesforce.com/servlet/servlet.WebToLead?encoding=UTF-8";
+/// Salesforce's documented Web-to-Lead limit per org and 24 hours.
+pub const DEFAULT_DAILY_CAP: u32 = 500;
+const WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// What a 2xx from Web-to-Lead cannot tell, said wherever a send "succeeds".
+pub const UNVERIFIED: &str = "Web-to-Lead accepted the post but never confirms that a lead was created: search \
+     Salesforce Leads for it (test leads: MSFT_TEST). If it is missing, turn off \"Include reCAPTCHA in HTML\", make \
+     required picklist fields optional text fields, and check validation and duplicate rules and the Default Lead \
+     Creator's email";
+
+/// The form fields of a lead, in the order of the marketplace's test lead. Single-line fields
+/// lose CR/LF (a form field cannot hold them); the description keeps its line breaks.
+pub fn form_fields(lead: &Lead, oid: &str) -> Vec<(&'static str, String)> {
+    let c = &lead.customer;
+    let line = |v: &Option<String>| v.as_deref().unwrap_or("").replace(['\r', '\n'], " ");
+    vec![
+        ("oid", oid.to_owned()),
+        ("first_name", line(&c.first_name)),
+        ("last_name", line(&c.last_name)),
+        ("email", line(&c.email)),
+        ("company", line(&c.company)),
+        ("title", line(&c.title)),
+        ("phone", line(&c.phone)),
+        ("country", line(&c.country)),
+        ("description", lead.description.clone().unwrap_or_default()),
+        ("lead_source", lead_source(lead)),
+        ("encoding", "UTF-8".to_owned()),
+    ]
+}
+
+/// `Source-Action|Offer`; for a test lead the source and action are its marker, as the
+/// marketplace's own test lead shows, and the offer part is the offer's name.
+fn lead_source(lead: &Lead) -> String {
+    let marker = lead.description.as_deref().filter(|d| leadrelay_core::test_lead::is_marked(d));
+    match marker {
+        Some(m) if lead.is_test => format!("{m}-{m}|{}", lead.offer_title.as_deref().unwrap_or("")),
+        _ => lead.lead_source_string(),
+    }
+}
+
+/// An org id: 15 or 18 letters and digits starting with `00D`.
+pub fn is_org_id(s: &str) -> bool {
+    (s.len() == 15 || s.len() == 18) && s.starts_with("00D") && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// The `salesforce` connector.
+pub struct SalesforceConnector {
+    client: reqwest::Client,
+    options: Arc<HttpsOptions>,
+}
+
+impl SalesforceConnector {
+    /// A connector sharing the HTTP settings of every destination.
+    pub fn new(options: &HttpsOptions) -> Self {
+        Self { client: crate::network::client(options), options: Arc::new(options.clone()) }
+    }
+}
+
+impl Connector for SalesforceConnector {
+    fn kind(&self) -> &'static str {
+        "salesforce"
+    }
+
+    fn secret_fields(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    fn prepare(&self, settings: serde_json::Value, policy: NetworkPolicy) -> Result<PreparedSettings, Vec<FieldError>> {
+        let Some(map) = settings.as_object() else {
+            return Err(vec![FieldError::new("settings", "must be an object with 'oid' and optionally 'endpoint'")]);
+        };
+        let mut errors = Vec::new();
+        for key in map.keys() {
+            if !["oid", "endpoint", "daily_cap"].contains(&key.as_str()) {
+                errors.push(FieldError::new(
+                    format!("settings.{key}"),
+                    "is not a setting of salesforce destinations (expected oid, endpoint, daily_cap)",
+                ));
+            }
+        }
+        let oid = match map.get("oid").and_then(|v| v.as_str()) {
+            Some(o) if is_org_id(o.trim()) => Some(o.trim().to_owned()),
+            Some(_) => {
+                errors.push(FieldError::new(
+                    "settings.oid",
+                    "must be the organization id from the Web-to-Lead form: 15 or 18 letters and digits starting with 00D",
+                ));
+                None
+            }
+            None => {
+                errors.push(FieldError::new("settings.oid", "is required (the oid of your Web-to-Lead form)"));
+                None
+            }
+        };
+        let endpoint = match map.get("endpoint") {
+            None | Some(serde_json::Value::Null) => Some(DEFAULT_ENDPOINT.to_owned()),
+            Some(serde_json::Value::String(e)) => {
+                match check_url(e, policy.allow_private || self.options.allow_private) {
+                    Ok(mut url) => {
+                        if !url.query_pairs().any(|(k, _)| k == "encoding") {
+                            url.query_pairs_mut().append_pair("encoding", "UTF-8");
+                        }
+                        Some(url.to_string())
+                    }
+                    Err(rule) => {
+                        errors.push(FieldError::new("settings.endpoint", rule));
+                        None
+                    }
+                }
+            }
+            Some(_) => {
+                errors.push(FieldError::new("settings.endpoint", "must be a string"));
+                None
+            }
+        };
+        let daily_cap = match map.get("daily_cap") {
+            None | Some(serde_json::Value::Null) => Some(DEFAULT_DAILY_CAP),
+            Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0) {
+                Some(n) => Some(n),
+                None => {
+                    errors.push(FieldError::new("settings.daily_cap", "must be a whole number of at least 1"));
+                    None
+                }
+            },
+        };
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(PreparedSettings {
+            stored: serde_json::json!({ "oid": oid, "endpoint": endpoint, "daily_cap": daily_cap }),
+            generated_secret: None,
+        })
+    }
+
+    fn build(&self, settings: &serde_json::Value) -> Result<Arc<dyn Destination>, DestinationError> {
+        let get = |k: &str| settings.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let oid = get("oid").ok_or_else(|| DestinationError::permanent("stored oid is missing"))?;
+        let endpoint = get("endpoint").ok_or_else(|| DestinationError::permanent("stored endpoint is missing"))?;
+        let endpoint =
+            url::Url::parse(&endpoint).map_err(|_| DestinationError::permanent("stored endpoint is not valid"))?;
+        let cap = settings
+            .get("daily_cap")
+            .and_then(|v| v.as_u64())
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(DEFAULT_DAILY_CAP);
+        Ok(Arc::new(SalesforceDestination {
+            client: self.client.clone(),
+            endpoint,
+            oid,
+            pacer: Pacer::new(cap),
+            options: Arc::clone(&self.options),
+        }))
+    }
+}
+
+/// Posts in the last 24 hours, to hold leads beyond the daily cap. Kept in memory per
+/// destination: after a restart the window starts empty.
+#[derive(Debug)]
+pub struct Pacer {
+    cap: u32,
+    sent: Mutex<VecDeque<Timestamp>>,
+}
+
+impl Pacer {
+    /// A pacer allowing `cap` posts per 24 hours.
+    pub fn new(cap: u32) -> Self {
+        Self { cap, sent: Mutex::new(VecDeque::new()) }
+    }
+
+    /// Takes a slot at `now`, or says how long until one frees up.
+    ///
+    /// # Errors
+    /// The wait until the oldest post in the window is 24 hours old.
+    pub fn take(&self, now: Timestamp) -> Result<(), Duration> {
+        let mut sent = self.sent.lock().expect("pacer");
+        while sent.front().is_some_and(|t| now.since(*t) >= WINDOW) {
+            sent.pop_front();
+        }
+        if sent.len() >= self.cap as usize {
+            let oldest = *sent.front().expect("a full window has a first post");
+            return Err(WINDOW.saturating_sub(now.since(oldest)));
+        }
+        sent.push_back(now);
+        Ok(())
+    }
+}
+
+/// One configured Web-to-Lead form.
+pub struct SalesforceDestination {
+    client: reqwest::Client,
+    endpoint: url::Url,
+    oid: String,
+    pacer: Pacer,
+    options: Arc<HttpsOptions>,
+}
+
+#[async_trait::async_trait]
+impl Destination for SalesforceDestination {
+    async fn send(&self, lead: &Lead, ctx: SendContext) -> Result<Delivered, DestinationError> {
+        if !self.options.allow_private
+            && let Err(rule) = check_url(self.endpoint.as_str(), false)
+        {
+            return Err(DestinationError::permanent(format!("endpoint {rule}")));
+        }
+        if let Err(wait) = self.pacer.take(ctx.now) {
+            return Err(DestinationError {
+                class: ErrorClass::Throttled,
+                status: None,
+                message: "held back: the org's Web-to-Lead daily cap is reached".to_owned(),
+                retry_after: Some(wait),
+                excerpt: None,
+                hint: Some(
+                    "Salesforce accepts 500 Web-to-Lead posts per 24 hours; leads wait here until the window allows \
+                     them. Ask Salesforce support to raise the cap, then set daily_cap to match"
+                        .to_owned(),
+                ),
+            });
+        }
+        let body =
+            url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form_fields(lead, &self.oid)).finish();
+        let response = self
+            .client
+            .post(self.endpoint.clone())
+            .header("content-type", "application/x-www-form-urlencoded; charset=UTF-8")
+            .body(body)
+            .send()
+            .await
+            .map_err(crate::network::transport_error)?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::https::parse_retry_after);
+        let bytes = response.bytes().await.unwrap_or_default();
+        let excerpt = crate::excerpt(&bytes, self.options.excerpt_bytes);
+        classify(status, retry_after, excerpt)
+    }
+}
+
+/// Web-to-Lead's answers: 2xx accepted (unverified), 5xx and 429 retried, anything else a
+/// configuration problem.
+pub fn classify(
+    status: u16,
+    retry_after: Option<Duration>,
+    excerpt: Option<String>,
+) -> Result<Delivered, DestinationError> {
+    let (class, message, hint) = match status {
+        200..=299 => return Ok(Delivered { status: Some(status), excerpt, note: Some(UNVERIFIED.to_owned()) }),
+        429 | 500..=599 => (
+            ErrorClass::Transient,
+            format!("Web-to-Lead answered {status}"),
+            "Salesforce is unavailable; leads will be retried",
+        ),
+        300..=399 => (
+            ErrorClass::Permanent,
+            format!("Web-to-Lead answered {status} (a redirect)"),
+            "the endpoint redirects: use Salesforce's Web-to-Lead URL (https://webto.salesforce.com/servlet/servlet.WebToLead) or your sandbox's",
+        ),
+        _ => (
+            ErrorClass::Permanent,
+            format!("Web-to-Lead answered {status}"),
+            "the endpoint refused the post: check the endpoint URL and that Web-to-Lead is enabled for the org",
+        ),
+    };
+    Err(DestinationError { class, status: Some(status), message, retry_after, excerpt, hint: Some(hint.to_owned()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use leadrelay_core::{LeadDraft, LeadId, LeadRules, PublisherId};
+
+    #[test]
+    fn org_ids_follow_salesforce_shapes() {
+        assert!(is_org_id("00Do0000000ZHog"));
+        assert!(is_org_id("00Do0000000ZHogEAG"));
+        assert!(!is_org_id("00Xo0000000ZHog"));
+        assert!(!is_org_id("00Do0000"));
+    }
+
+    #[test]
+    fn the_pacer_holds_posts_beyond_the_cap_until_the_window_moves() {
+        let p = Pacer::new(2);
+        let t0 = Timestamp::from_millis(0);
+        assert!(p.take(t0).is_ok());
+        assert!(p.take(t0.plus(Duration::from_secs(60))).is_ok());
+        assert_eq!(p.take(t0.plus(Duration::from_secs(120))), Err(WINDOW - Duration::from_secs(120)));
+        assert!(p.take(t0.plus(WINDOW)).is_ok(), "the first post left the window");
+    }
+
+    #[test]
+    fn the_test_lead_uses_the_marker_as_source_and_action() {
+        let at = Timestamp::from_millis(1_000);
+        let marker = leadrelay_core::test_lead::marker_at(at);
+        let draft = LeadDraft {
+            publisher: Some(PublisherId::parse("contoso").unwrap()),
+            lead_source: Some("AzureMarketplace".into()),
+            action_code: Some("INS".into()),
+            offer_title: Some("Contoso CRM".into()),
+            customer: leadrelay_core::test_lead::test_customer(at),
+            description: Some(marker.clone()),
+            is_test: true,
+            ..LeadDraft::default()
+        };
+        let lead = Lead::from_draft(draft, LeadId::generate(at), at, &LeadRules::default()).unwrap();
+        let fields = form_fields(&lead, "00Do0000000ZHog");
+        let get = |k: &str| fields.iter().find(|(n, _)| *n == k).unwrap().1.clone();
+        assert_eq!(get("lead_source"), format!("{marker}-{marker}|Contoso CRM"));
+        assert_eq!(get("email"), format!("{marker}@test.com"));
+        assert_eq!(get("encoding"), "UTF-8");
+        assert_eq!(
+            fields.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            [
+                "oid",
+                "first_name",
+                "last_name",
+                "email",
+                "company",
+                "title",
+                "phone",
+                "country",
+                "description",
+                "lead_source",
+                "encoding"
+            ]
+        );
+    }
+
+    #[test]
+    fn any_2xx_is_accepted_but_unverified_and_other_answers_are_classified() {
+        let ok = classify(200, None, Some("<html>".into())).unwrap();
+        assert!(ok.note.unwrap().contains("MSFT_TEST"));
+        assert_eq!(classify(503, None, None).unwrap_err().class, ErrorClass::Transient);
+        assert_eq!(classify(302, None, None).unwrap_err().class, ErrorClass::Permanent);
+        assert_eq!(classify(404, None, None).unwrap_err().class, ErrorClass::Permanent);
+    }
+}

@@ -1,0 +1,137 @@
+//! A fake Salesforce Web-to-Lead servlet at `/servlet/servlet.WebToLead`. Like the real one it
+//! answers 200 with an HTML page whatever it receives (unless told to fail), so tests prove we
+//! never treat that 200 as a confirmed lead.
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::RawQuery;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{Html, IntoResponse};
+
+/// One recorded post.
+#[derive(Debug, Clone)]
+pub struct WebToLeadPost {
+    /// HTTP method.
+    pub method: String,
+    /// Path.
+    pub path: String,
+    /// Query pairs, in order.
+    pub query: Vec<(String, String)>,
+    /// `content-type` header.
+    pub content_type: String,
+    /// Form fields, in order, percent-decoded.
+    pub fields: Vec<(String, String)>,
+}
+
+impl WebToLeadPost {
+    /// The first value of a form field.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// The fake; stops when dropped.
+pub struct FakeWebToLead {
+    posts: Arc<Mutex<Vec<WebToLeadPost>>>,
+    status: Arc<Mutex<u16>>,
+    addr: std::net::SocketAddr,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl FakeWebToLead {
+    /// Starts on a free port.
+    pub async fn start() -> Self {
+        let posts = Arc::new(Mutex::new(Vec::new()));
+        let status = Arc::new(Mutex::new(200u16));
+        let (p, s) = (Arc::clone(&posts), Arc::clone(&status));
+        let app = axum::Router::new().fallback(move |method: Method, uri: Uri, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes| {
+            let (p, s) = (Arc::clone(&p), Arc::clone(&s));
+            async move {
+                p.lock().unwrap().push(WebToLeadPost {
+                    method: method.to_string(),
+                    path: uri.path().to_owned(),
+                    query: url_decode_pairs(q.unwrap_or_default().as_bytes()),
+                    content_type: headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned(),
+                    fields: url_decode_pairs(&body),
+                });
+                let code = *s.lock().unwrap();
+                let page = Html("<html><head><meta http-equiv=\"refresh\" content=\"0;URL=https://www.salesforce.com\"></head></html>");
+                (StatusCode::from_u16(code).unwrap_or(StatusCode::OK), page).into_response()
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake");
+        let addr = listener.local_addr().expect("fake address");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Self { posts, status, addr, _stop: stop }
+    }
+
+    /// The endpoint to configure: the servlet path with `encoding=UTF-8`, as Salesforce gives it.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}/servlet/servlet.WebToLead?encoding=UTF-8", self.addr)
+    }
+
+    /// Answer this status from now on.
+    pub fn respond_with(&self, status: u16) {
+        *self.status.lock().unwrap() = status;
+    }
+
+    /// Every post so far.
+    pub fn posts(&self) -> Vec<WebToLeadPost> {
+        self.posts.lock().unwrap().clone()
+    }
+}
+
+/// Splits a form body or query into decoded pairs. Written here rather than borrowed from the
+/// crate that encodes them, so the fake checks our encoding independently.
+fn url_decode_pairs(raw: &[u8]) -> Vec<(String, String)> {
+    String::from_utf8_lossy(raw)
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte, over UTF-8.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = || std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex()) {
+            (b'+', _) => out.push(b' '),
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 2;
+            }
+            (b, _) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_decoding_handles_plus_percent_and_utf8() {
+        assert_eq!(
+            url_decode_pairs(b"a=1+2&b=Zo%C3%AB%0A%7C&c"),
+            [("a".into(), "1 2".into()), ("b".into(), "Zoë\n|".into()), ("c".into(), String::new())]
+        );
+        assert_eq!(percent_decode("100%"), "100%");
+    }
+}
