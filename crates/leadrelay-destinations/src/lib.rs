@@ -1,6 +1,7 @@
 //! Destination connectors. Each file is one kind: a pure mapping from a lead to the kind's wire
 //! format, and a thin [`leadrelay_core::destination::Destination`] that does the I/O.
 
+pub mod azure_table;
 pub mod https;
 pub mod network;
 pub mod salesforce;
@@ -14,7 +15,11 @@ pub use https::{HttpsConnector, HttpsOptions};
 /// The registry of every connector this build ships.
 pub fn registry(https: HttpsOptions) -> Destinations {
     let salesforce = salesforce::SalesforceConnector::new(&https);
-    Destinations::new().with(Arc::new(HttpsConnector::new(https))).with(Arc::new(salesforce))
+    let azure_table = azure_table::AzureTableConnector::new(&https);
+    Destinations::new()
+        .with(Arc::new(HttpsConnector::new(https)))
+        .with(Arc::new(salesforce))
+        .with(Arc::new(azure_table))
 }
 
 /// Installs the process-wide TLS crypto provider (ring). Safe to call more than once.

@@ -1,6 +1,7 @@
 //! Test support shared by every crate's tests: a recording webhook receiver, a manual clock,
 //! and the bridge to the Python `standardwebhooks` verifier. Only ever a dev-dependency.
 
+pub mod azurite;
 pub mod clock;
 pub mod crm;
 pub mod python;

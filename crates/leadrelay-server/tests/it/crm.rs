@@ -182,3 +182,115 @@ async fn leads_beyond_the_daily_cap_are_held_not_dropped_and_an_outage_is_retrie
     let statuses = status_of(lead["deliveries"].as_array().unwrap());
     assert!(statuses.contains(&"pending"), "the capped org still holds its copy: {statuses:?}");
 }
+
+/// Reads one entity back from the Table service (signed with our signer; Azurite checks it).
+async fn read_entity(
+    azurite: &leadrelay_testkit::azurite::Azurite,
+    table: &str,
+    pk: &str,
+    rk: &str,
+) -> serde_json::Value {
+    use leadrelay_destinations::azure_table::ConnectionString;
+    let cs = ConnectionString::parse(&azurite.connection_string()).unwrap();
+    let url = format!("{}/{table}(PartitionKey='{pk}',RowKey='{rk}')", azurite.endpoint());
+    let path = reqwest::Url::parse(&url).unwrap().path().to_owned();
+    let date = httpdate_now();
+    let res = reqwest::Client::new()
+        .get(&url)
+        .header("x-ms-date", &date)
+        .header("x-ms-version", "2019-02-02")
+        .header("accept", "application/json;odata=nometadata")
+        .header("authorization", cs.authorization("GET", "", &date, &path))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{url}");
+    res.json().await.unwrap()
+}
+
+fn httpdate_now() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    t.format(&time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    ))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_lead_lands_in_azure_table_with_the_marketplace_columns() {
+    let azurite = leadrelay_testkit::azurite::Azurite::start();
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let a = app
+        .post("/v1/publishers/contoso/destinations", json!({"name": "table", "kind": "azure_table", "settings": {"connection_string": azurite.connection_string()}}))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    assert!(a.body["settings"].get("connection_string").is_none(), "the connection string is write-only");
+    assert_eq!(a.body["settings"]["table"], "MarketplaceLeads");
+    let dest = a.body["id"].as_str().unwrap().to_owned();
+
+    let lead = json!({"publisher": "contoso", "lead_source": "AzureMarketplace-INS|contoso.crm",
+        "customer": {"first_name": "Some", "last_name": "One", "email": "someone@contoso.com", "phone": "16175555555",
+                     "country": "USA", "company": "Contoso", "title": "Esquire"},
+        "description": "Campaigns: blogpost_12"});
+    let id = app.post("/v1/leads", lead).await.body["id"].as_str().unwrap().to_owned();
+    let detail = app.wait_for_lead(&id, "delivered to the table", |d| status_of(d) == ["delivered"]).await;
+    let received = leadrelay_core::Timestamp::parse_rfc3339(detail["received_at"].as_str().unwrap()).unwrap();
+    let pk = leadrelay_destinations::azure_table::partition_key(received);
+    let (y, m, d) = received.date();
+    assert_eq!(pk, format!("{m}:2F{d}:2F{y}"));
+
+    let entity = read_entity(&azurite, "MarketplaceLeads", &pk, &id).await;
+    assert_eq!(entity["PartitionKey"], pk.as_str());
+    assert_eq!(entity["RowKey"], id.as_str());
+    assert_eq!(entity["ActionCode"], "INS");
+    assert_eq!(entity["LeadSource"], "AzureMarketplace");
+    assert_eq!(entity["OfferDisplayName"], "Contoso CRM");
+    assert_eq!(entity["OfferId"], "contoso.crm");
+    assert_eq!(entity["Description"], "Campaigns: blogpost_12");
+    let created = leadrelay_core::Timestamp::parse_rfc3339(entity["CreatedTime"].as_str().unwrap()).unwrap();
+    assert_eq!(created.as_secs(), received.as_secs());
+    let info: serde_json::Value = serde_json::from_str(entity["CustomerInfo"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        info,
+        json!({"FirstName": "Some", "LastName": "One", "Email": "someone@contoso.com", "Phone": "16175555555",
+                            "Country": "USA", "Company": "Contoso", "Title": "Esquire"})
+    );
+
+    // A replay re-sends the same RowKey: the table answers 409 and the delivery counts as done.
+    let a = app.post(&format!("/v1/destinations/{dest}/replay"), json!({"since": "2020-01-01"})).await;
+    assert_eq!(a.body["replayed"], 1);
+    let again = app
+        .wait_for_lead(&id, "the replay recorded", |d| d[0]["attempt_log"].as_array().is_some_and(|l| l.len() == 2))
+        .await;
+    let log = &again["deliveries"][0]["attempt_log"][1];
+    assert_eq!((log["status_code"].as_u64(), log["error_class"].as_str()), (Some(409), None), "{log}");
+
+    let v = app.post(&format!("/v1/destinations/{dest}/validate"), json!({})).await;
+    assert_eq!(v.body["ok"], true, "{}", v.body);
+}
+
+#[tokio::test]
+async fn a_wrong_account_key_is_a_configuration_error_with_a_hint() {
+    let azurite = leadrelay_testkit::azurite::Azurite::start();
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let wrong = azurite.connection_string().replace("Eby8", "Xby8");
+    let a = app
+        .post(
+            "/v1/publishers/contoso/destinations",
+            json!({"name": "t", "kind": "azure_table", "settings": {"connection_string": wrong}}),
+        )
+        .await;
+    assert_eq!(a.status, 201);
+    let v = app.post(&format!("/v1/destinations/{}/validate", a.body["id"].as_str().unwrap()), json!({})).await;
+    assert_eq!((v.body["ok"].as_bool(), v.body["status_code"].as_u64()), (Some(false), Some(403)), "{}", v.body);
+    assert!(v.body["hint"].as_str().unwrap().contains("AccountKey"), "{}", v.body);
+    let bad = app
+        .post("/v1/publishers/contoso/destinations", json!({"name": "t", "kind": "azure_table", "settings": {"connection_string": "AccountName=x", "table": "1x"}}))
+        .await;
+    let mut paths: Vec<&str> =
+        bad.body["error"]["fields"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    paths.sort_unstable();
+    assert_eq!(paths, ["settings.connection_string", "settings.table"]);
+}
