@@ -2,6 +2,7 @@
 //! format, and a thin [`leadrelay_core::destination::Destination`] that does the I/O.
 
 pub mod azure_table;
+pub mod email;
 pub mod https;
 pub mod network;
 pub mod salesforce;
@@ -12,14 +13,17 @@ use leadrelay_core::destination::Destinations;
 
 pub use https::{HttpsConnector, HttpsOptions};
 
-/// The registry of every connector this build ships.
-pub fn registry(https: HttpsOptions) -> Destinations {
+/// The registry of every connector this build ships. Notifications link to leads under
+/// `link_base` (the address people reach leadrelay at).
+pub fn registry(https: HttpsOptions, link_base: String) -> Destinations {
     let salesforce = salesforce::SalesforceConnector::new(&https);
     let azure_table = azure_table::AzureTableConnector::new(&https);
+    let email = email::EmailConnector::new(&https, link_base);
     Destinations::new()
         .with(Arc::new(HttpsConnector::new(https)))
         .with(Arc::new(salesforce))
         .with(Arc::new(azure_table))
+        .with(Arc::new(email))
 }
 
 /// Installs the process-wide TLS crypto provider (ring). Safe to call more than once.

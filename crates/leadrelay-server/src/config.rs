@@ -52,6 +52,8 @@ pub struct ServerConfig {
     pub listen: String,
     /// Body size limit.
     pub max_body_bytes: usize,
+    /// Base URL for links to leads.
+    pub public_url: String,
     /// Request timeout.
     pub request_timeout_ms: u64,
 }
@@ -303,6 +305,15 @@ impl Config {
         DisablePolicy {
             failing_for: Duration::from_millis(self.delivery.disable_after_failing_ms),
             min_consecutive_failures: self.delivery.disable_after_failures,
+        }
+    }
+
+    /// The base URL links to leads start with.
+    pub fn public_url(&self) -> String {
+        if self.server.public_url.trim().is_empty() {
+            format!("http://{}", self.server.listen)
+        } else {
+            self.server.public_url.trim().trim_end_matches('/').to_owned()
         }
     }
 

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod crm;
 pub mod python;
 pub mod receiver;
+pub mod smtp;
 pub mod storage_contract;
 
 pub use clock::ManualClock;

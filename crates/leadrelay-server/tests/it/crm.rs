@@ -294,3 +294,141 @@ async fn a_wrong_account_key_is_a_configuration_error_with_a_hint() {
     paths.sort_unstable();
     assert_eq!(paths, ["settings.connection_string", "settings.table"]);
 }
+
+fn email_settings(smtp: &leadrelay_testkit::smtp::SmtpServer, tls: &str) -> serde_json::Value {
+    use leadrelay_testkit::smtp::{PASSWORD, USER};
+    let mut s = json!({"host": "localhost", "port": smtp.port(), "tls": tls, "username": USER, "password": PASSWORD,
+                       "from": "leadrelay@contoso.com", "to": "ops@contoso.com; Sales@Contoso.com ;ops@contoso.com"});
+    if tls != "none" {
+        s["ca_file"] = json!(smtp.ca_file());
+    }
+    s
+}
+
+/// A message with its quoted-printable body decoded (soft line breaks joined, `=XX` bytes).
+fn decoded(raw: &str) -> String {
+    let joined = raw.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'=', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn wait_for_mail(smtp: &leadrelay_testkit::smtp::SmtpServer, n: usize) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let m: Vec<String> = smtp.messages().iter().map(|raw| decoded(raw)).collect();
+        if m.len() >= n {
+            return m;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {n} messages, have {}", m.len());
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_notification_email_goes_out_over_starttls_with_auth_and_no_personal_data() {
+    let smtp = leadrelay_testkit::smtp::SmtpServer::start(true);
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let a = app
+        .post(
+            "/v1/publishers/contoso/destinations",
+            json!({"name": "mail", "kind": "email", "settings": email_settings(&smtp, "starttls")}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    assert!(a.body["settings"].get("password").is_none(), "the password is write-only");
+    let lead = json!({"publisher": "contoso", "lead_source": "AppSource (SPZA)-PLT|contoso.crm",
+        "customer": {"first_name": "Carla", "last_name": "Canary", "email": "carla.canary@fabrikam.com", "phone": "15550001111"},
+        "description": "Call Carla at home"});
+    let id = app.post("/v1/leads", lead).await.body["id"].as_str().unwrap().to_owned();
+    let mail = wait_for_mail(&smtp, 1).await.remove(0);
+    assert!(mail.contains("Subject: New marketplace lead: Contoso CRM (PLT)"), "{mail}");
+    assert!(mail.contains("From: leadrelay@contoso.com"), "{mail}");
+    assert!(mail.contains("ops@contoso.com") && mail.contains("Sales@Contoso.com"), "{mail}");
+    let envelope = mail.lines().find(|l| l.starts_with("X-RcptTo:")).unwrap();
+    assert_eq!(envelope.matches('@').count(), 2, "each recipient once: {envelope}");
+    assert!(mail.contains("Offer:    Contoso CRM (contoso.crm)"), "{mail}");
+    assert!(mail.contains("Stage:    initial_interest"), "{mail}");
+    assert!(mail.contains(&format!("Open it:  https://leads.example.com/v1/leads/{id}")), "{mail}");
+    for personal in ["Carla", "Canary", "carla.canary", "15550001111", "home"] {
+        assert!(!mail.contains(personal), "{personal} leaked into the email: {mail}");
+    }
+    app.wait_for_lead(&id, "delivered", |d| status_of(d) == ["delivered"]).await;
+}
+
+#[tokio::test]
+async fn personal_data_is_included_only_when_asked_and_never_for_a_withheld_lead() {
+    let smtp = leadrelay_testkit::smtp::SmtpServer::start(false);
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let mut settings = email_settings(&smtp, "none");
+    settings["include_personal_data"] = json!(true);
+    let a = app
+        .post("/v1/publishers/contoso/destinations", json!({"name": "mail", "kind": "email", "settings": settings}))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    let lead = |email: &str| {
+        json!({"publisher": "contoso", "lead_source": "AzureMarketplace-INS|contoso.crm",
+        "customer": {"first_name": "Carla", "last_name": "Canary", "email": email}})
+    };
+    app.post("/v1/leads", lead("carla@fabrikam.com")).await;
+    let first = wait_for_mail(&smtp, 1).await.remove(0);
+    assert!(first.contains("Name:     Carla Canary") && first.contains("carla@fabrikam.com"), "{first}");
+    app.post("/v1/leads", lead("carla@university.edu")).await;
+    let second = wait_for_mail(&smtp, 2).await.remove(1);
+    assert!(second.contains("personal data was withheld"), "{second}");
+    assert!(!second.contains("Carla") && !second.contains("university.edu"), "{second}");
+}
+
+#[tokio::test]
+async fn validate_reports_wrong_smtp_credentials_and_sends_a_test_notification_when_right() {
+    let smtp = leadrelay_testkit::smtp::SmtpServer::start(true);
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let mut wrong = email_settings(&smtp, "starttls");
+    wrong["password"] = json!("not-it");
+    let bad = app
+        .post("/v1/publishers/contoso/destinations", json!({"name": "bad", "kind": "email", "settings": wrong}))
+        .await;
+    let v = app.post(&format!("/v1/destinations/{}/validate", bad.body["id"].as_str().unwrap()), json!({})).await;
+    assert_eq!((v.body["ok"].as_bool(), v.body["status_code"].as_u64()), (Some(false), Some(535)), "{}", v.body);
+    assert!(v.body["hint"].as_str().unwrap().contains("username and password"), "{}", v.body);
+
+    let good = app
+        .post(
+            "/v1/publishers/contoso/destinations",
+            json!({"name": "good", "kind": "email", "settings": email_settings(&smtp, "starttls")}),
+        )
+        .await;
+    let v = app.post(&format!("/v1/destinations/{}/validate", good.body["id"].as_str().unwrap()), json!({})).await;
+    assert_eq!(v.body["ok"], true, "{}", v.body);
+    let mail = wait_for_mail(&smtp, 1).await.remove(0);
+    assert!(mail.contains("Subject: [TEST] New marketplace lead:"), "{mail}");
+    assert!(mail.contains("This is a test lead: MSFT_TEST_"), "{mail}");
+
+    let a = app
+        .post("/v1/publishers/contoso/destinations", json!({"name": "x", "kind": "email", "settings": {"host": "", "port": 0, "tls": "ssl", "from": "nope", "to": "a@b.com; x"}}))
+        .await;
+    let mut paths: Vec<&str> =
+        a.body["error"]["fields"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    paths.sort_unstable();
+    assert_eq!(paths, ["settings.from", "settings.host", "settings.port", "settings.tls", "settings.to"]);
+}

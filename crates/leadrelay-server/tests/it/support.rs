@@ -60,7 +60,7 @@ impl TestApp {
         };
         let parts = Parts {
             storage: Arc::new(store),
-            destinations: leadrelay_destinations::registry(https),
+            destinations: leadrelay_destinations::registry(https, "https://leads.example.com".to_owned()),
             clock: Arc::new(SystemClock),
         };
         let app = Application::build(config, parts, AdminToken::from_plain(ADMIN)).unwrap();

@@ -46,8 +46,11 @@ pub async fn run(mut config: Config, listen: Option<String>) -> anyhow::Result<(
         permanent_statuses: config.delivery.permanent_statuses.clone(),
         ..HttpsOptions::default()
     };
-    let parts =
-        Parts { storage: store, destinations: leadrelay_destinations::registry(https), clock: Arc::new(SystemClock) };
+    let parts = Parts {
+        storage: store,
+        destinations: leadrelay_destinations::registry(https, config.public_url()),
+        clock: Arc::new(SystemClock),
+    };
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("listening on {} (set --listen or LEADRELAY_SERVER__LISTEN)", config.server.listen))?;
