@@ -2,6 +2,7 @@
 //! format, and a thin [`leadrelay_core::destination::Destination`] that does the I/O.
 
 pub mod azure_table;
+pub mod dynamics;
 pub mod email;
 pub mod https;
 pub mod network;
@@ -19,11 +20,13 @@ pub fn registry(https: HttpsOptions, link_base: String) -> Destinations {
     let salesforce = salesforce::SalesforceConnector::new(&https);
     let azure_table = azure_table::AzureTableConnector::new(&https);
     let email = email::EmailConnector::new(&https, link_base);
+    let dynamics = dynamics::DynamicsConnector::new(&https);
     Destinations::new()
         .with(Arc::new(HttpsConnector::new(https)))
         .with(Arc::new(salesforce))
         .with(Arc::new(azure_table))
         .with(Arc::new(email))
+        .with(Arc::new(dynamics))
 }
 
 /// Installs the process-wide TLS crypto provider (ring). Safe to call more than once.

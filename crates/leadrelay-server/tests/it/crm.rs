@@ -432,3 +432,104 @@ async fn validate_reports_wrong_smtp_credentials_and_sends_a_test_notification_w
     paths.sort_unstable();
     assert_eq!(paths, ["settings.from", "settings.host", "settings.port", "settings.tls", "settings.to"]);
 }
+
+async fn dynamics(app: &TestApp, fake: &leadrelay_testkit::crm::dynamics::FakeDynamics) -> String {
+    let settings = json!({"url": fake.url(), "tenant_id": "contoso.onmicrosoft.com", "client_id": "23456052-aaaa-bbbb-8662-1234df56788f",
+                          "client_secret": "s3cret~value", "token_url": fake.token_url("contoso.onmicrosoft.com")});
+    let a = app
+        .post(
+            "/v1/publishers/contoso/destinations",
+            json!({"name": "d365", "kind": "dynamics365", "settings": settings}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    assert!(a.body["settings"].get("client_secret").is_none(), "the secret is write-only");
+    a.body["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_lead_reaches_dynamics_with_a_cached_client_credentials_token() {
+    let fake = leadrelay_testkit::crm::dynamics::FakeDynamics::start().await;
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    dynamics(&app, &fake).await;
+    let path = app.ingest_path(None).await;
+    let first = app.ingest(&path, crate::support::documented_example()).await.body["id"].as_str().unwrap().to_owned();
+    app.wait_for_lead(&first, "delivered", |d| status_of(d) == ["delivered"]).await;
+    let second = app.ingest(&path, example_for("second@contoso.com")).await.body["id"].as_str().unwrap().to_owned();
+    app.wait_for_lead(&second, "delivered", |d| status_of(d) == ["delivered"]).await;
+
+    let tokens = fake.token_requests();
+    assert_eq!(tokens.len(), 1, "the token is cached");
+    assert_eq!(tokens[0].path, "/contoso.onmicrosoft.com/oauth2/v2.0/token");
+    let form = tokens[0].form();
+    assert_eq!(form["grant_type"], "client_credentials");
+    assert_eq!(form["client_id"], "23456052-aaaa-bbbb-8662-1234df56788f");
+    assert_eq!(form["client_secret"], "s3cret~value");
+    assert_eq!(form["scope"], format!("{}/.default", fake.url()));
+
+    let req = &fake.lead_requests()[0];
+    assert_eq!(req.headers["authorization"], "Bearer fake-token-1");
+    assert_eq!((req.headers["odata-version"].as_str(), req.headers["odata-maxversion"].as_str()), ("4.0", "4.0"));
+    assert_eq!(req.headers["content-type"], "application/json; charset=utf-8");
+    assert_eq!(req.headers["accept"], "application/json");
+    assert_eq!(
+        req.json(),
+        json!({"subject": "AzureMarketplace - INS - Test Microsoft", "firstname": "Some", "lastname": "One",
+               "emailaddress1": "someone@contoso.com", "telephone1": "16175555555", "companyname": "Contoso", "jobtitle": "Esquire",
+               "address1_country": "USA", "description": "LeadSource: AzureMarketplace-INS|Test Microsoft\nTest run through Power Automate",
+               "leadsourcecode": 8})
+    );
+    let detail = app.get(&format!("/v1/leads/{first}")).await.body;
+    assert!(detail["deliveries"][0]["attempt_log"][0]["response_excerpt"].as_str().unwrap().starts_with("leadid "));
+
+    // An expired token is refreshed once and the lead still lands.
+    fake.expire_tokens();
+    let third = app.ingest(&path, example_for("third@contoso.com")).await.body["id"].as_str().unwrap().to_owned();
+    app.wait_for_lead(&third, "delivered after a token refresh", |d| status_of(d) == ["delivered"]).await;
+    assert_eq!(fake.token_requests().len(), 2);
+}
+
+#[tokio::test]
+async fn dynamics_failures_are_retried_or_dead_lettered_with_a_hint() {
+    let fake = leadrelay_testkit::crm::dynamics::FakeDynamics::start().await;
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let dest = dynamics(&app, &fake).await;
+    let validate_path = format!("/v1/destinations/{dest}/validate");
+    let validate = || app.post(&validate_path, json!({}));
+    for (aadsts, expect) in
+        [(7_000_215, "client secret is wrong"), (700_016, "client id"), (90_002, "tenant was not found")]
+    {
+        fake.fail_tokens(401, "invalid_client", aadsts);
+        let v = validate().await;
+        assert_eq!(v.body["ok"], false);
+        assert!(v.body["hint"].as_str().unwrap().contains(expect), "{aadsts}: {}", v.body);
+        assert!(v.body["error"].as_str().unwrap().contains(&format!("AADSTS{aadsts}")), "{}", v.body);
+    }
+    fake.heal();
+    fake.fail_leads(403, "0x80040220", None);
+    let v = validate().await;
+    assert!(v.body["hint"].as_str().unwrap().contains("Lead Writer"), "{}", v.body);
+    fake.heal();
+    let v = validate().await;
+    assert_eq!(v.body["ok"], true, "{}", v.body);
+    let test_lead = fake.lead_requests().last().unwrap().json();
+    let marker = test_lead["subject"].as_str().unwrap();
+    assert!(marker.starts_with("MSFT_TEST_"), "{test_lead}");
+    assert_eq!(test_lead["emailaddress1"], format!("{marker}@test.com"));
+
+    // Throttling waits for Retry-After without using attempts; a 503 is retried until it clears.
+    let path = app.ingest_path(None).await;
+    fake.fail_leads(429, "0x80072322", Some(1));
+    let id = app.ingest(&path, example_for("throttled@contoso.com")).await.body["id"].as_str().unwrap().to_owned();
+    let held = app
+        .wait_for_lead(&id, "a throttled attempt", |d| d[0]["attempt_log"].as_array().is_some_and(|l| !l.is_empty()))
+        .await;
+    assert_eq!(held["deliveries"][0]["attempt_log"][0]["error_class"], "throttled");
+    assert_eq!(held["deliveries"][0]["attempts"], 0);
+    fake.fail_leads(503, "", None);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    fake.heal();
+    app.wait_for_lead(&id, "delivered once Dynamics recovers", |d| status_of(d) == ["delivered"]).await;
+}

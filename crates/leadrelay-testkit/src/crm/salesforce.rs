@@ -51,9 +51,9 @@ impl FakeWebToLead {
                 p.lock().unwrap().push(WebToLeadPost {
                     method: method.to_string(),
                     path: uri.path().to_owned(),
-                    query: url_decode_pairs(q.unwrap_or_default().as_bytes()),
+                    query: super::form_pairs(q.unwrap_or_default().as_bytes()),
                     content_type: headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned(),
-                    fields: url_decode_pairs(&body),
+                    fields: super::form_pairs(&body),
                 });
                 let code = *s.lock().unwrap();
                 let page = Html("<html><head><meta http-equiv=\"refresh\" content=\"0;URL=https://www.salesforce.com\"></head></html>");
@@ -86,52 +86,5 @@ impl FakeWebToLead {
     /// Every post so far.
     pub fn posts(&self) -> Vec<WebToLeadPost> {
         self.posts.lock().unwrap().clone()
-    }
-}
-
-/// Splits a form body or query into decoded pairs. Written here rather than borrowed from the
-/// crate that encodes them, so the fake checks our encoding independently.
-fn url_decode_pairs(raw: &[u8]) -> Vec<(String, String)> {
-    String::from_utf8_lossy(raw)
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte, over UTF-8.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = || std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex()) {
-            (b'+', _) => out.push(b' '),
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 2;
-            }
-            (b, _) => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn form_decoding_handles_plus_percent_and_utf8() {
-        assert_eq!(
-            url_decode_pairs(b"a=1+2&b=Zo%C3%AB%0A%7C&c"),
-            [("a".into(), "1 2".into()), ("b".into(), "Zoë\n|".into()), ("c".into(), String::new())]
-        );
-        assert_eq!(percent_decode("100%"), "100%");
     }
 }
