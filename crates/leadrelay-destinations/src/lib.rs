@@ -5,7 +5,9 @@ pub mod azure_table;
 pub mod dynamics;
 pub mod email;
 pub mod https;
+pub mod marketo;
 pub mod network;
+pub mod pacing;
 pub mod salesforce;
 
 use std::sync::Arc;
@@ -21,12 +23,14 @@ pub fn registry(https: HttpsOptions, link_base: String) -> Destinations {
     let azure_table = azure_table::AzureTableConnector::new(&https);
     let email = email::EmailConnector::new(&https, link_base);
     let dynamics = dynamics::DynamicsConnector::new(&https);
+    let marketo = marketo::MarketoConnector::new(&https);
     Destinations::new()
         .with(Arc::new(HttpsConnector::new(https)))
         .with(Arc::new(salesforce))
         .with(Arc::new(azure_table))
         .with(Arc::new(email))
         .with(Arc::new(dynamics))
+        .with(Arc::new(marketo))
 }
 
 /// Installs the process-wide TLS crypto provider (ring). Safe to call more than once.

@@ -7,18 +7,18 @@
 //! 2xx is "accepted, unverified". It also caps an org at 500 posts per 24 hours: posts beyond the
 //! cap are held (throttled, without using up an attempt) until the window allows them.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use leadrelay_core::Lead;
 use leadrelay_core::destination::{
     Connector, Delivered, Destination, DestinationError, ErrorClass, FieldError, NetworkPolicy, PreparedSettings,
     SendContext,
 };
-use leadrelay_core::{Lead, Timestamp};
 
 use crate::https::HttpsOptions;
 use crate::network::check_url;
+use crate::pacing::Pacer;
 
 /// Salesforce's production Web-to-Lead servlet.
 pub const DEFAULT_ENDPOINT: &str = "https://webto.salesforce.com/servlet/servlet.WebToLead?encoding=UTF-8";
@@ -171,41 +171,9 @@ impl Connector for SalesforceConnector {
             client: self.client.clone(),
             endpoint,
             oid,
-            pacer: Pacer::new(cap),
+            pacer: Pacer::new(cap, WINDOW),
             options: Arc::clone(&self.options),
         }))
-    }
-}
-
-/// Posts in the last 24 hours, to hold leads beyond the daily cap. Kept in memory per
-/// destination: after a restart the window starts empty.
-#[derive(Debug)]
-pub struct Pacer {
-    cap: u32,
-    sent: Mutex<VecDeque<Timestamp>>,
-}
-
-impl Pacer {
-    /// A pacer allowing `cap` posts per 24 hours.
-    pub fn new(cap: u32) -> Self {
-        Self { cap, sent: Mutex::new(VecDeque::new()) }
-    }
-
-    /// Takes a slot at `now`, or says how long until one frees up.
-    ///
-    /// # Errors
-    /// The wait until the oldest post in the window is 24 hours old.
-    pub fn take(&self, now: Timestamp) -> Result<(), Duration> {
-        let mut sent = self.sent.lock().expect("pacer");
-        while sent.front().is_some_and(|t| now.since(*t) >= WINDOW) {
-            sent.pop_front();
-        }
-        if sent.len() >= self.cap as usize {
-            let oldest = *sent.front().expect("a full window has a first post");
-            return Err(WINDOW.saturating_sub(now.since(oldest)));
-        }
-        sent.push_back(now);
-        Ok(())
     }
 }
 
@@ -293,7 +261,7 @@ pub fn classify(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use leadrelay_core::{LeadDraft, LeadId, LeadRules, PublisherId};
+    use leadrelay_core::{LeadDraft, LeadId, LeadRules, PublisherId, Timestamp};
 
     #[test]
     fn org_ids_follow_salesforce_shapes() {
@@ -301,16 +269,6 @@ mod tests {
         assert!(is_org_id("00Do0000000ZHogEAG"));
         assert!(!is_org_id("00Xo0000000ZHog"));
         assert!(!is_org_id("00Do0000"));
-    }
-
-    #[test]
-    fn the_pacer_holds_posts_beyond_the_cap_until_the_window_moves() {
-        let p = Pacer::new(2);
-        let t0 = Timestamp::from_millis(0);
-        assert!(p.take(t0).is_ok());
-        assert!(p.take(t0.plus(Duration::from_secs(60))).is_ok());
-        assert_eq!(p.take(t0.plus(Duration::from_secs(120))), Err(WINDOW - Duration::from_secs(120)));
-        assert!(p.take(t0.plus(WINDOW)).is_ok(), "the first post left the window");
     }
 
     #[test]

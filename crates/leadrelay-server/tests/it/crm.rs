@@ -533,3 +533,90 @@ async fn dynamics_failures_are_retried_or_dead_lettered_with_a_hint() {
     fake.heal();
     app.wait_for_lead(&id, "delivered once Dynamics recovers", |d| status_of(d) == ["delivered"]).await;
 }
+
+async fn marketo(app: &TestApp, fake: &leadrelay_testkit::crm::marketo::FakeMarketo, secret: &str) -> String {
+    use leadrelay_testkit::crm::marketo::CLIENT_ID;
+    let settings = json!({"munchkin_id": "123-ABC-456", "client_id": CLIENT_ID, "client_secret": secret, "form_id": 1179, "base_url": fake.base_url()});
+    let a = app
+        .post("/v1/publishers/contoso/destinations", json!({"name": "mkto", "kind": "marketo", "settings": settings}))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    assert!(a.body["settings"].get("client_secret").is_none());
+    a.body["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_lead_is_submitted_to_the_marketo_form_with_a_bearer_token() {
+    use leadrelay_testkit::crm::marketo::{CLIENT_ID, CLIENT_SECRET, FakeMarketo};
+    let fake = FakeMarketo::start().await;
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    marketo(&app, &fake, CLIENT_SECRET).await;
+    let path = app.ingest_path(None).await;
+    let id = app.ingest(&path, crate::support::documented_example()).await.body["id"].as_str().unwrap().to_owned();
+    app.wait_for_lead(&id, "delivered", |d| status_of(d) == ["delivered"]).await;
+
+    let q = &fake.token_queries()[0];
+    assert_eq!(
+        (q["grant_type"].as_str(), q["client_id"].as_str(), q["client_secret"].as_str()),
+        ("client_credentials", CLIENT_ID, CLIENT_SECRET)
+    );
+    let (headers, body) = &fake.submissions()[0];
+    assert_eq!(headers["authorization"], "Bearer token-1:int");
+    assert_eq!(
+        body,
+        &json!({"formId": 1179, "input": [{"leadFormFields": {"firstName": "Some", "lastName": "One", "email": "someone@contoso.com",
+            "company": "Contoso", "title": "Esquire", "phone": "16175555555", "country": "USA", "leadSource": "AzureMarketplace-INS|Test Microsoft"}}]})
+    );
+
+    // 602 (expired token): one refresh, one retry, delivered; 606 (rate limit): held, not counted.
+    fake.expire_tokens();
+    let second = app.ingest(&path, example_for("second@contoso.com")).await.body["id"].as_str().unwrap().to_owned();
+    app.wait_for_lead(&second, "delivered after a token refresh", |d| status_of(d) == ["delivered"]).await;
+    assert_eq!(fake.token_queries().len(), 2);
+    fake.next_error("606");
+    let third = app.ingest(&path, example_for("third@contoso.com")).await.body["id"].as_str().unwrap().to_owned();
+    let held = app
+        .wait_for_lead(&third, "a throttled attempt", |d| d[0]["attempt_log"].as_array().is_some_and(|l| !l.is_empty()))
+        .await;
+    assert_eq!(held["deliveries"][0]["attempt_log"][0]["error_class"], "throttled");
+    assert_eq!(held["deliveries"][0]["attempts"], 0);
+    let next =
+        leadrelay_core::Timestamp::parse_rfc3339(held["deliveries"][0]["next_attempt_at"].as_str().unwrap()).unwrap();
+    let now = leadrelay_core::Clock::now(&leadrelay_core::SystemClock);
+    assert!(next.since(now) > Duration::from_secs(15), "waits about 20 s");
+}
+
+#[tokio::test]
+async fn marketo_configuration_errors_explain_what_to_fix() {
+    use leadrelay_testkit::crm::marketo::{CLIENT_SECRET, FakeMarketo};
+    let fake = FakeMarketo::start().await;
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let wrong = marketo(&app, &fake, "not-the-secret").await;
+    let v = app.post(&format!("/v1/destinations/{wrong}/validate"), json!({})).await;
+    assert_eq!((v.body["ok"].as_bool(), v.body["status_code"].as_u64()), (Some(false), Some(401)), "{}", v.body);
+    assert!(v.body["hint"].as_str().unwrap().contains("LaunchPoint"), "{}", v.body);
+
+    let right = marketo(&app, &fake, CLIENT_SECRET).await;
+    fake.next_skip("1006");
+    let v = app.post(&format!("/v1/destinations/{right}/validate"), json!({})).await;
+    assert!(v.body["hint"].as_str().unwrap().contains("not on the form"), "{}", v.body);
+    fake.next_error("610");
+    let v = app.post(&format!("/v1/destinations/{right}/validate"), json!({})).await;
+    assert!(v.body["hint"].as_str().unwrap().contains("form_id"), "{}", v.body);
+    let v = app.post(&format!("/v1/destinations/{right}/validate"), json!({})).await;
+    assert_eq!(v.body["ok"], true, "{}", v.body);
+    let (_, body) = fake.submissions().pop().unwrap();
+    let fields = &body["input"][0]["leadFormFields"];
+    let marker = fields["firstName"].as_str().unwrap();
+    assert!(marker.starts_with("MSFT_TEST_") && fields["email"] == format!("{marker}@test.com"), "{body}");
+
+    let bad = app
+        .post("/v1/publishers/contoso/destinations", json!({"name": "m", "kind": "marketo", "settings": {"munchkin_id": "123ABC456", "client_id": "x", "form_id": "1179"}}))
+        .await;
+    let mut paths: Vec<&str> =
+        bad.body["error"]["fields"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    paths.sort_unstable();
+    assert_eq!(paths, ["settings.client_secret", "settings.form_id", "settings.munchkin_id"]);
+}

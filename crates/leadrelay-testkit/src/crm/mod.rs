@@ -3,6 +3,7 @@
 //! can be told to answer with the vendor's documented errors.
 
 pub mod dynamics;
+pub mod marketo;
 pub mod salesforce;
 
 /// Splits a form body or query into decoded pairs. Written here rather than borrowed from the
