@@ -620,3 +620,81 @@ async fn marketo_configuration_errors_explain_what_to_fix() {
     paths.sort_unstable();
     assert_eq!(paths, ["settings.client_secret", "settings.form_id", "settings.munchkin_id"]);
 }
+
+#[tokio::test]
+async fn one_lead_reaches_all_six_destination_kinds_field_by_field() {
+    use leadrelay_testkit::crm::dynamics::FakeDynamics;
+    use leadrelay_testkit::crm::marketo::{CLIENT_SECRET, FakeMarketo};
+    let (azurite, smtp) =
+        (leadrelay_testkit::azurite::Azurite::start(), leadrelay_testkit::smtp::SmtpServer::start(true));
+    let (receiver, sf, d365, mkto) = (
+        leadrelay_testkit::TestReceiver::start().await,
+        FakeWebToLead::start().await,
+        FakeDynamics::start().await,
+        FakeMarketo::start().await,
+    );
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let (_, secret) = app.https_destination(&receiver.url(), Some(&["contoso.crm"])).await;
+    salesforce(&app, &sf, json!({})).await;
+    dynamics(&app, &d365).await;
+    marketo(&app, &mkto, CLIENT_SECRET).await;
+    let table = json!({"name": "t", "kind": "azure_table", "settings": {"connection_string": azurite.connection_string()}, "offers": ["contoso.crm"]});
+    assert_eq!(app.post("/v1/publishers/contoso/destinations", table).await.status, 201);
+    let mail = json!({"name": "m", "kind": "email", "settings": email_settings(&smtp, "starttls")});
+    assert_eq!(app.post("/v1/publishers/contoso/destinations", mail).await.status, 201);
+
+    let key = app.ingest_path(Some("contoso.crm")).await;
+    let id = app.ingest(&key, crate::support::documented_example()).await.body["id"].as_str().unwrap().to_owned();
+    let lead = app
+        .wait_for_lead(&id, "six deliveries", |d| d.len() == 6 && d.iter().all(|x| x["status"] == "delivered"))
+        .await;
+
+    // https: the documented JSON, signed (verified by the Python library).
+    assert_eq!(receiver.requests()[0].json(), crate::support::documented_example());
+    leadrelay_testkit::python::verify_signatures(&secret, &receiver.requests());
+    // salesforce: the Web-to-Lead form.
+    let post = &sf.posts()[0];
+    for (f, v) in [
+        ("first_name", "Some"),
+        ("last_name", "One"),
+        ("email", "someone@contoso.com"),
+        ("company", "Contoso"),
+        ("title", "Esquire"),
+        ("phone", "16175555555"),
+        ("country", "USA"),
+        ("description", "Test run through Power Automate"),
+        ("lead_source", "AzureMarketplace-INS|contoso.crm"),
+        ("oid", "00Do0000000ZHog"),
+        ("encoding", "UTF-8"),
+    ] {
+        assert_eq!(post.field(f), Some(v), "salesforce {f}");
+    }
+    // dynamics: the Dataverse lead.
+    let record = d365.lead_requests()[0].json();
+    assert_eq!(record["subject"], "AzureMarketplace - INS - Test Microsoft");
+    assert_eq!(
+        (record["lastname"].as_str(), record["emailaddress1"].as_str()),
+        (Some("One"), Some("someone@contoso.com"))
+    );
+    assert_eq!(record["description"], "LeadSource: AzureMarketplace-INS|contoso.crm\nTest run through Power Automate");
+    // marketo: the form submission.
+    let (_, body) = &mkto.submissions()[0];
+    assert_eq!(body["input"][0]["leadFormFields"]["leadSource"], "AzureMarketplace-INS|contoso.crm");
+    assert_eq!(body["input"][0]["leadFormFields"]["email"], "someone@contoso.com");
+    // azure table: the entity.
+    let received = leadrelay_core::Timestamp::parse_rfc3339(lead["received_at"].as_str().unwrap()).unwrap();
+    let entity =
+        read_entity(&azurite, "MarketplaceLeads", &leadrelay_destinations::azure_table::partition_key(received), &id)
+            .await;
+    assert_eq!(
+        (entity["OfferId"].as_str(), entity["OfferDisplayName"].as_str()),
+        (Some("contoso.crm"), Some("Test Microsoft"))
+    );
+    let info: serde_json::Value = serde_json::from_str(entity["CustomerInfo"].as_str().unwrap()).unwrap();
+    assert_eq!(info, crate::support::documented_example()["UserDetails"]);
+    // email: the notification without personal data.
+    let message = wait_for_mail(&smtp, 1).await.remove(0);
+    assert!(message.contains("Subject: New marketplace lead: Test Microsoft (INS)"), "{message}");
+    assert!(message.contains(&format!("/v1/leads/{id}")) && !message.contains("someone@contoso.com"), "{message}");
+}
