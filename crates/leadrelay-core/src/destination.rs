@@ -176,6 +176,33 @@ pub struct SendContext {
     pub now: Timestamp,
 }
 
+/// Something the publisher must hear about that is not a new lead. Holds no personal data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A lead's delivery to a destination was given up (dead letter).
+    DeadLetter {
+        /// The lead.
+        lead: crate::ids::LeadId,
+        /// The destination that failed.
+        destination: DestinationId,
+        /// Its name.
+        destination_name: String,
+        /// The last error.
+        error: String,
+        /// What to fix.
+        hint: String,
+    },
+    /// A destination was switched off (410 Gone, or failing for days); its leads wait.
+    Disabled {
+        /// The destination.
+        destination: DestinationId,
+        /// Its name.
+        destination_name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
 /// A configured destination that can send leads.
 #[async_trait::async_trait]
 pub trait Destination: Send + Sync + 'static {
@@ -184,6 +211,15 @@ pub trait Destination: Send + Sync + 'static {
     /// # Errors
     /// A classified [`DestinationError`]; the worker turns it into a retry or a dead letter.
     async fn send(&self, lead: &Lead, ctx: SendContext) -> Result<Delivered, DestinationError>;
+
+    /// Tells the publisher about a [`Notice`]. Only notification destinations (email) do
+    /// anything; the rest ignore it.
+    ///
+    /// # Errors
+    /// When the notification could not be sent.
+    async fn notify(&self, _notice: &Notice) -> Result<(), DestinationError> {
+        Ok(())
+    }
 }
 
 /// One field of a request that is wrong, by its path, with the rule it breaks.

@@ -8,6 +8,10 @@ use crate::lead::Lead;
 /// Leads whose personal data was withheld never go to them: there is nothing to store.
 pub const CRM_KINDS: &[&str] = &["https", "azure_table", "salesforce", "dynamics365", "marketo"];
 
+/// Destination kinds that notify people rather than store leads; they also hear about dead
+/// letters and disabled destinations.
+pub const NOTIFICATION_KINDS: &[&str] = &["email"];
+
 /// The destinations that must get `lead`, from the publisher's destinations.
 ///
 /// A destination that lists offers gets only leads whose resolved offer is listed; one that

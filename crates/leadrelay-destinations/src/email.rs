@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use leadrelay_core::Lead;
 use leadrelay_core::destination::{
-    Connector, Delivered, Destination, DestinationError, ErrorClass, FieldError, NetworkPolicy, PreparedSettings,
-    SendContext,
+    Connector, Delivered, Destination, DestinationError, ErrorClass, FieldError, NetworkPolicy, Notice,
+    PreparedSettings, SendContext,
 };
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
@@ -277,24 +277,69 @@ pub struct EmailDestination {
     link_base: String,
 }
 
-#[async_trait::async_trait]
-impl Destination for EmailDestination {
-    async fn send(&self, lead: &Lead, _ctx: SendContext) -> Result<Delivered, DestinationError> {
+/// Subject and body of a notice (no personal data: ids, names of destinations, errors).
+pub fn notice_text(notice: &Notice, link_base: &str) -> (String, String) {
+    let base = link_base.trim_end_matches('/');
+    match notice {
+        Notice::DeadLetter { lead, destination, destination_name, error, hint } => (
+            format!("Lead delivery failed: {destination_name}"),
+            format!(
+                "leadrelay gave up delivering a lead to the destination \"{destination_name}\".\n\n\
+                 Lead:     {lead}\nOpen it:  {base}/v1/leads/{lead}\nError:    {error}\nFix:      {hint}\n\n\
+                 The lead is kept. Once the destination is fixed, send every failed lead again with\n\
+                 POST {base}/v1/destinations/{destination}/replay {{\"only_dead\": true}}\n"
+            ),
+        ),
+        Notice::Disabled { destination, destination_name, reason } => (
+            format!("Destination disabled: {destination_name}"),
+            format!(
+                "leadrelay disabled the destination \"{destination_name}\": {reason}.\n\n\
+                 New leads for it are kept and wait. Once it is fixed, enable it with\n\
+                 POST {base}/v1/destinations/{destination}/enable and the waiting leads are delivered.\n"
+            ),
+        ),
+    }
+}
+
+impl EmailDestination {
+    async fn deliver(&self, subject: String, body: String, message_id: String) -> Result<u16, DestinationError> {
         let mut message = Message::builder()
             .from(self.from.clone())
-            .subject(subject(lead))
-            .message_id(Some(format!("<{}@leadrelay>", lead.id)))
+            .subject(subject.replace(['\r', '\n'], " "))
+            .message_id(Some(message_id))
             .header(ContentType::TEXT_PLAIN);
         for to in &self.to {
             message = message.to(to.clone());
         }
-        let message = message
-            .body(body(lead, &self.link_base, self.include_personal_data))
-            .map_err(|_| DestinationError::permanent("the notification could not be built"))?;
+        let message =
+            message.body(body).map_err(|_| DestinationError::permanent("the notification could not be built"))?;
         match self.transport.send(message).await {
-            Ok(response) => Ok(Delivered { status: Some(response.code().into()), excerpt: None, note: None }),
+            Ok(response) => Ok(response.code().into()),
             Err(e) => Err(classify(&e)),
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl Destination for EmailDestination {
+    async fn send(&self, lead: &Lead, _ctx: SendContext) -> Result<Delivered, DestinationError> {
+        let status = self
+            .deliver(
+                subject(lead),
+                body(lead, &self.link_base, self.include_personal_data),
+                format!("<{}@leadrelay>", lead.id),
+            )
+            .await?;
+        Ok(Delivered { status: Some(status), excerpt: None, note: None })
+    }
+
+    async fn notify(&self, notice: &Notice) -> Result<(), DestinationError> {
+        let (subject, body) = notice_text(notice, &self.link_base);
+        let id = match notice {
+            Notice::DeadLetter { lead, destination, .. } => format!("<{lead}.{destination}.dead@leadrelay>"),
+            Notice::Disabled { destination, .. } => format!("<{destination}.disabled.{}@leadrelay>", body.len()),
+        };
+        self.deliver(subject, body, id).await.map(drop)
     }
 }
 

@@ -2,9 +2,11 @@
 
 use std::time::Instant;
 
-use leadrelay_core::destination::{DestinationError, ErrorClass, SendContext};
+use leadrelay_core::destination::{DestinationError, ErrorClass, Notice, SendContext};
 use leadrelay_core::retry::RetryDecision;
+use leadrelay_core::routing::NOTIFICATION_KINDS;
 use leadrelay_core::storage::{Attempt, AttemptRecord, Claimed, NextState};
+use leadrelay_core::{DestinationId, PublisherId};
 use rand::Rng;
 use tracing::Instrument;
 
@@ -23,7 +25,7 @@ impl Worker {
             delivery.attempt = c.delivery.attempts + 1,
         );
         async {
-            let record = self.attempt(&c).await;
+            let (record, notices) = self.attempt(&c).await;
             match &record.next {
                 NextState::Delivered => tracing::debug!("delivered"),
                 NextState::RetryAt { at, .. } => tracing::info!(retry_at = %at, error = ?record.attempt.message, "attempt failed; will retry"),
@@ -31,13 +33,45 @@ impl Worker {
             }
             if let Err(e) = self.inner.storage.record_attempts(std::slice::from_ref(&record)).await {
                 tracing::error!(error = %e, "recording the attempt failed; the lease will expire and it will be retried");
+                return;
+            }
+            if !notices.is_empty() {
+                let worker = self.clone();
+                let (publisher, except) = (c.destination.publisher.clone(), c.destination.id.clone());
+                tokio::spawn(async move { worker.notify_publisher(&publisher, &except, &notices).await });
             }
         }
         .instrument(span)
         .await
     }
 
-    async fn attempt(&self, c: &Claimed) -> AttemptRecord {
+    /// Tells the publisher's enabled notification destinations (other than `except`) about
+    /// dead letters and disabled destinations. Best effort: a failure is logged, the lead itself
+    /// is safe either way.
+    async fn notify_publisher(&self, publisher: &PublisherId, except: &DestinationId, notices: &[Notice]) {
+        let destinations = match self.inner.storage.list_destinations(publisher).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list destinations to send notices");
+                return;
+            }
+        };
+        let notifiers = destinations
+            .iter()
+            .filter(|d| d.enabled && &d.id != except && NOTIFICATION_KINDS.contains(&d.kind.as_str()));
+        for d in notifiers {
+            let Some(destination) = self.inner.destinations.get(&d.kind).and_then(|c| c.build(&d.settings).ok()) else {
+                continue;
+            };
+            for notice in notices {
+                if let Err(e) = destination.notify(notice).await {
+                    tracing::warn!(destination.id = %d.id, error = %e, "a notice could not be sent");
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, c: &Claimed) -> (AttemptRecord, Vec<Notice>) {
         let started_at = self.inner.clock.now();
         let t0 = Instant::now();
         let ctx = SendContext { attempt: c.delivery.attempts + 1, now: started_at };
@@ -55,6 +89,7 @@ impl Worker {
         let duration_ms = t0.elapsed().as_millis() as u64;
         let now = self.inner.clock.now();
         let settings = &self.inner.settings;
+        let mut notices = Vec::new();
         let (next, disable, attempt_fields) = match result {
             Ok(ok) => (NextState::Delivered, None, (ok.status, None, None, ok.excerpt)),
             Err(e) => {
@@ -79,11 +114,27 @@ impl Worker {
                 {
                     disable = Some(format!("failing without a success since {}", failing_since.unwrap_or(started_at)));
                 }
+                if next == NextState::Dead {
+                    notices.push(Notice::DeadLetter {
+                        lead: c.lead.id.clone(),
+                        destination: c.destination.id.clone(),
+                        destination_name: c.destination.name.clone(),
+                        error: e.message.clone(),
+                        hint: e.hint(),
+                    });
+                }
+                if let Some(reason) = &disable {
+                    notices.push(Notice::Disabled {
+                        destination: c.destination.id.clone(),
+                        destination_name: c.destination.name.clone(),
+                        reason: reason.clone(),
+                    });
+                }
                 (next, disable, (e.status, Some(e.class), Some(e.message), e.excerpt))
             }
         };
         let (status_code, error_class, message, excerpt) = attempt_fields;
-        AttemptRecord {
+        let record = AttemptRecord {
             attempt: Attempt {
                 delivery_id: c.delivery.id.clone(),
                 number: 0,
@@ -98,6 +149,7 @@ impl Worker {
             next,
             destination: c.destination.id.clone(),
             disable_destination: disable,
-        }
+        };
+        (record, notices)
     }
 }

@@ -698,3 +698,32 @@ async fn one_lead_reaches_all_six_destination_kinds_field_by_field() {
     assert!(message.contains("Subject: New marketplace lead: Test Microsoft (INS)"), "{message}");
     assert!(message.contains(&format!("/v1/leads/{id}")) && !message.contains("someone@contoso.com"), "{message}");
 }
+
+#[tokio::test]
+async fn dead_letters_and_disabled_destinations_are_emailed_to_the_publisher_without_personal_data() {
+    let smtp = leadrelay_testkit::smtp::SmtpServer::start(true);
+    let receiver = leadrelay_testkit::TestReceiver::start().await;
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let mail = json!({"name": "ops-mail", "kind": "email", "settings": email_settings(&smtp, "starttls")});
+    assert_eq!(app.post("/v1/publishers/contoso/destinations", mail).await.status, 201);
+    let (hook, _) = app.https_destination(&receiver.url(), None).await;
+    let path = app.ingest_path(None).await;
+
+    receiver.respond_with(404, None);
+    let id = app.ingest(&path, example_for("carla.canary@fabrikam.com")).await.body["id"].as_str().unwrap().to_owned();
+    let messages = wait_for_mail(&smtp, 2).await;
+    let dead =
+        messages.iter().find(|m| m.contains("Subject: Lead delivery failed: crm-hook")).expect("a dead-letter notice");
+    assert!(dead.contains(&format!("Lead:     {id}")), "{dead}");
+    assert!(dead.contains("receiver answered 404") && dead.contains("path"), "error and hint: {dead}");
+    assert!(dead.contains(&format!("/v1/destinations/{hook}/replay")), "{dead}");
+    assert!(!dead.contains("carla"), "{dead}");
+
+    receiver.respond_with(410, None);
+    app.ingest(&path, example_for("second@fabrikam.com")).await;
+    let messages = wait_for_mail(&smtp, 5).await;
+    let disabled =
+        messages.iter().find(|m| m.contains("Subject: Destination disabled: crm-hook")).expect("a disable notice");
+    assert!(disabled.contains("410") && disabled.contains(&format!("/v1/destinations/{hook}/enable")), "{disabled}");
+}
