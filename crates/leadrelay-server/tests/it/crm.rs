@@ -727,3 +727,40 @@ async fn dead_letters_and_disabled_destinations_are_emailed_to_the_publisher_wit
         messages.iter().find(|m| m.contains("Subject: Destination disabled: crm-hook")).expect("a disable notice");
     assert!(disabled.contains("410") && disabled.contains(&format!("/v1/destinations/{hook}/enable")), "{disabled}");
 }
+
+#[tokio::test]
+async fn a_crm_down_for_two_minutes_loses_nothing_on_the_default_retry_schedule() {
+    use std::sync::Arc;
+    let clock = Arc::new(leadrelay_testkit::ManualClock::new(leadrelay_core::Clock::now(&leadrelay_core::SystemClock)));
+    // The shipped retry schedule (5 s, 5 min, …, ±20 %); only private addresses and a quick poll.
+    let config = "[delivery]\nallow_private_destinations = true\n[worker]\npoll_interval_ms = 20\n";
+    let app = TestApp::spawn_with_clock(config, clock.clone()).await;
+    app.contoso().await;
+    let fake = FakeWebToLead::start().await;
+    fake.respond_with(503);
+    salesforce(&app, &fake, json!({})).await;
+    let path = app.ingest_path(None).await;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        ids.push(
+            app.ingest(&path, example_for(&format!("outage{i}@fabrikam.com"))).await.body["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    wait_for_posts(&fake, 10).await;
+    clock.advance(Duration::from_secs(7));
+    wait_for_posts(&fake, 20).await;
+    clock.advance(Duration::from_secs(113)); // two minutes into the outage: nothing is due yet
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(fake.posts().len(), 20, "two attempts each so far");
+    fake.respond_with(200);
+    clock.advance(Duration::from_secs(5 * 60)); // past the 5-minute retry (with +20 % jitter)
+    for id in &ids {
+        let lead = app.wait_for_lead(id, "delivered after the outage", |d| status_of(d) == ["delivered"]).await;
+        assert_eq!(lead["deliveries"][0]["attempts"], 3);
+    }
+    let dead = app.get("/v1/deliveries?status=dead").await.body;
+    assert!(dead["items"].as_array().unwrap().is_empty(), "nothing dead-lettered");
+}

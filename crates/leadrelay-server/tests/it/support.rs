@@ -44,6 +44,11 @@ impl TestApp {
     }
 
     pub async fn spawn_with(overrides: &str) -> Self {
+        Self::spawn_with_clock(overrides, Arc::new(SystemClock)).await
+    }
+
+    /// The app on a clock the test moves (the worker's due times and the leads' times).
+    pub async fn spawn_with_clock(overrides: &str, clock: Arc<dyn leadrelay_core::Clock>) -> Self {
         leadrelay_server::telemetry::init_for_tests();
         let dir = tempfile::tempdir().unwrap();
         let config = Config::for_tests(overrides).unwrap();
@@ -61,7 +66,7 @@ impl TestApp {
         let parts = Parts {
             storage: Arc::new(store),
             destinations: leadrelay_destinations::registry(https, "https://leads.example.com".to_owned()),
-            clock: Arc::new(SystemClock),
+            clock,
         };
         let app = Application::build(config, parts, AdminToken::from_plain(ADMIN)).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
