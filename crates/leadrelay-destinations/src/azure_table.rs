@@ -179,15 +179,7 @@ impl Connector for AzureTableConnector {
                 "must be an object with 'connection_string' and optionally 'table'",
             )]);
         };
-        let mut errors = Vec::new();
-        for key in map.keys() {
-            if key != "connection_string" && key != "table" {
-                errors.push(FieldError::new(
-                    format!("settings.{key}"),
-                    "is not a setting of azure_table destinations (expected connection_string, table)",
-                ));
-            }
-        }
+        let mut errors = crate::unknown_keys(map, &["connection_string", "table"], self.kind());
         match map.get("connection_string").and_then(|v| v.as_str()) {
             None => errors.push(FieldError::new(
                 "settings.connection_string",

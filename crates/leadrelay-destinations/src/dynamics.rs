@@ -104,13 +104,7 @@ impl Connector for DynamicsConnector {
             )]);
         };
         let allow_private = policy.allow_private || self.options.allow_private;
-        let mut errors = Vec::new();
-        for key in map.keys().filter(|k| !KEYS.contains(&k.as_str())) {
-            errors.push(FieldError::new(
-                format!("settings.{key}"),
-                format!("is not a setting of dynamics365 destinations (expected {})", KEYS.join(", ")),
-            ));
-        }
+        let mut errors = crate::unknown_keys(map, &KEYS, self.kind());
         let text = |k: &str| map.get(k).and_then(|v| v.as_str()).map(str::trim).filter(|v| !v.is_empty());
         let url = match text("url").map(|u| check_url(u, allow_private)) {
             Some(Ok(u)) => Some(u.as_str().trim_end_matches('/').to_owned()),

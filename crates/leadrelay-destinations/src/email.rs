@@ -150,13 +150,7 @@ impl Connector for EmailConnector {
             return Err(vec![FieldError::new("settings", "must be an object with host, port, tls, from and to")]);
         };
         let allow_private = policy.allow_private || self.allow_private;
-        let mut errors = Vec::new();
-        for key in map.keys().filter(|k| !KEYS.contains(&k.as_str())) {
-            errors.push(FieldError::new(
-                format!("settings.{key}"),
-                format!("is not a setting of email destinations (expected {})", KEYS.join(", ")),
-            ));
-        }
+        let mut errors = crate::unknown_keys(map, &KEYS, self.kind());
         match text(map, "host", &mut errors) {
             None => errors.push(FieldError::new("settings.host", "is required (the SMTP server's host name)")),
             Some(h) if h.trim().is_empty() => errors.push(FieldError::new("settings.host", "is required")),

@@ -133,18 +133,10 @@ impl Connector for HttpsConnector {
     }
 
     fn prepare(&self, settings: serde_json::Value, policy: NetworkPolicy) -> Result<PreparedSettings, Vec<FieldError>> {
-        let mut errors = Vec::new();
         let Some(map) = settings.as_object() else {
             return Err(vec![FieldError::new("settings", "must be an object with 'url' and optionally 'secret'")]);
         };
-        for key in map.keys() {
-            if key != "url" && key != "secret" {
-                errors.push(FieldError::new(
-                    format!("settings.{key}"),
-                    "is not a setting of https destinations (expected url, secret)",
-                ));
-            }
-        }
+        let mut errors = crate::unknown_keys(map, &["url", "secret"], self.kind());
         let url = match map.get("url") {
             Some(serde_json::Value::String(u)) => {
                 match check_url(u, policy.allow_private || self.options.allow_private) {

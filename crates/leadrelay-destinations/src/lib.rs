@@ -12,7 +12,7 @@ pub mod salesforce;
 
 use std::sync::Arc;
 
-use leadrelay_core::destination::Destinations;
+use leadrelay_core::destination::{Destinations, FieldError};
 
 pub use https::{HttpsConnector, HttpsOptions};
 
@@ -36,6 +36,24 @@ pub fn registry(https: HttpsOptions, link_base: String) -> Destinations {
 /// Installs the process-wide TLS crypto provider (ring). Safe to call more than once.
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Field errors for the keys of `settings` that `kind` does not know.
+pub(crate) fn unknown_keys(
+    settings: &serde_json::Map<String, serde_json::Value>,
+    known: &[&str],
+    kind: &str,
+) -> Vec<FieldError> {
+    settings
+        .keys()
+        .filter(|k| !known.contains(&k.as_str()))
+        .map(|k| {
+            FieldError::new(
+                format!("settings.{k}"),
+                format!("is not a setting of {kind} destinations (expected {})", known.join(", ")),
+            )
+        })
+        .collect()
 }
 
 /// Cuts a response body to at most `max` bytes on a character boundary, for attempt logs.

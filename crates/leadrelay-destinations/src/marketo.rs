@@ -87,13 +87,7 @@ impl Connector for MarketoConnector {
                 "must be an object with munchkin_id, client_id, client_secret and form_id",
             )]);
         };
-        let mut errors = Vec::new();
-        for key in map.keys().filter(|k| !KEYS.contains(&k.as_str())) {
-            errors.push(FieldError::new(
-                format!("settings.{key}"),
-                format!("is not a setting of marketo destinations (expected {})", KEYS.join(", ")),
-            ));
-        }
+        let mut errors = crate::unknown_keys(map, &KEYS, self.kind());
         let text = |k: &str| map.get(k).and_then(|v| v.as_str()).map(str::trim).filter(|v| !v.is_empty());
         let munchkin = text("munchkin_id");
         if !munchkin.is_some_and(is_munchkin_id) {

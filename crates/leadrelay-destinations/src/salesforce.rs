@@ -93,15 +93,7 @@ impl Connector for SalesforceConnector {
         let Some(map) = settings.as_object() else {
             return Err(vec![FieldError::new("settings", "must be an object with 'oid' and optionally 'endpoint'")]);
         };
-        let mut errors = Vec::new();
-        for key in map.keys() {
-            if !["oid", "endpoint", "daily_cap"].contains(&key.as_str()) {
-                errors.push(FieldError::new(
-                    format!("settings.{key}"),
-                    "is not a setting of salesforce destinations (expected oid, endpoint, daily_cap)",
-                ));
-            }
-        }
+        let mut errors = crate::unknown_keys(map, &["oid", "endpoint", "daily_cap"], self.kind());
         let oid = match map.get("oid").and_then(|v| v.as_str()) {
             Some(o) if is_org_id(o.trim()) => Some(o.trim().to_owned()),
             Some(_) => {

@@ -62,21 +62,12 @@ impl TestReceiver {
             behaviour: Mutex::new(Behaviour { status: 200, retry_after: None, fail_until: None }),
             notify: tokio::sync::Notify::new(),
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
-        let addr = listener.local_addr().expect("receiver address");
         let s = Arc::clone(&shared);
         let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
             let s = Arc::clone(&s);
             async move { handle(&s, headers, body) }
         });
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let (addr, stop) = crate::serve(app).await;
         Self { shared, addr, _stop: stop }
     }
 

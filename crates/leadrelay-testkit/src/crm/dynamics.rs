@@ -105,16 +105,7 @@ impl FakeDynamics {
                     }
                 }),
             );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake");
-        let addr = listener.local_addr().expect("fake address");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let (addr, stop) = crate::serve(app).await;
         Self { state, addr, _stop: stop }
     }
 

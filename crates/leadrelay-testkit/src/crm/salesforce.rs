@@ -60,16 +60,7 @@ impl FakeWebToLead {
                 (StatusCode::from_u16(code).unwrap_or(StatusCode::OK), page).into_response()
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake");
-        let addr = listener.local_addr().expect("fake address");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let (addr, stop) = crate::serve(app).await;
         Self { posts, status, addr, _stop: stop }
     }
 
