@@ -212,6 +212,21 @@ pub trait Destination: Send + Sync + 'static {
     /// A classified [`DestinationError`]; the worker turns it into a retry or a dead letter.
     async fn send(&self, lead: &Lead, ctx: SendContext) -> Result<Delivered, DestinationError>;
 
+    /// How many leads one call may carry (1: no batching).
+    fn batch_limit(&self) -> usize {
+        1
+    }
+
+    /// Sends several leads, in one call where the destination takes batches; one result per
+    /// lead, in order. The default sends them one by one.
+    async fn send_batch(&self, leads: &[Lead], ctx: SendContext) -> Vec<Result<Delivered, DestinationError>> {
+        let mut out = Vec::with_capacity(leads.len());
+        for lead in leads {
+            out.push(self.send(lead, ctx).await);
+        }
+        out
+    }
+
     /// Tells the publisher about a [`Notice`]. Only notification destinations (email) do
     /// anything; the rest ignore it.
     ///

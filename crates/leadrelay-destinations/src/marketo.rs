@@ -21,6 +21,8 @@ use crate::pacing::Pacer;
 /// Marketo's rate limit is 100 calls per 20 s per subscription, shared with every other
 /// integration: by default we use half.
 pub const DEFAULT_CALLS_PER_20S: u32 = 50;
+/// Marketo's documented batch size for lead-database calls.
+pub const MAX_BATCH: usize = 300;
 
 /// Whether `s` looks like a Munchkin id (`123-ABC-456`).
 pub fn is_munchkin_id(s: &str) -> bool {
@@ -79,8 +81,16 @@ impl Connector for MarketoConnector {
     }
 
     fn prepare(&self, settings: serde_json::Value, policy: NetworkPolicy) -> Result<PreparedSettings, Vec<FieldError>> {
-        const KEYS: [&str; 7] =
-            ["munchkin_id", "client_id", "client_secret", "form_id", "base_url", "lead_source_field", "calls_per_20s"];
+        const KEYS: [&str; 8] = [
+            "munchkin_id",
+            "client_id",
+            "client_secret",
+            "form_id",
+            "base_url",
+            "lead_source_field",
+            "calls_per_20s",
+            "batch_size",
+        ];
         let Some(map) = settings.as_object() else {
             return Err(vec![FieldError::new(
                 "settings",
@@ -127,6 +137,18 @@ impl Connector for MarketoConnector {
                 None
             }),
         };
+        let batch = match map.get("batch_size") {
+            None | Some(serde_json::Value::Null) => Some(1),
+            Some(v) => {
+                v.as_u64().and_then(|n| usize::try_from(n).ok()).filter(|n| (1..=MAX_BATCH).contains(n)).or_else(|| {
+                    errors.push(FieldError::new(
+                        "settings.batch_size",
+                        format!("must be 1-{MAX_BATCH} (Marketo's documented batch size)"),
+                    ));
+                    None
+                })
+            }
+        };
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -135,6 +157,7 @@ impl Connector for MarketoConnector {
                 "munchkin_id": munchkin, "client_id": text("client_id"), "client_secret": text("client_secret"),
                 "form_id": form_id, "base_url": base_url,
                 "lead_source_field": text("lead_source_field").unwrap_or("leadSource"), "calls_per_20s": calls,
+                "batch_size": batch,
             }),
             generated_secret: None,
         })
@@ -165,6 +188,11 @@ impl Connector for MarketoConnector {
             lead_source_field: get("lead_source_field")?,
             pacer: Pacer::new(calls, Duration::from_secs(20)),
             token: Mutex::new(None),
+            batch_size: settings
+                .get("batch_size")
+                .and_then(|v| v.as_u64())
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(1),
         }))
     }
 }
@@ -179,6 +207,7 @@ pub struct MarketoDestination {
     lead_source_field: String,
     pacer: Pacer,
     token: Mutex<Option<(String, Timestamp)>>,
+    batch_size: usize,
 }
 
 fn throttled(message: &str, wait: Duration, hint: &str) -> DestinationError {
@@ -272,18 +301,59 @@ impl MarketoDestination {
 #[async_trait::async_trait]
 impl Destination for MarketoDestination {
     async fn send(&self, lead: &Lead, ctx: SendContext) -> Result<Delivered, DestinationError> {
-        let fields = form_fields(lead, &self.lead_source_field);
-        if !fields.contains_key("email") {
-            return Err(DestinationError::permanent("Marketo forms need an email and this lead has none")
-                .with_hint("the lead cannot be submitted to a Marketo form; find it in leadrelay instead"));
+        self.send_batch(std::slice::from_ref(lead), ctx).await.remove(0)
+    }
+
+    fn batch_limit(&self) -> usize {
+        self.batch_size
+    }
+
+    async fn send_batch(&self, leads: &[Lead], ctx: SendContext) -> Vec<Result<Delivered, DestinationError>> {
+        let mut out: Vec<Option<Result<Delivered, DestinationError>>> = vec![None; leads.len()];
+        let mut sent = Vec::new();
+        let mut input = Vec::new();
+        for (i, lead) in leads.iter().enumerate() {
+            let fields = form_fields(lead, &self.lead_source_field);
+            if fields.contains_key("email") {
+                sent.push(i);
+                input.push(serde_json::json!({ "leadFormFields": fields }));
+            } else {
+                out[i] = Some(Err(DestinationError::permanent("Marketo forms need an email and this lead has none")
+                    .with_hint("the lead cannot be submitted to a Marketo form; find it in leadrelay instead")));
+            }
         }
-        let body = serde_json::json!({ "formId": self.form_id, "input": [{ "leadFormFields": fields }] });
-        let (mut status, mut json) = self.submit(&self.token(ctx.now, false).await?, &body, ctx.now).await?;
+        if !input.is_empty() {
+            let body = serde_json::json!({ "formId": self.form_id, "input": input });
+            match self.submit_with_refresh(&body, ctx.now).await {
+                Err(e) => sent.iter().for_each(|&i| out[i] = Some(Err(e.clone()))),
+                Ok((status, json)) => match classify_envelope(status, &json, ctx.now) {
+                    Err(e) => sent.iter().for_each(|&i| out[i] = Some(Err(e.clone()))),
+                    Ok(()) => {
+                        for (k, &i) in sent.iter().enumerate() {
+                            out[i] = Some(classify_record(json.pointer(&format!("/result/{k}"))));
+                        }
+                    }
+                },
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(DestinationError::transient("no answer for this lead"))))
+            .collect()
+    }
+}
+
+impl MarketoDestination {
+    async fn submit_with_refresh(
+        &self,
+        body: &serde_json::Value,
+        now: Timestamp,
+    ) -> Result<(u16, serde_json::Value), DestinationError> {
+        let (status, json) = self.submit(&self.token(now, false).await?, body, now).await?;
         if status == 200 && matches!(envelope_code(&json), Some(601 | 602)) {
             // Token invalid or expired: one fresh token, one more try.
-            (status, json) = self.submit(&self.token(ctx.now, true).await?, &body, ctx.now).await?;
+            return self.submit(&self.token(now, true).await?, body, now).await;
         }
-        classify(status, &json, ctx.now)
+        Ok((status, json))
     }
 }
 
@@ -303,8 +373,11 @@ pub fn until_quota_reset(now: Timestamp) -> Duration {
     Duration::from_millis(u64::try_from(next - ms).unwrap_or(0))
 }
 
-/// Marketo's answers: HTTP status first, then the envelope, then the record's status.
-pub fn classify(status: u16, json: &serde_json::Value, now: Timestamp) -> Result<Delivered, DestinationError> {
+/// The whole call's outcome: the HTTP status and the envelope (`success`, `errors`).
+///
+/// # Errors
+/// The error every lead of the call shares.
+pub fn classify_envelope(status: u16, json: &serde_json::Value, now: Timestamp) -> Result<(), DestinationError> {
     let fail = |class: ErrorClass, message: String, hint: &str| DestinationError {
         class,
         status: Some(status),
@@ -328,43 +401,61 @@ pub fn classify(status: u16, json: &serde_json::Value, now: Timestamp) -> Result
             )
         });
     }
-    if json.get("success").and_then(|s| s.as_bool()) != Some(true) {
-        let code = envelope_code(json).unwrap_or(0);
-        let message = format!("Marketo error {code}");
-        return Err(match code {
-            606 => throttled(
-                &message,
-                Duration::from_secs(20),
-                "Marketo's rate limit (100 calls per 20 s) was exceeded; leads wait",
-            ),
-            615 => throttled(
-                &message,
-                Duration::from_secs(5),
-                "Marketo's concurrency limit (10 calls) was reached; leads wait",
-            ),
-            607 => throttled(
-                &message,
-                until_quota_reset(now),
-                "Marketo's daily API quota is used up; leads wait for the midnight (US Central) reset",
-            ),
-            601 | 602 => fail(ErrorClass::Transient, message, "Marketo refused a fresh token; leads will be retried"),
-            603 => fail(
-                ErrorClass::Permanent,
-                message,
-                "access denied: give the API-only user's role API access, and check Marketo's IP allow-list",
-            ),
-            610 | 702 => fail(ErrorClass::Permanent, message, "the form was not found: check form_id (and base_url)"),
-            609 | 701 | 709 => fail(ErrorClass::Permanent, message, "Marketo refused this lead's data"),
-            600 | 605 | 612 | 616 => {
-                fail(ErrorClass::Permanent, message, "Marketo refused the request itself: check base_url")
-            }
-            _ => fail(ErrorClass::Transient, message, "Marketo had a temporary problem; leads will be retried"),
-        });
+    if json.get("success").and_then(|s| s.as_bool()) == Some(true) {
+        return Ok(());
     }
-    let record = json.pointer("/result/0");
-    let record_status = record.and_then(|r| r.get("status")).and_then(|s| s.as_str()).unwrap_or("");
-    if record_status == "skipped" {
-        let reason = record.and_then(|r| r.pointer("/reasons/0/code")).and_then(|c| c.as_str()).unwrap_or("");
+    let code = envelope_code(json).unwrap_or(0);
+    let message = format!("Marketo error {code}");
+    Err(match code {
+        606 => throttled(
+            &message,
+            Duration::from_secs(20),
+            "Marketo's rate limit (100 calls per 20 s) was exceeded; leads wait",
+        ),
+        615 => throttled(
+            &message,
+            Duration::from_secs(5),
+            "Marketo's concurrency limit (10 calls) was reached; leads wait",
+        ),
+        607 => throttled(
+            &message,
+            until_quota_reset(now),
+            "Marketo's daily API quota is used up; leads wait for the midnight (US Central) reset",
+        ),
+        601 | 602 => fail(ErrorClass::Transient, message, "Marketo refused a fresh token; leads will be retried"),
+        603 => fail(
+            ErrorClass::Permanent,
+            message,
+            "access denied: give the API-only user's role API access, and check Marketo's IP allow-list",
+        ),
+        610 | 702 => fail(ErrorClass::Permanent, message, "the form was not found: check form_id (and base_url)"),
+        609 | 701 | 709 => fail(ErrorClass::Permanent, message, "Marketo refused this lead's data"),
+        600 | 605 | 612 | 616 => {
+            fail(ErrorClass::Permanent, message, "Marketo refused the request itself: check base_url")
+        }
+        _ => fail(ErrorClass::Transient, message, "Marketo had a temporary problem; leads will be retried"),
+    })
+}
+
+/// One lead's outcome from its `result` entry.
+///
+/// # Errors
+/// A skipped record, classified by its reason code.
+pub fn classify_record(record: Option<&serde_json::Value>) -> Result<Delivered, DestinationError> {
+    let fail = |message: String, hint: &str| DestinationError {
+        class: ErrorClass::Permanent,
+        status: Some(200),
+        message,
+        retry_after: None,
+        excerpt: None,
+        hint: Some(hint.to_owned()),
+    };
+    let Some(record) = record else {
+        return Err(DestinationError::transient("Marketo answered without a result for this lead"));
+    };
+    let status = record.get("status").and_then(|s| s.as_str()).unwrap_or("");
+    if status == "skipped" {
+        let reason = record.pointer("/reasons/0/code").and_then(|c| c.as_str()).unwrap_or("");
         return match reason {
             "1005" => Ok(Delivered {
                 status: Some(200),
@@ -372,19 +463,23 @@ pub fn classify(status: u16, json: &serde_json::Value, now: Timestamp) -> Result
                 note: Some("Marketo already had this lead".to_owned()),
             }),
             "1006" | "1008" | "1010" | "1011" => Err(fail(
-                ErrorClass::Permanent,
                 format!("Marketo skipped the lead ({reason})"),
                 "a field we send is not on the form: add firstName, lastName, email, company, title, phone, country and the lead source field (lead_source_field) to the form",
             )),
-            _ => Err(fail(
-                ErrorClass::Permanent,
-                format!("Marketo skipped the lead ({reason})"),
-                "Marketo refused this lead's data",
-            )),
+            _ => Err(fail(format!("Marketo skipped the lead ({reason})"), "Marketo refused this lead's data")),
         };
     }
-    let id = record.and_then(|r| r.get("id")).map(|id| format!("lead {id} {record_status}"));
+    let id = record.get("id").map(|id| format!("lead {id} {status}"));
     Ok(Delivered { status: Some(200), excerpt: id, note: None })
+}
+
+/// One lead's answer: the envelope, then its record.
+///
+/// # Errors
+/// As [`classify_envelope`] and [`classify_record`].
+pub fn classify(status: u16, json: &serde_json::Value, now: Timestamp) -> Result<Delivered, DestinationError> {
+    classify_envelope(status, json, now)?;
+    classify_record(json.pointer("/result/0"))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use leadrelay_core::destination::{DestinationError, ErrorClass, Notice, SendContext};
+use leadrelay_core::destination::{Delivered, DestinationError, ErrorClass, Notice, SendContext};
 use leadrelay_core::retry::RetryDecision;
 use leadrelay_core::routing::NOTIFICATION_KINDS;
 use leadrelay_core::storage::{Attempt, AttemptRecord, Claimed, NextState};
@@ -13,36 +13,77 @@ use tracing::Instrument;
 use super::Worker;
 
 impl Worker {
-    /// Attempts one claimed delivery and records the result. Never fails: a storage error while
-    /// recording leaves the lease to expire, and the delivery is attempted again.
+    /// Attempts one claimed delivery and records the result.
     pub(crate) async fn attempt_and_record(&self, c: Claimed) {
+        self.attempt_batch_and_record(vec![c]).await;
+    }
+
+    /// Attempts claimed deliveries of one destination (in one call when it takes batches) and
+    /// records every result in one storage call. Never fails: a storage error while recording
+    /// leaves the leases to expire, and the deliveries are attempted again.
+    pub(crate) async fn attempt_batch_and_record(&self, batch: Vec<Claimed>) {
+        let Some(first) = batch.first() else { return };
         let span = tracing::info_span!(
             "delivery",
-            delivery.id = %c.delivery.id,
-            lead.id = %c.lead.id,
-            destination.id = %c.destination.id,
-            destination.kind = %c.destination.kind,
-            delivery.attempt = c.delivery.attempts + 1,
+            destination.id = %first.destination.id,
+            destination.kind = %first.destination.kind,
+            batch.size = batch.len(),
         );
         async {
-            let (record, notices) = self.attempt(&c).await;
-            match &record.next {
-                NextState::Delivered => tracing::debug!("delivered"),
-                NextState::RetryAt { at, .. } => tracing::info!(retry_at = %at, error = ?record.attempt.message, "attempt failed; will retry"),
-                NextState::Dead => tracing::warn!(error = ?record.attempt.message, "delivery dead-lettered"),
+            let started_at = self.inner.clock.now();
+            let t0 = Instant::now();
+            let results = self.send_all(&batch, started_at).await;
+            let duration_ms = t0.elapsed().as_millis() as u64;
+            let mut records = Vec::with_capacity(batch.len());
+            let mut notices = Vec::new();
+            for (c, result) in batch.iter().zip(results) {
+                let (record, mut n) = self.decide(c, result, started_at, duration_ms);
+                match &record.next {
+                    NextState::Delivered => tracing::debug!(delivery.id = %c.delivery.id, lead.id = %c.lead.id, "delivered"),
+                    NextState::RetryAt { at, .. } => {
+                        tracing::info!(delivery.id = %c.delivery.id, lead.id = %c.lead.id, retry_at = %at, error = ?record.attempt.message, "attempt failed; will retry");
+                    }
+                    NextState::Dead => {
+                        tracing::warn!(delivery.id = %c.delivery.id, lead.id = %c.lead.id, error = ?record.attempt.message, "delivery dead-lettered");
+                    }
+                }
+                records.push(record);
+                notices.append(&mut n);
             }
-            if let Err(e) = self.inner.storage.record_attempts(std::slice::from_ref(&record)).await {
-                tracing::error!(error = %e, "recording the attempt failed; the lease will expire and it will be retried");
+            if let Err(e) = self.inner.storage.record_attempts(&records).await {
+                tracing::error!(error = %e, "recording attempts failed; the leases will expire and they will be retried");
                 return;
             }
             if !notices.is_empty() {
                 let worker = self.clone();
-                let (publisher, except) = (c.destination.publisher.clone(), c.destination.id.clone());
+                let (publisher, except) = (first.destination.publisher.clone(), first.destination.id.clone());
                 tokio::spawn(async move { worker.notify_publisher(&publisher, &except, &notices).await });
             }
         }
         .instrument(span)
         .await
+    }
+
+    /// One result per delivery. A panicking connector fails them all, it does not kill the worker.
+    async fn send_all(
+        &self,
+        batch: &[Claimed],
+        now: leadrelay_core::Timestamp,
+    ) -> Vec<Result<Delivered, DestinationError>> {
+        let n = batch.len();
+        let destination = match self.destination_for(&batch[0]) {
+            Ok(d) => d,
+            Err(e) => return vec![Err(e); n],
+        };
+        let leads: Vec<_> = batch.iter().map(|c| c.lead.clone()).collect();
+        let ctx = SendContext { attempt: batch[0].delivery.attempts + 1, now };
+        match tokio::spawn(async move { destination.send_batch(&leads, ctx).await }).await {
+            Ok(results) if results.len() == n => results,
+            Ok(_) => {
+                vec![Err(DestinationError::transient("the connector answered for a different number of leads")); n]
+            }
+            Err(_) => vec![Err(DestinationError::transient("the connector panicked")); n],
+        }
     }
 
     /// Tells the publisher's enabled notification destinations (other than `except`) about
@@ -71,22 +112,14 @@ impl Worker {
         }
     }
 
-    async fn attempt(&self, c: &Claimed) -> (AttemptRecord, Vec<Notice>) {
-        let started_at = self.inner.clock.now();
-        let t0 = Instant::now();
-        let ctx = SendContext { attempt: c.delivery.attempts + 1, now: started_at };
-        let result = match self.destination_for(c) {
-            Ok(destination) => {
-                let lead = c.lead.clone();
-                // A panicking connector becomes a failed attempt, not a dead worker.
-                match tokio::spawn(async move { destination.send(&lead, ctx).await }).await {
-                    Ok(r) => r,
-                    Err(_) => Err(DestinationError::transient("the connector panicked")),
-                }
-            }
-            Err(e) => Err(e),
-        };
-        let duration_ms = t0.elapsed().as_millis() as u64;
+    /// The next state of one delivery after its attempt, and the notices it calls for.
+    fn decide(
+        &self,
+        c: &Claimed,
+        result: Result<Delivered, DestinationError>,
+        started_at: leadrelay_core::Timestamp,
+        duration_ms: u64,
+    ) -> (AttemptRecord, Vec<Notice>) {
         let now = self.inner.clock.now();
         let settings = &self.inner.settings;
         let mut notices = Vec::new();

@@ -136,11 +136,11 @@ impl Worker {
                     }
                 };
             let full_batch = claimed.len() == free;
-            for c in claimed {
+            for group in self.group(claimed) {
                 let permit = Arc::clone(&inner.permits).acquire_owned().await.expect("the semaphore is never closed");
                 let worker = self.clone();
                 tracker.spawn(async move {
-                    worker.attempt_and_record(c).await;
+                    worker.attempt_batch_and_record(group).await;
                     drop(permit);
                     worker.inner.wake.notify_one();
                 });
@@ -198,6 +198,28 @@ impl Worker {
             let _ = t.await;
         }
         Ok(RunOutcome::Worked(n))
+    }
+
+    /// Splits claimed deliveries into attempts: one per delivery, except for destinations that
+    /// take several leads per call, whose deliveries go together up to their limit.
+    fn group(&self, claimed: Vec<Claimed>) -> Vec<Vec<Claimed>> {
+        let mut groups = Vec::new();
+        let mut batches: HashMap<DestinationId, (usize, Vec<Claimed>)> = HashMap::new();
+        for c in claimed {
+            match self.destination_for(&c).map(|d| d.batch_limit()) {
+                Ok(limit) if limit > 1 => {
+                    batches.entry(c.destination.id.clone()).or_insert_with(|| (limit, Vec::new())).1.push(c)
+                }
+                _ => groups.push(vec![c]),
+            }
+        }
+        for (limit, mut list) in batches.into_values() {
+            while !list.is_empty() {
+                let rest = list.split_off(list.len().min(limit));
+                groups.push(std::mem::replace(&mut list, rest));
+            }
+        }
+        groups
     }
 
     fn destination_for(&self, c: &Claimed) -> Result<Arc<dyn Destination>, DestinationError> {

@@ -145,7 +145,10 @@ async fn leads_beyond_the_daily_cap_are_held_not_dropped_and_an_outage_is_retrie
         );
     }
     wait_for_posts(&fake, 2).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    for id in &ids {
+        app.wait_for_lead(id, "an attempt recorded", |d| d[0]["attempt_log"].as_array().is_some_and(|l| !l.is_empty()))
+            .await;
+    }
     assert_eq!(fake.posts().len(), 2, "only the cap's worth is posted");
     let mut delivered = 0;
     for id in &ids {
@@ -749,9 +752,17 @@ async fn a_crm_down_for_two_minutes_loses_nothing_on_the_default_retry_schedule(
                 .to_owned(),
         );
     }
-    wait_for_posts(&fake, 10).await;
+    // Move the clock only once every attempt is recorded, or a late one would be scheduled from
+    // the moved clock.
+    let recorded =
+        |n: usize| move |d: &[serde_json::Value]| d[0]["attempt_log"].as_array().is_some_and(|l| l.len() >= n);
+    for id in &ids {
+        app.wait_for_lead(id, "the first attempt recorded", recorded(1)).await;
+    }
     clock.advance(Duration::from_secs(7));
-    wait_for_posts(&fake, 20).await;
+    for id in &ids {
+        app.wait_for_lead(id, "the second attempt recorded", recorded(2)).await;
+    }
     clock.advance(Duration::from_secs(113)); // two minutes into the outage: nothing is due yet
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(fake.posts().len(), 20, "two attempts each so far");
@@ -763,4 +774,44 @@ async fn a_crm_down_for_two_minutes_loses_nothing_on_the_default_retry_schedule(
     }
     let dead = app.get("/v1/deliveries?status=dead").await.body;
     assert!(dead["items"].as_array().unwrap().is_empty(), "nothing dead-lettered");
+}
+
+#[tokio::test]
+async fn marketo_takes_several_leads_per_call_when_batching_is_on() {
+    use leadrelay_testkit::crm::marketo::{CLIENT_ID, CLIENT_SECRET, FakeMarketo};
+    let fake = FakeMarketo::start().await;
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let settings = json!({"munchkin_id": "123-ABC-456", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "form_id": 1179,
+                          "base_url": fake.base_url(), "batch_size": 3});
+    let a = app
+        .post("/v1/publishers/contoso/destinations", json!({"name": "mkto", "kind": "marketo", "settings": settings}))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    let dest = a.body["id"].as_str().unwrap().to_owned();
+    // Leads queue while the destination is paused, then go out together.
+    assert_eq!(app.post(&format!("/v1/destinations/{dest}/disable"), json!({})).await.status, 200);
+    let path = app.ingest_path(None).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            app.ingest(&path, example_for(&format!("batch{i}@fabrikam.com"))).await.body["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(app.post(&format!("/v1/destinations/{dest}/enable"), json!({})).await.status, 200);
+    for id in &ids {
+        app.wait_for_lead(id, "delivered in a batch", |d| status_of(d) == ["delivered"]).await;
+    }
+    let mut sizes: Vec<usize> = fake.submissions().iter().map(|(_, b)| b["input"].as_array().unwrap().len()).collect();
+    sizes.sort_unstable();
+    assert_eq!(sizes, [2, 3], "five leads in two calls of at most three");
+    let too_big =
+        json!({"munchkin_id": "123-ABC-456", "client_id": "x", "client_secret": "y", "form_id": 1, "batch_size": 301});
+    let a = app
+        .post("/v1/publishers/contoso/destinations", json!({"name": "m", "kind": "marketo", "settings": too_big}))
+        .await;
+    assert_eq!(a.body["error"]["fields"][0]["path"], "settings.batch_size");
 }

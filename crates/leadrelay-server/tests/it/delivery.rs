@@ -36,13 +36,16 @@ async fn retry_after_is_honoured_without_using_up_attempts() {
     let path = app.ingest_path(None).await;
     let id = app.ingest(&path, documented_example()).await.body["id"].as_str().unwrap().to_owned();
     receiver.wait_until(Duration::from_secs(5), "the first attempt", |r| !r.is_empty()).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let lead = app
+        .wait_for_lead(&id, "the throttled attempt recorded", |d| {
+            d[0]["attempt_log"].as_array().is_some_and(|l| !l.is_empty())
+        })
+        .await;
     assert_eq!(
         receiver.requests().len(),
         1,
         "no second attempt before Retry-After (1 s) although the schedule says 100 ms"
     );
-    let lead = app.get(&format!("/v1/leads/{id}")).await.body;
     assert_eq!(lead["deliveries"][0]["attempts"], 0, "a throttled attempt does not count");
     assert_eq!(lead["deliveries"][0]["attempt_log"][0]["error_class"], "throttled");
     receiver.respond_with(200, None);

@@ -72,6 +72,7 @@ impl FakeMarketo {
                         let mut st = s.lock().unwrap();
                         let header_map = headers.iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())).collect();
                         let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                        let inputs = json["input"].as_array().map_or(0, Vec::len);
                         st.submissions.push((header_map, json));
                         if q.is_some_and(|q| q.contains("access_token")) {
                             return axum::Json(envelope_error("600")).into_response();
@@ -83,9 +84,9 @@ impl FakeMarketo {
                         if let Some(answer) = st.scripted.pop_front() {
                             return axum::Json(answer).into_response();
                         }
-                        let id = 319_174 + st.submissions.len();
-                        axum::Json(serde_json::json!({"requestId": "10667#173bc585ca5", "success": true, "result": [{"id": id, "status": "created"}]}))
-                            .into_response()
+                        let base = 319_174 + 1000 * st.submissions.len();
+                        let result: Vec<_> = (0..inputs).map(|k| serde_json::json!({"id": base + k, "status": "created"})).collect();
+                        axum::Json(serde_json::json!({"requestId": "10667#173bc585ca5", "success": true, "result": result})).into_response()
                     }
                 }),
             );
