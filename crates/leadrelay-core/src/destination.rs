@@ -148,11 +148,6 @@ impl DestinationError {
             _ => "check that the destination's address is right and that it is reachable from this server".to_owned(),
         }
     }
-
-    /// Whether another attempt may succeed.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self.class, ErrorClass::Transient | ErrorClass::Throttled)
-    }
 }
 
 /// A successful send.

@@ -357,15 +357,6 @@ pub struct ReplayRequest {
     pub only_dead: bool,
 }
 
-/// Queue depth for readiness and metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct QueueStats {
-    /// Pending deliveries.
-    pub pending: u64,
-    /// Dead letters.
-    pub dead: u64,
-}
-
 /// Everything leadrelay stores. Hold it as `Arc<dyn Storage>`.
 #[async_trait::async_trait]
 pub trait Storage: Send + Sync + 'static {
@@ -438,8 +429,6 @@ pub trait Storage: Send + Sync + 'static {
     async fn retry_delivery(&self, id: &DeliveryId, now: Timestamp) -> Result<Delivery>;
     /// Makes a set of deliveries due now (see [`ReplayRequest`]); returns how many.
     async fn replay(&self, request: &ReplayRequest, now: Timestamp) -> Result<u64>;
-    /// Queue depth.
-    async fn queue_stats(&self) -> Result<QueueStats>;
     /// A cheap round trip, for readiness.
     async fn ping(&self) -> Result<()>;
 }

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use base64::Engine;
 use leadrelay_core::Lead;
 use leadrelay_core::destination::{
     Connector, Delivered, Destination, DestinationError, ErrorClass, FieldError, NetworkPolicy, PreparedSettings,
@@ -279,11 +278,6 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
     }
     let at = httpdate::parse_http_date(v).ok()?;
     Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
-}
-
-/// Base64 of the body, for tests that record deliveries.
-pub fn body_base64(body: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(body)
 }
 
 #[cfg(test)]

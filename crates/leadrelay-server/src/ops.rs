@@ -412,11 +412,7 @@ impl Ops {
     ///
     /// # Errors
     /// `NotFound`; `Invalid` naming the rule when a required destination is missing.
-    pub async fn publish_offer(
-        &self,
-        publisher: &PublisherId,
-        id: &OfferId,
-    ) -> OpsResult<(Offer, Vec<(DestinationRecord, Validation)>)> {
+    pub async fn publish_offer(&self, publisher: &PublisherId, id: &OfferId) -> OpsResult<Offer> {
         let offer = self.get_offer(publisher, id).await?;
         self.forget_catalog(publisher);
         let catalog = self.catalog(publisher).await?;
@@ -437,7 +433,7 @@ impl Ops {
         }
         let mut results = Vec::with_capacity(destinations.len());
         for d in destinations {
-            results.push(((*d).clone(), self.send_test_lead(d, Some(&offer)).await?));
+            results.push((d, self.send_test_lead(d, Some(&offer)).await?));
         }
         let summary: Vec<serde_json::Value> = results
             .iter()
@@ -458,7 +454,7 @@ impl Ops {
             .collect();
         let now = self.clock.now();
         self.storage.record_publication(&offer.id, now, &serde_json::Value::Array(summary)).await?;
-        Ok((self.get_offer(publisher, id).await?, results))
+        self.get_offer(publisher, id).await
     }
 
     async fn send_test_lead(&self, record: &DestinationRecord, offer: Option<&Offer>) -> OpsResult<Validation> {

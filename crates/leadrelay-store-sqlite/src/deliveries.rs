@@ -4,8 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use leadrelay_core::storage::{
-    AttemptRecord, Claimed, Delivery, DeliveryFilter, NextState, Page, PageRequest, QueueStats, ReplayRequest, Result,
-    StorageError,
+    AttemptRecord, Claimed, Delivery, DeliveryFilter, NextState, Page, PageRequest, ReplayRequest, Result, StorageError,
 };
 use leadrelay_core::{DeliveryId, Timestamp};
 use rusqlite::{OptionalExtension, params};
@@ -284,18 +283,6 @@ pub(crate) async fn replay(store: &SqliteStore, req: &ReplayRequest, now: Timest
                 count += 1;
             }
             Ok(count)
-        })
-        .await
-}
-
-pub(crate) async fn queue_stats(store: &SqliteStore) -> Result<QueueStats> {
-    store
-        .read(|c| {
-            c.prepare_cached(
-                "SELECT (SELECT COUNT(*) FROM deliveries WHERE status = 'pending'), (SELECT COUNT(*) FROM deliveries WHERE status = 'dead')",
-            )
-            .and_then(|mut s| s.query_row([], |r| Ok(QueueStats { pending: r.get(0)?, dead: r.get(1)? })))
-            .map_err(map_err)
         })
         .await
 }

@@ -441,9 +441,6 @@ impl leadrelay_core::storage::Storage for SqliteStore {
     ) -> Result<u64> {
         deliveries::replay(self, request, now).await
     }
-    async fn queue_stats(&self) -> Result<leadrelay_core::storage::QueueStats> {
-        deliveries::queue_stats(self).await
-    }
     async fn ping(&self) -> Result<()> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err)).await
     }

@@ -19,11 +19,6 @@ impl ManualClock {
     pub fn advance(&self, d: Duration) {
         self.0.fetch_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX), Ordering::SeqCst);
     }
-
-    /// Sets the clock.
-    pub fn set(&self, t: Timestamp) {
-        self.0.store(t.as_millis(), Ordering::SeqCst);
-    }
 }
 
 impl Clock for ManualClock {

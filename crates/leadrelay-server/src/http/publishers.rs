@@ -74,10 +74,11 @@ pub async fn publish_offer(
     let publisher = publisher_from_path(&publisher)?;
     caller.check(&publisher, Scope::Write, "publisher")?;
     let id = OfferId::parse(&offer_id).map_err(|_| ApiError::NotFound("offer"))?;
-    let (offer, results) = state.ops.publish_offer(&publisher, &id).await?;
+    let offer = state.ops.publish_offer(&publisher, &id).await?;
+    let results = offer.last_validation.clone().unwrap_or(json!([]));
     let mut out = offer_out(&offer);
-    out["all_ok"] = json!(results.iter().all(|(_, v)| v.error.is_none()));
-    out["results"] = offer.last_validation.clone().unwrap_or(json!([]));
+    out["all_ok"] = json!(results.as_array().is_some_and(|r| r.iter().all(|v| v["ok"] == true)));
+    out["results"] = results;
     Ok(Json(out))
 }
 

@@ -13,11 +13,6 @@ use tracing::Instrument;
 use super::Worker;
 
 impl Worker {
-    /// Attempts one claimed delivery and records the result.
-    pub(crate) async fn attempt_and_record(&self, c: Claimed) {
-        self.attempt_batch_and_record(vec![c]).await;
-    }
-
     /// Attempts claimed deliveries of one destination (in one call when it takes batches) and
     /// records every result in one storage call. Never fails: a storage error while recording
     /// leaves the leases to expire, and the deliveries are attempted again.

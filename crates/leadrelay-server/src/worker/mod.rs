@@ -53,15 +53,6 @@ impl WorkerSettings {
     }
 }
 
-/// What one turn did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunOutcome {
-    /// Nothing was due.
-    Idle,
-    /// This many deliveries were attempted.
-    Worked(usize),
-}
-
 type BuiltDestination = (Timestamp, Arc<dyn Destination>);
 
 /// The delivery worker.
@@ -171,33 +162,6 @@ impl Worker {
             Ok(Some(due)) => due.since(self.inner.clock.now()).min(poll),
             _ => poll,
         }
-    }
-
-    /// One turn for tests and tools: claims what is due and waits for every attempt.
-    ///
-    /// # Errors
-    /// Storage errors from the claim.
-    pub async fn run_once(&self) -> leadrelay_core::storage::Result<RunOutcome> {
-        let claimed = self
-            .inner
-            .storage
-            .claim_due_deliveries(self.inner.clock.now(), self.inner.settings.concurrency, self.inner.settings.lease)
-            .await?;
-        if claimed.is_empty() {
-            return Ok(RunOutcome::Idle);
-        }
-        let n = claimed.len();
-        let tasks: Vec<_> = claimed
-            .into_iter()
-            .map(|c| {
-                let w = self.clone();
-                tokio::spawn(async move { w.attempt_and_record(c).await })
-            })
-            .collect();
-        for t in tasks {
-            let _ = t.await;
-        }
-        Ok(RunOutcome::Worked(n))
     }
 
     /// Splits claimed deliveries into attempts: one per delivery, except for destinations that
