@@ -264,10 +264,25 @@ pub struct PreparedSettings {
     pub generated_secret: Option<String>,
 }
 
+/// What a destination kind is for. Rules keyed on it (the privacy rule, notices) ask the
+/// connector, so a new kind cannot be added without saying which it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DestinationRole {
+    /// Keeps leads in a CRM, a table or another system (https, azure_table, the CRMs). A lead
+    /// whose personal data was withheld has nothing to store and never goes to one.
+    StoresLeads,
+    /// Tells people about leads and about problems (email). Gets every lead of its offers,
+    /// withheld ones without personal data, and the notices of dead letters and disables.
+    NotifiesPeople,
+}
+
 /// One destination kind.
 pub trait Connector: Send + Sync + 'static {
     /// The kind's wire name (`https`).
     fn kind(&self) -> &'static str;
+
+    /// What the kind is for. No default: every kind must say.
+    fn role(&self) -> DestinationRole;
 
     /// Keys of `settings` that are secrets: stored, never returned.
     fn secret_fields(&self) -> &'static [&'static str];
@@ -307,6 +322,12 @@ impl Destinations {
     /// The connector for a kind.
     pub fn get(&self, kind: &str) -> Option<&Arc<dyn Connector>> {
         self.connectors.get(kind)
+    }
+
+    /// The role of a kind; `None` for a kind this build does not have, which every rule must
+    /// treat as the most restrictive case.
+    pub fn role(&self, kind: &str) -> Option<DestinationRole> {
+        self.get(kind).map(|c| c.role())
     }
 
     /// The kinds registered, sorted.

@@ -1,35 +1,43 @@
 //! Which destinations get a lead. Pure, so the rule is tested once and shared by every way in.
 
-use crate::destination::DestinationRecord;
+use crate::destination::{DestinationRecord, DestinationRole, Destinations};
 use crate::ids::DestinationId;
 use crate::lead::Lead;
-
-/// Destination kinds that store leads in a CRM or a table (as opposed to notifying someone).
-/// Leads whose personal data was withheld never go to them: there is nothing to store.
-pub const CRM_KINDS: &[&str] = &["https", "azure_table", "salesforce", "dynamics365", "marketo"];
-
-/// Destination kinds that notify people rather than store leads; they also hear about dead
-/// letters and disabled destinations.
-pub const NOTIFICATION_KINDS: &[&str] = &["email"];
 
 /// The destinations that must get `lead`, from the publisher's destinations.
 ///
 /// A destination that lists offers gets only leads whose resolved offer is listed; one that
 /// lists none applies to every offer, including leads whose offer could not be resolved.
 /// Disabled destinations still get their outbox row: their queue waits until re-enabled.
-/// A lead whose personal data was withheld goes only to notification destinations.
-pub fn plan(lead: &Lead, destinations: &[DestinationRecord]) -> Vec<DestinationId> {
-    destinations
-        .iter()
-        .filter(|d| d.publisher == lead.publisher)
-        .filter(|d| !(lead.pii_withheld && CRM_KINDS.contains(&d.kind.as_str())))
-        .filter(|d| match (&d.offers, &lead.offer) {
-            (None, _) => true,
-            (Some(list), Some(offer)) => list.contains(offer),
-            (Some(_), None) => false,
-        })
-        .map(|d| d.id.clone())
-        .collect()
+/// A lead whose personal data was withheld goes only to destinations whose kind declares
+/// [`DestinationRole::NotifiesPeople`]; a kind the registry does not know gets none of them.
+///
+/// Every path that creates outbox rows (ingest, replay, split, publish) plans with this one
+/// function.
+pub fn plan(lead: &Lead, destinations: &[DestinationRecord], kinds: &Destinations) -> Vec<DestinationId> {
+    destinations.iter().filter(|d| applies(lead, d, kinds)).map(|d| d.id.clone()).collect()
+}
+
+/// Whether one destination must get `lead` (the rule of [`plan`]).
+pub fn applies(lead: &Lead, destination: &DestinationRecord, kinds: &Destinations) -> bool {
+    let d = destination;
+    if d.publisher != lead.publisher {
+        return false;
+    }
+    if lead.pii_withheld && kinds.role(&d.kind) != Some(DestinationRole::NotifiesPeople) {
+        return false;
+    }
+    match (&d.offers, &lead.offer) {
+        (None, _) => true,
+        (Some(list), Some(offer)) => list.contains(offer),
+        (Some(_), None) => false,
+    }
+}
+
+/// Whether a destination should hear about dead letters and disables: an enabled one whose
+/// kind notifies people.
+pub fn hears_notices(destination: &DestinationRecord, kinds: &Destinations) -> bool {
+    destination.enabled && kinds.role(&destination.kind) == Some(DestinationRole::NotifiesPeople)
 }
 
 #[cfg(test)]
@@ -73,6 +81,39 @@ mod tests {
         .unwrap()
     }
 
+    struct Kind(&'static str, DestinationRole);
+
+    impl crate::destination::Connector for Kind {
+        fn kind(&self) -> &'static str {
+            self.0
+        }
+        fn role(&self) -> DestinationRole {
+            self.1
+        }
+        fn secret_fields(&self) -> &'static [&'static str] {
+            &[]
+        }
+        fn prepare(
+            &self,
+            _: serde_json::Value,
+            _: crate::destination::NetworkPolicy,
+        ) -> Result<crate::destination::PreparedSettings, Vec<crate::destination::FieldError>> {
+            unreachable!("routing never prepares settings")
+        }
+        fn build(
+            &self,
+            _: &serde_json::Value,
+        ) -> Result<std::sync::Arc<dyn crate::destination::Destination>, crate::destination::DestinationError> {
+            unreachable!("routing never builds connectors")
+        }
+    }
+
+    fn kinds() -> Destinations {
+        Destinations::new()
+            .with(std::sync::Arc::new(Kind("https", DestinationRole::StoresLeads)))
+            .with(std::sync::Arc::new(Kind("email", DestinationRole::NotifiesPeople)))
+    }
+
     #[test]
     fn a_lead_goes_to_all_offer_destinations_and_to_those_listing_its_offer() {
         let all = dest("contoso", None);
@@ -80,8 +121,8 @@ mod tests {
         let other = dest("contoso", Some(&["contoso.erp"]));
         let foreign = dest("fabrikam", None);
         let ds = [all.clone(), crm.clone(), other, foreign];
-        assert_eq!(plan(&lead(Some("contoso.crm")), &ds), vec![all.id.clone(), crm.id]);
-        assert_eq!(plan(&lead(None), &ds), vec![all.id]);
+        assert_eq!(plan(&lead(Some("contoso.crm")), &ds, &kinds()), vec![all.id.clone(), crm.id]);
+        assert_eq!(plan(&lead(None), &ds, &kinds()), vec![all.id]);
     }
 
     #[test]
@@ -91,6 +132,16 @@ mod tests {
         email.kind = "email".into();
         let mut withheld = lead(None);
         withheld.pii_withheld = true;
-        assert_eq!(plan(&withheld, &[crm, email.clone()]), vec![email.id]);
+        assert_eq!(plan(&withheld, &[crm, email.clone()], &kinds()), vec![email.id]);
+    }
+
+    #[test]
+    fn a_lead_without_personal_data_goes_to_no_kind_the_registry_does_not_know() {
+        let mut unknown = dest("contoso", None);
+        unknown.kind = "carrier_pigeon".into();
+        let mut withheld = lead(None);
+        withheld.pii_withheld = true;
+        assert!(plan(&withheld, std::slice::from_ref(&unknown), &kinds()).is_empty());
+        assert_eq!(plan(&lead(None), std::slice::from_ref(&unknown), &kinds()), vec![unknown.id]);
     }
 }

@@ -168,6 +168,10 @@ impl Connector for AzureTableConnector {
         "azure_table"
     }
 
+    fn role(&self) -> leadrelay_core::destination::DestinationRole {
+        leadrelay_core::destination::DestinationRole::StoresLeads
+    }
+
     fn secret_fields(&self) -> &'static [&'static str] {
         &["connection_string"]
     }

@@ -91,6 +91,10 @@ impl Connector for DynamicsConnector {
         "dynamics365"
     }
 
+    fn role(&self) -> leadrelay_core::destination::DestinationRole {
+        leadrelay_core::destination::DestinationRole::StoresLeads
+    }
+
     fn secret_fields(&self) -> &'static [&'static str] {
         &["client_secret"]
     }

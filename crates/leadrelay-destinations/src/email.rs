@@ -139,6 +139,10 @@ impl Connector for EmailConnector {
         "email"
     }
 
+    fn role(&self) -> leadrelay_core::destination::DestinationRole {
+        leadrelay_core::destination::DestinationRole::NotifiesPeople
+    }
+
     fn secret_fields(&self) -> &'static [&'static str] {
         &["password"]
     }

@@ -127,6 +127,10 @@ impl Connector for HttpsConnector {
         "https"
     }
 
+    fn role(&self) -> leadrelay_core::destination::DestinationRole {
+        leadrelay_core::destination::DestinationRole::StoresLeads
+    }
+
     fn secret_fields(&self) -> &'static [&'static str] {
         &["secret"]
     }

@@ -76,6 +76,10 @@ impl Connector for MarketoConnector {
         "marketo"
     }
 
+    fn role(&self) -> leadrelay_core::destination::DestinationRole {
+        leadrelay_core::destination::DestinationRole::StoresLeads
+    }
+
     fn secret_fields(&self) -> &'static [&'static str] {
         &["client_secret"]
     }

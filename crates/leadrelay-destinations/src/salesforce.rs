@@ -85,6 +85,10 @@ impl Connector for SalesforceConnector {
         "salesforce"
     }
 
+    fn role(&self) -> leadrelay_core::destination::DestinationRole {
+        leadrelay_core::destination::DestinationRole::StoresLeads
+    }
+
     fn secret_fields(&self) -> &'static [&'static str] {
         &[]
     }

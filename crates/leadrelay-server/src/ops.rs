@@ -723,7 +723,7 @@ impl Ops {
             }
             let lead = Lead::from_draft(sub.draft, LeadId::generate(now), now, &self.policy.rules)
                 .map_err(|e| prefix(e.into()))?;
-            let deliveries = routing::plan(&lead, &catalog.destinations)
+            let deliveries = routing::plan(&lead, &catalog.destinations, &self.destinations)
                 .into_iter()
                 .map(|destination| NewDelivery { id: DeliveryId::generate(now), destination })
                 .collect();
@@ -778,7 +778,7 @@ impl Ops {
         let released = released
             .into_iter()
             .map(|l| {
-                let deliveries = routing::plan(l, &catalog.destinations)
+                let deliveries = routing::plan(l, &catalog.destinations, &self.destinations)
                     .into_iter()
                     .map(|destination| NewDelivery { id: DeliveryId::generate(now), destination })
                     .collect();

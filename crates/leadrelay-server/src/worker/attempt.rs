@@ -4,9 +4,8 @@ use std::time::Instant;
 
 use leadrelay_core::destination::{Delivered, DestinationError, ErrorClass, Notice, SendContext};
 use leadrelay_core::retry::RetryDecision;
-use leadrelay_core::routing::NOTIFICATION_KINDS;
 use leadrelay_core::storage::{Attempt, AttemptRecord, Claimed, NextState};
-use leadrelay_core::{DestinationId, PublisherId};
+use leadrelay_core::{DestinationId, PublisherId, routing};
 use rand::Rng;
 use tracing::Instrument;
 
@@ -92,9 +91,8 @@ impl Worker {
                 return;
             }
         };
-        let notifiers = destinations
-            .iter()
-            .filter(|d| d.enabled && &d.id != except && NOTIFICATION_KINDS.contains(&d.kind.as_str()));
+        let notifiers =
+            destinations.iter().filter(|d| &d.id != except && routing::hears_notices(d, &self.inner.destinations));
         for d in notifiers {
             let Some(destination) = self.inner.destinations.get(&d.kind).and_then(|c| c.build(&d.settings).ok()) else {
                 continue;
