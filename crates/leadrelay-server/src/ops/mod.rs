@@ -1,0 +1,171 @@
+//! The use cases, one concern per module. Handlers, the CLI and the dashboard call these;
+//! nobody reimplements one. Each use case makes one storage call that changes state, so it is
+//! atomic. Errors speak of the domain (fields, rules, things not found), never of routes, so
+//! every caller can show them.
+
+mod access;
+mod cache;
+mod customers;
+mod deliveries;
+mod destinations;
+mod leads;
+mod publishers;
+
+pub use cache::TtlCache;
+pub use destinations::Validation;
+pub use leads::LeadSubmission;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use leadrelay_core::destination::{DestinationRecord, Destinations, FieldError, NetworkPolicy};
+use leadrelay_core::storage::{ApiToken, IngestKey, Offer, Storage, StorageError};
+use leadrelay_core::{Clock, LeadError, LeadRules, OfferType, PublisherId};
+use tokio::sync::Notify;
+
+/// Why a use case failed. Handlers map it to a status in one place (`http::error`).
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    /// Input breaks rules.
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    /// No such thing.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Conflicts with current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl OpsError {
+    fn field(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldError::new(path, message)])
+    }
+}
+
+impl From<LeadError> for OpsError {
+    fn from(e: LeadError) -> Self {
+        let text = e.to_string();
+        let message = text.split_once(": ").map_or(text.as_str(), |(_, m)| m).to_owned();
+        Self::field(e.field(), message)
+    }
+}
+
+/// Result of the use cases.
+pub type OpsResult<T> = Result<T, OpsError>;
+
+/// How long a publisher's offers and destinations, a token or an ingest key are reused before
+/// re-reading. Changes made through this process are seen at once; other processes' within this time.
+const CACHE_TTL: Duration = Duration::from_secs(2);
+
+/// The most entries one cache holds.
+const CACHE_CAPACITY: usize = 10_000;
+
+/// A publisher's offers and destinations, for offer resolution and routing.
+struct Catalog {
+    offers: Vec<Offer>,
+    destinations: Vec<DestinationRecord>,
+}
+
+/// The rules the use cases apply, from configuration.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Stage table and privacy rule.
+    pub rules: LeadRules,
+    /// De-duplication window.
+    pub duplicate_window: Duration,
+    /// Offer types that need a destination to be published.
+    pub destination_required_for: Vec<OfferType>,
+    /// Which addresses destinations may reach.
+    pub network: NetworkPolicy,
+}
+
+impl Policy {
+    /// From configuration.
+    ///
+    /// # Errors
+    /// A bad stage table or offer type (already reported by `Config::validate`).
+    pub fn from_config(config: &crate::config::Config) -> Result<Self, String> {
+        Ok(Self {
+            rules: config.lead_rules()?,
+            duplicate_window: Duration::from_millis(config.leads.duplicate_window_ms),
+            destination_required_for: config.destination_required_for()?,
+            network: NetworkPolicy { allow_private: config.delivery.allow_private_destinations },
+        })
+    }
+}
+
+/// The use cases and what they need.
+pub struct Ops {
+    storage: Arc<dyn Storage>,
+    destinations: Destinations,
+    clock: Arc<dyn Clock>,
+    policy: Policy,
+    wake: Arc<Notify>,
+    catalogs: TtlCache<PublisherId, Arc<Catalog>>,
+    ingest_keys: TtlCache<String, IngestKey>,
+    tokens: TtlCache<String, ApiToken>,
+}
+
+impl Ops {
+    /// Assembles the use cases.
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        destinations: Destinations,
+        clock: Arc<dyn Clock>,
+        policy: Policy,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            storage,
+            destinations,
+            clock,
+            policy,
+            wake,
+            catalogs: TtlCache::new(CACHE_TTL, CACHE_CAPACITY),
+            ingest_keys: TtlCache::new(CACHE_TTL, CACHE_CAPACITY),
+            tokens: TtlCache::new(CACHE_TTL, CACHE_CAPACITY),
+        }
+    }
+
+    /// The storage (for read-only callers such as the CLI).
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// The connector registry.
+    pub fn destinations(&self) -> &Destinations {
+        &self.destinations
+    }
+
+    fn forget_catalog(&self, publisher: &PublisherId) {
+        self.catalogs.remove(publisher);
+    }
+
+    async fn catalog(&self, publisher: &PublisherId) -> OpsResult<Arc<Catalog>> {
+        if let Some(c) = self.catalogs.get(publisher) {
+            return Ok(c);
+        }
+        let (known, offers, destinations) = tokio::join!(
+            self.storage.get_publisher(publisher),
+            self.storage.list_offers(publisher),
+            self.storage.list_destinations(publisher)
+        );
+        match known {
+            Err(StorageError::NotFound) => {
+                return Err(OpsError::field(
+                    "publisher",
+                    "is not a known publisher; create it with POST /v1/publishers",
+                ));
+            }
+            other => drop(other?),
+        }
+        let (offers, destinations) = (offers?, destinations?);
+        let catalog = Arc::new(Catalog { offers, destinations });
+        self.catalogs.insert(publisher.clone(), Arc::clone(&catalog));
+        Ok(catalog)
+    }
+}
