@@ -287,6 +287,8 @@ pub struct AttemptRecord {
     pub destination: DestinationId,
     /// Disable the destination with this reason (410 Gone, failing for days).
     pub disable_destination: Option<String>,
+    /// Pause the whole destination until then (the receiver throttled us); `None` ends a pause.
+    pub throttle_destination_until: Option<Timestamp>,
 }
 
 /// Filters for the lead list.
@@ -343,6 +345,20 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+/// What a worker asks of [`OutboxStore::claim_due_deliveries`].
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimRequest {
+    /// Now, from the worker's clock: deliveries due at or before it may be claimed.
+    pub now: Timestamp,
+    /// How many deliveries at most.
+    pub limit: u32,
+    /// How long the claim hides them from other claims.
+    pub lease: Duration,
+    /// How many deliveries of one destination may be leased at once, counting those already
+    /// leased by any worker: a receiver that hangs holds at most this many.
+    pub per_destination: u32,
+}
+
 /// Which deliveries a replay sends again.
 #[derive(Debug, Clone)]
 pub struct ReplayRequest {
@@ -357,14 +373,15 @@ pub struct ReplayRequest {
     pub only_dead: bool,
 }
 
-/// Everything leadrelay stores. Hold it as `Arc<dyn Storage>`.
+/// Publishers, their offers and their destinations: what routing reads.
 #[async_trait::async_trait]
-pub trait Storage: Send + Sync + 'static {
-    /// Creates a publisher. [`StorageError::Conflict`] if the id is taken.
+pub trait CatalogStore: Send + Sync + 'static {
+    /// Creates a publisher. [`StorageError::Conflict`] if the id is taken (race-free: of two
+    /// concurrent creates of one id, exactly one succeeds).
     async fn create_publisher(&self, publisher: &Publisher) -> Result<()>;
     /// One publisher.
     async fn get_publisher(&self, id: &PublisherId) -> Result<Publisher>;
-    /// Creates or replaces an offer (its publisher must exist).
+    /// Creates or replaces an offer (its publisher must exist, else `NotFound`).
     async fn upsert_offer(&self, offer: &Offer) -> Result<Upserted>;
     /// One offer.
     async fn get_offer(&self, id: &OfferId) -> Result<Offer>;
@@ -372,13 +389,14 @@ pub trait Storage: Send + Sync + 'static {
     async fn record_publication(&self, id: &OfferId, at: Timestamp, results: &serde_json::Value) -> Result<()>;
     /// A publisher's offers.
     async fn list_offers(&self, publisher: &PublisherId) -> Result<Vec<Offer>>;
-    /// Creates a destination.
+    /// Creates a destination. `Conflict` if the id is taken.
     async fn create_destination(&self, destination: &DestinationRecord) -> Result<()>;
     /// One destination.
     async fn get_destination(&self, id: &DestinationId) -> Result<DestinationRecord>;
     /// A publisher's destinations, oldest first.
     async fn list_destinations(&self, publisher: &PublisherId) -> Result<Vec<DestinationRecord>>;
-    /// Enables or disables a destination; re-enabling makes its waiting deliveries due now.
+    /// Enables or disables a destination; re-enabling makes its waiting deliveries due now, and
+    /// disabling parks them (no claim returns them) without touching one in flight.
     async fn set_destination_enabled(
         &self,
         id: &DestinationId,
@@ -386,38 +404,76 @@ pub trait Storage: Send + Sync + 'static {
         reason: Option<&str>,
         now: Timestamp,
     ) -> Result<()>;
+}
+
+/// Credentials: ingest keys and API tokens, stored only as hashes.
+#[async_trait::async_trait]
+pub trait AccessStore: Send + Sync + 'static {
     /// Stores an ingest key.
     async fn create_ingest_key(&self, key: &IngestKey) -> Result<()>;
     /// The key with this hash (revoked keys included; the caller checks).
     async fn find_ingest_key(&self, key_hash: &str) -> Result<IngestKey>;
-    /// Revokes a key.
+    /// Revokes a publisher's key; revoking twice keeps the first time. `NotFound` if the
+    /// publisher has no such key.
     async fn revoke_ingest_key(&self, publisher: &PublisherId, id: &IngestKeyId, now: Timestamp) -> Result<()>;
-
     /// Stores an API token.
     async fn create_api_token(&self, token: &ApiToken) -> Result<()>;
     /// The token with this hash (revoked ones included; the caller checks).
     async fn find_api_token(&self, token_hash: &str) -> Result<ApiToken>;
-    /// Revokes a publisher's token.
+    /// Revokes a publisher's token, as [`AccessStore::revoke_ingest_key`].
     async fn revoke_api_token(&self, publisher: &PublisherId, id: &crate::ids::TokenId, now: Timestamp) -> Result<()>;
+    /// The SHA-256 (hex) of the admin token, shared by every process on this database; `None`
+    /// before the first start.
+    async fn admin_token_hash(&self) -> Result<Option<String>>;
+    /// Sets the admin token's hash. With `only_if_unset`, keeps an existing one and answers
+    /// `false` (race-free: of two first starts, one hash wins and both then read it).
+    async fn set_admin_token_hash(&self, hash: &str, only_if_unset: bool) -> Result<bool>;
+}
 
+/// Leads and the customers they merge into.
+#[async_trait::async_trait]
+pub trait LeadStore: Send + Sync + 'static {
     /// Stores leads and their outbox rows, all or nothing, durably, before returning. In the
-    /// same transaction each non-test lead is merged into its customer (created on first
-    /// sight, race-free) and checked for a duplicate: same customer, offer and action code
-    /// within `duplicate_window`. A duplicate is stored with `duplicate_of` and no deliveries.
+    /// same transaction each non-test lead is merged into its customer and checked for a
+    /// duplicate: same customer, offer and action code within `duplicate_window`. A duplicate
+    /// is stored with `duplicate_of` and no deliveries.
+    ///
+    /// Obligations, whatever the backend's concurrency: two concurrent calls with leads of one
+    /// new buyer create **one** customer (never two), and of two concurrent repeats of one
+    /// (customer, offer, action) exactly one is the original and the other its duplicate.
     async fn insert_leads(&self, leads: &[LeadWithDeliveries], duplicate_window: Duration) -> Result<Vec<Accepted>>;
     /// A customer with its timeline.
     async fn get_customer(&self, id: &CustomerId) -> Result<CustomerDetail>;
-    /// Moves leads to a new customer (see [`SplitRequest`]). `NotFound` if the customer or a
-    /// lead of it does not exist.
+    /// Moves leads to a new customer (see [`SplitRequest`]), all or nothing. `NotFound` if the
+    /// customer or a lead of it does not exist (also when another split moved it meanwhile).
     async fn split_customer(&self, request: &SplitRequest) -> Result<()>;
     /// One lead with its deliveries and attempts.
     async fn get_lead(&self, id: &LeadId) -> Result<LeadDetail>;
     /// Leads, newest first.
     async fn list_leads(&self, filter: &LeadFilter, page: &PageRequest) -> Result<Page<Lead>>;
+}
 
-    /// Leases up to `limit` due deliveries of enabled destinations until `now + lease`.
-    async fn claim_due_deliveries(&self, now: Timestamp, limit: u32, lease: Duration) -> Result<Vec<Claimed>>;
-    /// Records attempts, each with its delivery's next state and its destination's health.
+/// The outbox: deliveries, their leases and their attempts.
+#[async_trait::async_trait]
+pub trait OutboxStore: Send + Sync + 'static {
+    /// Leases due deliveries of enabled destinations until `now + lease` (see [`ClaimRequest`]).
+    ///
+    /// Obligations, across any number of processes: a leased delivery is returned by no other
+    /// claim until its lease ends (two concurrent claims never share a delivery); a lease that
+    /// ends without a recorded attempt makes the delivery due again by itself (a dead process's
+    /// claims need no clean-up); each claim gets a fresh lease token.
+    async fn claim_due_deliveries(&self, request: &ClaimRequest) -> Result<Vec<Claimed>>;
+    /// Records attempts, each with its delivery's next state and its destination's health, in
+    /// one transaction.
+    ///
+    /// A record's `throttle_destination_until` pauses its destination (no claim returns its
+    /// deliveries until then; after it, at most one is leased at a time until an answer that is
+    /// not a throttle ends the pause). Consecutive throttled attempts of one delivery share one
+    /// attempt row, so a receiver that keeps throttling cannot grow the log.
+    ///
+    /// Obligation: an attempt whose lease token is no longer the delivery's (the lease expired
+    /// and another claim took it) is logged but changes neither the delivery's state nor the
+    /// destination's health or pause.
     async fn record_attempts(&self, records: &[AttemptRecord]) -> Result<()>;
     /// The earliest `next_attempt_at` among pending deliveries of enabled destinations.
     async fn next_due_at(&self) -> Result<Option<Timestamp>>;
@@ -425,10 +481,17 @@ pub trait Storage: Send + Sync + 'static {
     async fn get_delivery(&self, id: &DeliveryId) -> Result<Delivery>;
     /// Deliveries, newest first.
     async fn list_deliveries(&self, filter: &DeliveryFilter, page: &PageRequest) -> Result<Page<Delivery>>;
-    /// Makes one delivery due now with a fresh attempt budget (any state but in flight).
+    /// Makes one delivery due now with a fresh attempt budget (any state but in flight:
+    /// `Conflict` while leased).
     async fn retry_delivery(&self, id: &DeliveryId, now: Timestamp) -> Result<Delivery>;
     /// Makes a set of deliveries due now (see [`ReplayRequest`]); returns how many.
     async fn replay(&self, request: &ReplayRequest, now: Timestamp) -> Result<u64>;
-    /// A cheap round trip, for readiness.
+}
+
+/// Everything leadrelay stores. Hold it as `Arc<dyn Storage>`; a backend implements each part
+/// and the obligations written on its methods, which the testkit's contract suite checks.
+#[async_trait::async_trait]
+pub trait Storage: CatalogStore + AccessStore + LeadStore + OutboxStore {
+    /// A round trip that fails when the database cannot be read or written, for readiness.
     async fn ping(&self) -> Result<()>;
 }

@@ -123,6 +123,8 @@ pub struct WorkerConfig {
     pub enabled: bool,
     /// Deliveries in flight.
     pub concurrency: u32,
+    /// Deliveries in flight to one destination, across every process.
+    pub per_destination_concurrency: u32,
     /// Lease length.
     pub lease_ms: u64,
     /// Poll interval.
@@ -229,6 +231,9 @@ impl Config {
         }
         if self.worker.concurrency == 0 {
             problems.push("worker.concurrency must be at least 1".to_owned());
+        }
+        if self.worker.per_destination_concurrency == 0 {
+            problems.push("worker.per_destination_concurrency must be at least 1".to_owned());
         }
         if self.worker.poll_interval_ms == 0 {
             problems.push("worker.poll_interval_ms must be at least 1".to_owned());

@@ -3,8 +3,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use leadrelay_core::destination::ErrorClass;
 use leadrelay_core::storage::{
-    AttemptRecord, Claimed, Delivery, DeliveryFilter, NextState, Page, PageRequest, ReplayRequest, Result, StorageError,
+    AttemptRecord, ClaimRequest, Claimed, Delivery, DeliveryFilter, NextState, OutboxStore, Page, PageRequest,
+    ReplayRequest, Result, StorageError,
 };
 use leadrelay_core::{DeliveryId, Timestamp};
 use rusqlite::{OptionalExtension, params};
@@ -18,29 +20,105 @@ use crate::{SqliteStore, map_err, query_rows};
 
 // Claiming moves next_attempt_at to the lease's end: the row is hidden until then, and comes back
 // by itself if the worker dies. The lease token says whose result may be recorded.
-const CLAIM: &str = "UPDATE deliveries SET next_attempt_at = ?1, lease_token = ?2
-     WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?3
-                  ORDER BY next_attempt_at LIMIT ?4)
+//
+// Fairness: each enabled, unpaused destination offers at most `cap` of its oldest due rows (an
+// index seek per destination, so a backlog of millions is never sorted), ranked within the
+// destination; the claim takes rank 1 of every destination before rank 2 of any. Rows already
+// leased count against the cap, so a receiver that hangs holds at most `cap` deliveries, and a
+// destination probing after a throttle pause holds one.
+const CLAIM: &str = "WITH busy AS (
+         SELECT destination_id, COUNT(*) AS n FROM deliveries
+         WHERE status = 'pending' AND lease_token IS NOT NULL AND next_attempt_at > ?3
+         GROUP BY destination_id
+     ),
+     candidates AS (
+         SELECT d.id, d.destination_id, d.next_attempt_at,
+                ROW_NUMBER() OVER (PARTITION BY d.destination_id ORDER BY d.next_attempt_at, d.id) AS rank,
+                CASE WHEN t.throttled_until IS NULL THEN ?5 ELSE 1 END AS cap
+         FROM destinations t JOIN deliveries d ON d.id IN (
+             SELECT id FROM deliveries
+             WHERE destination_id = t.id AND status = 'pending' AND next_attempt_at <= ?3
+             ORDER BY next_attempt_at LIMIT ?5)
+         WHERE t.enabled AND (t.throttled_until IS NULL OR t.throttled_until <= ?3)
+     )
+     UPDATE deliveries SET next_attempt_at = ?1, lease_token = ?2
+     WHERE id IN (
+         SELECT c.id FROM candidates c LEFT JOIN busy b ON b.destination_id = c.destination_id
+         WHERE c.rank + COALESCE(b.n, 0) <= c.cap
+         ORDER BY c.rank, c.next_attempt_at LIMIT ?4)
      RETURNING id";
 
-pub(crate) async fn claim_due(
-    store: &SqliteStore,
-    now: Timestamp,
-    limit: u32,
-    lease: Duration,
-) -> Result<Vec<Claimed>> {
-    let token = uuid_token(now);
-    let lease_end = now.plus(lease).as_millis();
-    let claim_token = token.clone();
-    let ids: Vec<String> = store
-        .write(move |c| query_rows(c, CLAIM, params![lease_end, claim_token, now.as_millis(), limit], |r| r.get(0), Ok))
-        .await?;
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids_json = serde_json::to_string(&ids).unwrap_or_default();
-    store
-        .read(move |c| {
+fn uuid_token(now: Timestamp) -> String {
+    DeliveryId::generate(now).as_str().trim_start_matches(DeliveryId::PREFIX).to_owned()
+}
+
+const INSERT_ATTEMPT: &str =
+    "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code, error_class, message, excerpt)
+     VALUES (?1, (SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE delivery_id = ?1), ?2, ?3, ?4, ?5, ?6, ?7)";
+
+// A retry of a delivery whose destination was disabled meanwhile is parked (NULL due time).
+const SET_NEXT_STATE: &str = "UPDATE deliveries SET status = ?3, attempts = attempts + ?4,
+         next_attempt_at = CASE WHEN ?3 = 'pending' AND (SELECT enabled FROM destinations WHERE id = destination_id) THEN ?5 ELSE NULL END,
+         lease_token = NULL, last_error = ?6, updated_at = ?7
+     WHERE id = ?1 AND lease_token = ?2";
+
+// Replaces the delivery's latest attempt row when that one was throttled too.
+const MERGE_THROTTLED_ATTEMPT: &str = "UPDATE attempts SET started_at = ?2, duration_ms = ?3, status_code = ?4,
+         error_class = ?5, message = ?6, excerpt = ?7
+     WHERE delivery_id = ?1 AND error_class = 'throttled'
+       AND number = (SELECT MAX(number) FROM attempts WHERE delivery_id = ?1)";
+
+// A throttled answer pauses the destination until the given time; any other answer ends the pause.
+const SET_THROTTLE: &str = "UPDATE destinations SET throttled_until = ?2 WHERE id = ?1";
+
+// Per destination (an index seek each): its earliest due row, or the end of its pause if later.
+const NEXT_DUE: &str = "SELECT MIN(MAX(due, COALESCE(throttled_until, due))) FROM (
+         SELECT t.throttled_until,
+                (SELECT MIN(next_attempt_at) FROM deliveries
+                 WHERE destination_id = t.id AND status = 'pending') AS due
+         FROM destinations t WHERE t.enabled)
+     WHERE due IS NOT NULL";
+
+const HEALTH_SUCCESS: &str = "UPDATE destinations SET consecutive_failures = 0, failing_since = NULL WHERE id = ?1";
+
+const HEALTH_FAILURE: &str = "UPDATE destinations SET consecutive_failures = consecutive_failures + 1,
+     failing_since = COALESCE(failing_since, ?2) WHERE id = ?1";
+
+const DISABLE: &str =
+    "UPDATE destinations SET enabled = 0, disabled_reason = ?2, updated_at = ?3 WHERE id = ?1 AND enabled";
+
+fn read_delivery(c: &rusqlite::Connection, id: &str) -> Result<Delivery> {
+    let row = c
+        .prepare_cached(&format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1"))
+        .and_then(|mut s| s.query_row([id], delivery_row))
+        .map_err(map_err)?;
+    delivery_from_row(row)
+}
+
+// Makes a delivery due now with a fresh attempt budget, or parks it if its destination is
+// disabled. Deliveries in flight (leased, lease not expired) are left alone.
+const RESET: &str = "UPDATE deliveries SET status = 'pending', attempts = 0, lease_token = NULL, updated_at = ?2,
+         next_attempt_at = CASE WHEN (SELECT enabled FROM destinations WHERE id = destination_id) THEN ?2 ELSE NULL END
+     WHERE id = ?1 AND NOT (status = 'pending' AND lease_token IS NOT NULL AND next_attempt_at > ?2)";
+
+#[async_trait::async_trait]
+impl OutboxStore for SqliteStore {
+    async fn claim_due_deliveries(&self, request: &ClaimRequest) -> Result<Vec<Claimed>> {
+        let ClaimRequest { now, limit, lease, per_destination } = *request;
+        let token = uuid_token(now);
+        let lease_end = now.plus(lease).as_millis();
+        let claim_token = token.clone();
+        let cap = per_destination.max(1);
+        let ids: Vec<String> = self
+            .write(move |c| {
+                query_rows(c, CLAIM, params![lease_end, claim_token, now.as_millis(), limit, cap], |r| r.get(0), Ok)
+            })
+            .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids_json = serde_json::to_string(&ids).unwrap_or_default();
+        self.read(move |c| {
             let in_list = |ids: &[&str]| serde_json::to_string(ids).unwrap_or_default();
             let sql =
                 format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id IN (SELECT value FROM json_each(?1))");
@@ -75,48 +153,14 @@ pub(crate) async fn claim_due(
                 .collect()
         })
         .await
-}
+    }
 
-fn uuid_token(now: Timestamp) -> String {
-    DeliveryId::generate(now).as_str().trim_start_matches(DeliveryId::PREFIX).to_owned()
-}
-
-const INSERT_ATTEMPT: &str =
-    "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code, error_class, message, excerpt)
-     VALUES (?1, (SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE delivery_id = ?1), ?2, ?3, ?4, ?5, ?6, ?7)";
-
-// A retry of a delivery whose destination was disabled meanwhile is parked (NULL due time).
-const SET_NEXT_STATE: &str = "UPDATE deliveries SET status = ?3, attempts = attempts + ?4,
-         next_attempt_at = CASE WHEN ?3 = 'pending' AND (SELECT enabled FROM destinations WHERE id = destination_id) THEN ?5 ELSE NULL END,
-         lease_token = NULL, last_error = ?6, updated_at = ?7
-     WHERE id = ?1 AND lease_token = ?2";
-
-const HEALTH_SUCCESS: &str = "UPDATE destinations SET consecutive_failures = 0, failing_since = NULL WHERE id = ?1";
-const HEALTH_FAILURE: &str = "UPDATE destinations SET consecutive_failures = consecutive_failures + 1,
-     failing_since = COALESCE(failing_since, ?2) WHERE id = ?1";
-const DISABLE: &str =
-    "UPDATE destinations SET enabled = 0, disabled_reason = ?2, updated_at = ?3 WHERE id = ?1 AND enabled";
-
-pub(crate) async fn record_attempts(store: &SqliteStore, records: &[AttemptRecord]) -> Result<()> {
-    let records = records.to_vec();
-    store
-        .write(move |c| {
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> Result<()> {
+        let records = records.to_vec();
+        self.write(move |c| {
             for r in &records {
                 let a = &r.attempt;
                 let ended = a.started_at.plus(Duration::from_millis(a.duration_ms)).as_millis();
-                c.prepare_cached(INSERT_ATTEMPT)
-                    .and_then(|mut s| {
-                        s.execute(params![
-                            a.delivery_id.as_str(),
-                            a.started_at.as_millis(),
-                            i64::try_from(a.duration_ms).unwrap_or(i64::MAX),
-                            a.status_code,
-                            a.error_class.map(|e| e.as_str()),
-                            a.message,
-                            a.excerpt
-                        ])
-                    })
-                    .map_err(map_err)?;
                 let (status, counts, due) = match &r.next {
                     NextState::Delivered => ("delivered", 1, None),
                     NextState::RetryAt { at, counts } => ("pending", u32::from(*counts), Some(at.as_millis())),
@@ -137,12 +181,35 @@ pub(crate) async fn record_attempts(store: &SqliteStore, records: &[AttemptRecor
                         ])
                     })
                     .map_err(map_err)?;
+                let attempt_params = params![
+                    a.delivery_id.as_str(),
+                    a.started_at.as_millis(),
+                    i64::try_from(a.duration_ms).unwrap_or(i64::MAX),
+                    a.status_code,
+                    a.error_class.map(|e| e.as_str()),
+                    a.message,
+                    a.excerpt
+                ];
+                // The attempt happened, so it is logged even when our lease was lost; a run of
+                // throttled tries shares one row, so a receiver that keeps answering 429 cannot
+                // grow the log.
+                let merged = a.error_class == Some(ErrorClass::Throttled)
+                    && c.prepare_cached(MERGE_THROTTLED_ATTEMPT)
+                        .and_then(|mut s| s.execute(attempt_params))
+                        .map_err(map_err)?
+                        > 0;
+                if !merged {
+                    c.prepare_cached(INSERT_ATTEMPT).and_then(|mut s| s.execute(attempt_params)).map_err(map_err)?;
+                }
                 if changed == 0 {
-                    // Our lease expired and another worker owns the delivery now: the attempt
-                    // is logged, the state is theirs to set.
+                    // Our lease expired and another worker owns the delivery now: the state
+                    // and the destination's health are theirs to set.
                     continue;
                 }
                 let dest = r.destination.as_str();
+                c.prepare_cached(SET_THROTTLE)
+                    .and_then(|mut s| s.execute(params![dest, r.throttle_destination_until.map(Timestamp::as_millis)]))
+                    .map_err(map_err)?;
                 if a.error_class.is_none() {
                     c.prepare_cached(HEALTH_SUCCESS).and_then(|mut s| s.execute([dest])).map_err(map_err)?;
                 } else {
@@ -160,55 +227,35 @@ pub(crate) async fn record_attempts(store: &SqliteStore, records: &[AttemptRecor
             Ok(())
         })
         .await
-}
+    }
 
-pub(crate) async fn next_due_at(store: &SqliteStore) -> Result<Option<Timestamp>> {
-    store
-        .read(|c| {
-            c.prepare_cached("SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'")
+    async fn next_due_at(&self) -> Result<Option<Timestamp>> {
+        self.read(|c| {
+            c.prepare_cached(NEXT_DUE)
                 .and_then(|mut s| s.query_row([], |r| r.get::<_, Option<i64>>(0)))
                 .map(|v| v.map(Timestamp::from_millis))
                 .map_err(map_err)
         })
         .await
-}
+    }
 
-fn read_delivery(c: &rusqlite::Connection, id: &str) -> Result<Delivery> {
-    let row = c
-        .prepare_cached(&format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1"))
-        .and_then(|mut s| s.query_row([id], delivery_row))
-        .map_err(map_err)?;
-    delivery_from_row(row)
-}
+    async fn get_delivery(&self, id: &DeliveryId) -> Result<Delivery> {
+        let id = id.as_str().to_owned();
+        self.read(move |c| read_delivery(c, &id)).await
+    }
 
-pub(crate) async fn get_delivery(store: &SqliteStore, id: &DeliveryId) -> Result<Delivery> {
-    let id = id.as_str().to_owned();
-    store.read(move |c| read_delivery(c, &id)).await
-}
+    async fn list_deliveries(&self, filter: &DeliveryFilter, page: &PageRequest) -> Result<Page<Delivery>> {
+        let mut q = PagedQuery::new(DELIVERY_COLUMNS, "deliveries");
+        q.and("publisher_id =", text(filter.publisher.as_ref().map(|p| p.as_str())));
+        q.and("status =", text(filter.status.map(|s| s.as_str())));
+        q.and("destination_id =", text(filter.destination.as_ref().map(|d| d.as_str())));
+        let page = page.clone();
+        self.read(move |c| q.run(c, &page, delivery_row, delivery_from_row, |d| d.id.as_str().to_owned())).await
+    }
 
-pub(crate) async fn list_deliveries(
-    store: &SqliteStore,
-    filter: &DeliveryFilter,
-    page: &PageRequest,
-) -> Result<Page<Delivery>> {
-    let mut q = PagedQuery::new(DELIVERY_COLUMNS, "deliveries");
-    q.and("publisher_id =", text(filter.publisher.as_ref().map(|p| p.as_str())));
-    q.and("status =", text(filter.status.map(|s| s.as_str())));
-    q.and("destination_id =", text(filter.destination.as_ref().map(|d| d.as_str())));
-    let page = page.clone();
-    store.read(move |c| q.run(c, &page, delivery_row, delivery_from_row, |d| d.id.as_str().to_owned())).await
-}
-
-// Makes a delivery due now with a fresh attempt budget, or parks it if its destination is
-// disabled. Deliveries in flight (leased, lease not expired) are left alone.
-const RESET: &str = "UPDATE deliveries SET status = 'pending', attempts = 0, lease_token = NULL, updated_at = ?2,
-         next_attempt_at = CASE WHEN (SELECT enabled FROM destinations WHERE id = destination_id) THEN ?2 ELSE NULL END
-     WHERE id = ?1 AND NOT (status = 'pending' AND lease_token IS NOT NULL AND next_attempt_at > ?2)";
-
-pub(crate) async fn retry_delivery(store: &SqliteStore, id: &DeliveryId, now: Timestamp) -> Result<Delivery> {
-    let id = id.as_str().to_owned();
-    store
-        .write(move |c| {
+    async fn retry_delivery(&self, id: &DeliveryId, now: Timestamp) -> Result<Delivery> {
+        let id = id.as_str().to_owned();
+        self.write(move |c| {
             let n =
                 c.prepare_cached(RESET).and_then(|mut s| s.execute(params![id, now.as_millis()])).map_err(map_err)?;
             if n == 0 {
@@ -219,70 +266,71 @@ pub(crate) async fn retry_delivery(store: &SqliteStore, id: &DeliveryId, now: Ti
             read_delivery(c, &id)
         })
         .await
-}
+    }
 
-pub(crate) async fn replay(store: &SqliteStore, req: &ReplayRequest, now: Timestamp) -> Result<u64> {
-    let req = req.clone();
-    store
-        .write(move |c| {
-            let dest = c
-                .prepare_cached(&format!("SELECT {DESTINATION_COLUMNS} FROM destinations WHERE id = ?1"))
-                .and_then(|mut s| s.query_row([req.destination.as_str()], destination_row))
-                .optional()
-                .map_err(map_err)?
-                .ok_or(StorageError::NotFound)
-                .and_then(destination_from_row)?;
-            let since = req.since.map_or(i64::MIN, Timestamp::as_millis);
-            let until = req.until.map_or(i64::MAX, Timestamp::as_millis);
-            let status_clause = if req.only_dead { "status = 'dead'" } else { "1 = 1" };
-            let sql = format!(
-                "SELECT id FROM deliveries WHERE destination_id = ?1 AND {status_clause}
-                 AND lead_received_at >= ?2 AND lead_received_at < ?3"
-            );
-            let ids: Vec<String> = query_rows(c, &sql, params![dest.id.as_str(), since, until], |r| r.get(0), Ok)?;
-            let mut count = 0u64;
-            for id in &ids {
-                count += c.prepare_cached(RESET).and_then(|mut s| s.execute(params![id, now.as_millis()])).map_err(map_err)? as u64;
-            }
-            if req.only_dead {
-                return Ok(count);
-            }
-            // Leads of the range that never got a row for this destination (received before it
-            // existed, or before it listed their offer) get one now.
-            let offers = crate::rows::offers_json(&dest.offers);
-            let missing: Vec<(String, i64)> = query_rows(
-                c,
-                "SELECT l.id, l.received_at FROM leads l
-                 WHERE l.publisher_id = ?1 AND l.received_at >= ?2 AND l.received_at < ?3
-                   AND (?4 IS NULL OR l.offer_id IN (SELECT value FROM json_each(?4)))
-                   AND l.duplicate_of IS NULL
-                   AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.lead_id = l.id AND d.destination_id = ?5)",
-                params![dest.publisher.as_str(), since, until, offers, dest.id.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-                Ok,
-            )?;
-            let due = dest.enabled.then_some(now.as_millis());
-            for (lead_id, received_at) in missing {
-                c.prepare_cached(
-                    "INSERT INTO deliveries (id, lead_id, destination_id, publisher_id, status, attempts, next_attempt_at,
-                         lease_token, last_error, lead_received_at, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, NULL, NULL, ?6, ?7, ?7)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        DeliveryId::generate(now).as_str(),
-                        lead_id,
-                        dest.id.as_str(),
-                        dest.publisher.as_str(),
-                        due,
-                        received_at,
-                        now.as_millis()
-                    ])
-                })
-                .map_err(map_err)?;
-                count += 1;
-            }
-            Ok(count)
-        })
-        .await
+    async fn replay(&self, req: &ReplayRequest, now: Timestamp) -> Result<u64> {
+        let req = req.clone();
+        self
+            .write(move |c| {
+                let dest = c
+                    .prepare_cached(&format!("SELECT {DESTINATION_COLUMNS} FROM destinations WHERE id = ?1"))
+                    .and_then(|mut s| s.query_row([req.destination.as_str()], destination_row))
+                    .optional()
+                    .map_err(map_err)?
+                    .ok_or(StorageError::NotFound)
+                    .and_then(destination_from_row)?;
+                let since = req.since.map_or(i64::MIN, Timestamp::as_millis);
+                let until = req.until.map_or(i64::MAX, Timestamp::as_millis);
+                let status_clause = if req.only_dead { "status = 'dead'" } else { "1 = 1" };
+                let sql = format!(
+                    "SELECT id FROM deliveries WHERE destination_id = ?1 AND {status_clause}
+                     AND lead_received_at >= ?2 AND lead_received_at < ?3"
+                );
+                let ids: Vec<String> = query_rows(c, &sql, params![dest.id.as_str(), since, until], |r| r.get(0), Ok)?;
+                let mut count = 0u64;
+                for id in &ids {
+                    count += c.prepare_cached(RESET).and_then(|mut s| s.execute(params![id, now.as_millis()])).map_err(map_err)? as u64;
+                }
+                if req.only_dead {
+                    return Ok(count);
+                }
+                // Leads of the range that never got a row for this destination (received before it
+                // existed, or before it listed their offer) get one now.
+                let offers = crate::rows::offers_json(&dest.offers);
+                let missing: Vec<(String, i64)> = query_rows(
+                    c,
+                    "SELECT l.id, l.received_at FROM leads l
+                     WHERE l.publisher_id = ?1 AND l.received_at >= ?2 AND l.received_at < ?3
+                       AND (?4 IS NULL OR l.offer_id IN (SELECT value FROM json_each(?4)))
+                       AND l.duplicate_of IS NULL
+                       AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.lead_id = l.id AND d.destination_id = ?5)",
+                    params![dest.publisher.as_str(), since, until, offers, dest.id.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    Ok,
+                )?;
+                let due = dest.enabled.then_some(now.as_millis());
+                for (lead_id, received_at) in missing {
+                    c.prepare_cached(
+                        "INSERT INTO deliveries (id, lead_id, destination_id, publisher_id, status, attempts, next_attempt_at,
+                             lease_token, last_error, lead_received_at, created_at, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, NULL, NULL, ?6, ?7, ?7)",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            DeliveryId::generate(now).as_str(),
+                            lead_id,
+                            dest.id.as_str(),
+                            dest.publisher.as_str(),
+                            due,
+                            received_at,
+                            now.as_millis()
+                        ])
+                    })
+                    .map_err(map_err)?;
+                    count += 1;
+                }
+                Ok(count)
+            })
+            .await
+    }
 }

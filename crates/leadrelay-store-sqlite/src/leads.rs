@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use leadrelay_core::storage::{
-    Accepted, CustomerDetail, LeadDetail, LeadFilter, LeadWithDeliveries, NewDelivery, Page, PageRequest, Result,
-    SplitRequest, StorageError,
+    Accepted, CustomerDetail, LeadDetail, LeadFilter, LeadStore, LeadWithDeliveries, NewDelivery, Page, PageRequest,
+    Result, SplitRequest, StorageError,
 };
 use leadrelay_core::{CustomerId, Lead, LeadId, OfferId, Timestamp};
 use rusqlite::types::Value;
@@ -37,73 +37,6 @@ const FIND_ORIGINAL: &str = "SELECT id FROM leads
      WHERE customer_id = ?1 AND offer_id IS ?2 AND action IS ?3 COLLATE NOCASE AND received_at >= ?4
        AND duplicate_of IS NULL
      ORDER BY received_at LIMIT 1";
-
-pub(crate) async fn insert_leads(
-    store: &SqliteStore,
-    batch: &[LeadWithDeliveries],
-    duplicate_window: Duration,
-) -> Result<Vec<Accepted>> {
-    let batch = batch.to_vec();
-    store
-        .write(move |c| {
-            let mut accepted = Vec::with_capacity(batch.len());
-            for item in &batch {
-                let l = &item.lead;
-                // Matching runs in the writer's transaction: concurrent leads of one new
-                // customer are serialised here, so they cannot create two customers.
-                let (customer_id, duplicate_of, merge_reason) = match l.customer_match() {
-                    None => (None, None, None),
-                    Some(key) => {
-                        let digest = key.digest();
-                        let fresh = CustomerId::generate(l.received_at);
-                        let created = c
-                            .prepare_cached(INSERT_CUSTOMER)
-                            .and_then(|mut s| {
-                                s.execute(params![
-                                    fresh.as_str(),
-                                    l.publisher.as_str(),
-                                    digest,
-                                    l.received_at.as_millis()
-                                ])
-                            })
-                            .map_err(map_err)?;
-                        let customer: String = c
-                            .prepare_cached(FIND_CUSTOMER)
-                            .and_then(|mut s| s.query_row(params![l.publisher.as_str(), digest], |r| r.get(0)))
-                            .map_err(map_err)?;
-                        let since = l.received_at.minus(duplicate_window).as_millis();
-                        let original: Option<String> = c
-                            .prepare_cached(FIND_ORIGINAL)
-                            .and_then(|mut s| {
-                                s.query_row(
-                                    params![
-                                        customer,
-                                        l.offer.as_ref().map(OfferId::as_str),
-                                        l.action.as_ref().map(|a| a.as_str()),
-                                        since
-                                    ],
-                                    |r| r.get(0),
-                                )
-                                .optional()
-                            })
-                            .map_err(map_err)?;
-                        let reason = (created == 0).then(|| key.reason().to_owned());
-                        (Some(customer), original, reason)
-                    }
-                };
-                insert_lead_row(c, l, customer_id.as_deref(), duplicate_of.as_deref(), merge_reason.as_deref())?;
-                if duplicate_of.is_none() {
-                    insert_deliveries(c, l, &item.deliveries, l.received_at)?;
-                }
-                accepted.push(Accepted {
-                    customer_id: customer_id.as_deref().map(rows_customer_id).transpose()?,
-                    duplicate_of: duplicate_of.as_deref().map(crate::rows::lead_id).transpose()?,
-                });
-            }
-            Ok(accepted)
-        })
-        .await
-}
 
 fn rows_customer_id(s: &str) -> Result<CustomerId> {
     CustomerId::parse(s).ok_or_else(|| StorageError::Other("stored customer id is not valid".into()))
@@ -166,54 +99,73 @@ fn insert_deliveries(c: &rusqlite::Connection, l: &Lead, deliveries: &[NewDelive
     Ok(())
 }
 
-pub(crate) async fn get_lead(store: &SqliteStore, id: &LeadId) -> Result<LeadDetail> {
-    let id = id.as_str().to_owned();
-    store
-        .read(move |c| {
-            let lead = c
-                .prepare_cached(&format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id = ?1"))
-                .and_then(|mut s| s.query_row([&id], lead_row))
-                .map_err(map_err)?
-                .into_lead()?;
-            let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE lead_id = ?1 ORDER BY created_at, id");
-            let deliveries = query_rows(c, &sql, [&id], delivery_row, delivery_from_row)?;
-            let mut out = Vec::with_capacity(deliveries.len());
-            for d in deliveries {
-                let attempts = query_rows(
-                    c,
-                    "SELECT delivery_id, number, started_at, duration_ms, status_code, error_class, message, excerpt
-                     FROM attempts WHERE delivery_id = ?1 ORDER BY number",
-                    [d.id.as_str()],
-                    attempt_row,
-                    attempt_from_row,
-                )?;
-                out.push((d, attempts));
+#[async_trait::async_trait]
+impl LeadStore for SqliteStore {
+    async fn insert_leads(&self, batch: &[LeadWithDeliveries], duplicate_window: Duration) -> Result<Vec<Accepted>> {
+        let batch = batch.to_vec();
+        self.write(move |c| {
+            let mut accepted = Vec::with_capacity(batch.len());
+            for item in &batch {
+                let l = &item.lead;
+                // Matching runs in the writer's transaction: concurrent leads of one new
+                // customer are serialised here, so they cannot create two customers.
+                let (customer_id, duplicate_of, merge_reason) = match l.customer_match() {
+                    None => (None, None, None),
+                    Some(key) => {
+                        let digest = key.digest();
+                        let fresh = CustomerId::generate(l.received_at);
+                        let created = c
+                            .prepare_cached(INSERT_CUSTOMER)
+                            .and_then(|mut s| {
+                                s.execute(params![
+                                    fresh.as_str(),
+                                    l.publisher.as_str(),
+                                    digest,
+                                    l.received_at.as_millis()
+                                ])
+                            })
+                            .map_err(map_err)?;
+                        let customer: String = c
+                            .prepare_cached(FIND_CUSTOMER)
+                            .and_then(|mut s| s.query_row(params![l.publisher.as_str(), digest], |r| r.get(0)))
+                            .map_err(map_err)?;
+                        let since = l.received_at.minus(duplicate_window).as_millis();
+                        let original: Option<String> = c
+                            .prepare_cached(FIND_ORIGINAL)
+                            .and_then(|mut s| {
+                                s.query_row(
+                                    params![
+                                        customer,
+                                        l.offer.as_ref().map(OfferId::as_str),
+                                        l.action.as_ref().map(|a| a.as_str()),
+                                        since
+                                    ],
+                                    |r| r.get(0),
+                                )
+                                .optional()
+                            })
+                            .map_err(map_err)?;
+                        let reason = (created == 0).then(|| key.reason().to_owned());
+                        (Some(customer), original, reason)
+                    }
+                };
+                insert_lead_row(c, l, customer_id.as_deref(), duplicate_of.as_deref(), merge_reason.as_deref())?;
+                if duplicate_of.is_none() {
+                    insert_deliveries(c, l, &item.deliveries, l.received_at)?;
+                }
+                accepted.push(Accepted {
+                    customer_id: customer_id.as_deref().map(rows_customer_id).transpose()?,
+                    duplicate_of: duplicate_of.as_deref().map(crate::rows::lead_id).transpose()?,
+                });
             }
-            Ok(LeadDetail { lead, deliveries: out })
+            Ok(accepted)
         })
         .await
-}
+    }
 
-pub(crate) async fn list_leads(store: &SqliteStore, filter: &LeadFilter, page: &PageRequest) -> Result<Page<Lead>> {
-    let mut q = PagedQuery::new(LEAD_COLUMNS, "leads");
-    q.and("publisher_id =", text(filter.publisher.as_ref().map(|p| p.as_str())));
-    q.and("offer_id =", text(filter.offer.as_ref().map(OfferId::as_str)));
-    q.and("customer_id =", text(filter.customer.as_ref().map(CustomerId::as_str)));
-    q.and("source =", text(filter.source.as_deref()));
-    q.and("is_test =", filter.is_test.map(|t| Value::Integer(i64::from(t))));
-    q.and_contains(&["first_name", "last_name", "email", "company"], filter.text.as_deref());
-    q.and("action COLLATE NOCASE =", text(filter.action.as_deref()));
-    q.and("stage =", text(filter.stage.as_deref()));
-    q.and("received_at >=", filter.since.map(|t| Value::Integer(t.as_millis())));
-    q.and("received_at <", filter.until.map(|t| Value::Integer(t.as_millis())));
-    let page = page.clone();
-    store.read(move |c| q.run(c, &page, lead_row, |r| r.into_lead(), |l| l.id.as_str().to_owned())).await
-}
-
-pub(crate) async fn get_customer(store: &SqliteStore, id: &CustomerId) -> Result<CustomerDetail> {
-    let id = id.as_str().to_owned();
-    store
-        .read(move |c| {
+    async fn get_customer(&self, id: &CustomerId) -> Result<CustomerDetail> {
+        let id = id.as_str().to_owned();
+        self.read(move |c| {
             let (publisher, created_at): (String, i64) = c
                 .prepare_cached("SELECT publisher_id, created_at FROM customers WHERE id = ?1")
                 .and_then(|mut s| s.query_row([&id], |r| Ok((r.get(0)?, r.get(1)?))))
@@ -228,12 +180,11 @@ pub(crate) async fn get_customer(store: &SqliteStore, id: &CustomerId) -> Result
             })
         })
         .await
-}
+    }
 
-pub(crate) async fn split_customer(store: &SqliteStore, req: &SplitRequest) -> Result<()> {
-    let req = req.clone();
-    store
-        .write(move |c| {
+    async fn split_customer(&self, req: &SplitRequest) -> Result<()> {
+        let req = req.clone();
+        self.write(move |c| {
             let publisher: String = c
                 .prepare_cached("SELECT publisher_id FROM customers WHERE id = ?1")
                 .and_then(|mut s| s.query_row([req.customer.as_str()], |r| r.get(0)))
@@ -271,4 +222,48 @@ pub(crate) async fn split_customer(store: &SqliteStore, req: &SplitRequest) -> R
             Ok(())
         })
         .await
+    }
+
+    async fn get_lead(&self, id: &LeadId) -> Result<LeadDetail> {
+        let id = id.as_str().to_owned();
+        self.read(move |c| {
+            let lead = c
+                .prepare_cached(&format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id = ?1"))
+                .and_then(|mut s| s.query_row([&id], lead_row))
+                .map_err(map_err)?
+                .into_lead()?;
+            let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE lead_id = ?1 ORDER BY created_at, id");
+            let deliveries = query_rows(c, &sql, [&id], delivery_row, delivery_from_row)?;
+            let mut out = Vec::with_capacity(deliveries.len());
+            for d in deliveries {
+                let attempts = query_rows(
+                    c,
+                    "SELECT delivery_id, number, started_at, duration_ms, status_code, error_class, message, excerpt
+                         FROM attempts WHERE delivery_id = ?1 ORDER BY number",
+                    [d.id.as_str()],
+                    attempt_row,
+                    attempt_from_row,
+                )?;
+                out.push((d, attempts));
+            }
+            Ok(LeadDetail { lead, deliveries: out })
+        })
+        .await
+    }
+
+    async fn list_leads(&self, filter: &LeadFilter, page: &PageRequest) -> Result<Page<Lead>> {
+        let mut q = PagedQuery::new(LEAD_COLUMNS, "leads");
+        q.and("publisher_id =", text(filter.publisher.as_ref().map(|p| p.as_str())));
+        q.and("offer_id =", text(filter.offer.as_ref().map(OfferId::as_str)));
+        q.and("customer_id =", text(filter.customer.as_ref().map(CustomerId::as_str)));
+        q.and("source =", text(filter.source.as_deref()));
+        q.and("is_test =", filter.is_test.map(|t| Value::Integer(i64::from(t))));
+        q.and_contains(&["first_name", "last_name", "email", "company"], filter.text.as_deref());
+        q.and("action COLLATE NOCASE =", text(filter.action.as_deref()));
+        q.and("stage =", text(filter.stage.as_deref()));
+        q.and("received_at >=", filter.since.map(|t| Value::Integer(t.as_millis())));
+        q.and("received_at <", filter.until.map(|t| Value::Integer(t.as_millis())));
+        let page = page.clone();
+        self.read(move |c| q.run(c, &page, lead_row, |r| r.into_lead(), |l| l.id.as_str().to_owned())).await
+    }
 }

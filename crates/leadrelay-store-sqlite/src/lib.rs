@@ -8,6 +8,7 @@
 //! that commit. Every job runs inside its own savepoint, so one caller's failure rolls back only
 //! its own writes.
 
+mod access;
 mod catalog;
 mod deliveries;
 mod leads;
@@ -30,6 +31,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_customers", include_str!("../migrations/0002_customers.sql")),
     ("0003_offer_publication", include_str!("../migrations/0003_offer_publication.sql")),
     ("0004_api_tokens", include_str!("../migrations/0004_api_tokens.sql")),
+    ("0005_fair_claims_and_instance", include_str!("../migrations/0005_fair_claims_and_instance.sql")),
 ];
 
 /// How many writes at most share one transaction.
@@ -302,145 +304,6 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
 
 #[async_trait::async_trait]
 impl leadrelay_core::storage::Storage for SqliteStore {
-    async fn create_publisher(&self, p: &leadrelay_core::storage::Publisher) -> Result<()> {
-        catalog::create_publisher(self, p).await
-    }
-    async fn get_publisher(&self, id: &leadrelay_core::PublisherId) -> Result<leadrelay_core::storage::Publisher> {
-        catalog::get_publisher(self, id).await
-    }
-    async fn upsert_offer(&self, offer: &leadrelay_core::storage::Offer) -> Result<leadrelay_core::storage::Upserted> {
-        catalog::upsert_offer(self, offer).await
-    }
-    async fn get_offer(&self, id: &leadrelay_core::OfferId) -> Result<leadrelay_core::storage::Offer> {
-        catalog::get_offer(self, id).await
-    }
-    async fn record_publication(
-        &self,
-        id: &leadrelay_core::OfferId,
-        at: leadrelay_core::Timestamp,
-        results: &serde_json::Value,
-    ) -> Result<()> {
-        catalog::record_publication(self, id, at, results).await
-    }
-    async fn list_offers(
-        &self,
-        publisher: &leadrelay_core::PublisherId,
-    ) -> Result<Vec<leadrelay_core::storage::Offer>> {
-        catalog::list_offers(self, publisher).await
-    }
-    async fn create_destination(&self, d: &leadrelay_core::destination::DestinationRecord) -> Result<()> {
-        catalog::create_destination(self, d).await
-    }
-    async fn get_destination(
-        &self,
-        id: &leadrelay_core::DestinationId,
-    ) -> Result<leadrelay_core::destination::DestinationRecord> {
-        catalog::get_destination(self, id).await
-    }
-    async fn list_destinations(
-        &self,
-        p: &leadrelay_core::PublisherId,
-    ) -> Result<Vec<leadrelay_core::destination::DestinationRecord>> {
-        catalog::list_destinations(self, p).await
-    }
-    async fn set_destination_enabled(
-        &self,
-        id: &leadrelay_core::DestinationId,
-        enabled: bool,
-        reason: Option<&str>,
-        now: leadrelay_core::Timestamp,
-    ) -> Result<()> {
-        catalog::set_destination_enabled(self, id, enabled, reason, now).await
-    }
-    async fn create_ingest_key(&self, key: &leadrelay_core::storage::IngestKey) -> Result<()> {
-        catalog::create_ingest_key(self, key).await
-    }
-    async fn find_ingest_key(&self, key_hash: &str) -> Result<leadrelay_core::storage::IngestKey> {
-        catalog::find_ingest_key(self, key_hash).await
-    }
-    async fn revoke_ingest_key(
-        &self,
-        p: &leadrelay_core::PublisherId,
-        id: &leadrelay_core::IngestKeyId,
-        now: leadrelay_core::Timestamp,
-    ) -> Result<()> {
-        catalog::revoke_ingest_key(self, p, id, now).await
-    }
-    async fn create_api_token(&self, token: &leadrelay_core::storage::ApiToken) -> Result<()> {
-        catalog::create_api_token(self, token).await
-    }
-    async fn find_api_token(&self, token_hash: &str) -> Result<leadrelay_core::storage::ApiToken> {
-        catalog::find_api_token(self, token_hash).await
-    }
-    async fn revoke_api_token(
-        &self,
-        publisher: &leadrelay_core::PublisherId,
-        id: &leadrelay_core::TokenId,
-        now: leadrelay_core::Timestamp,
-    ) -> Result<()> {
-        catalog::revoke_api_token(self, publisher, id, now).await
-    }
-    async fn insert_leads(
-        &self,
-        leads: &[leadrelay_core::storage::LeadWithDeliveries],
-        duplicate_window: Duration,
-    ) -> Result<Vec<leadrelay_core::storage::Accepted>> {
-        leads::insert_leads(self, leads, duplicate_window).await
-    }
-    async fn get_customer(&self, id: &leadrelay_core::CustomerId) -> Result<leadrelay_core::storage::CustomerDetail> {
-        leads::get_customer(self, id).await
-    }
-    async fn split_customer(&self, request: &leadrelay_core::storage::SplitRequest) -> Result<()> {
-        leads::split_customer(self, request).await
-    }
-    async fn get_lead(&self, id: &leadrelay_core::LeadId) -> Result<leadrelay_core::storage::LeadDetail> {
-        leads::get_lead(self, id).await
-    }
-    async fn list_leads(
-        &self,
-        filter: &leadrelay_core::storage::LeadFilter,
-        page: &leadrelay_core::storage::PageRequest,
-    ) -> Result<leadrelay_core::storage::Page<leadrelay_core::Lead>> {
-        leads::list_leads(self, filter, page).await
-    }
-    async fn claim_due_deliveries(
-        &self,
-        now: leadrelay_core::Timestamp,
-        limit: u32,
-        lease: Duration,
-    ) -> Result<Vec<leadrelay_core::storage::Claimed>> {
-        deliveries::claim_due(self, now, limit, lease).await
-    }
-    async fn record_attempts(&self, records: &[leadrelay_core::storage::AttemptRecord]) -> Result<()> {
-        deliveries::record_attempts(self, records).await
-    }
-    async fn next_due_at(&self) -> Result<Option<leadrelay_core::Timestamp>> {
-        deliveries::next_due_at(self).await
-    }
-    async fn get_delivery(&self, id: &leadrelay_core::DeliveryId) -> Result<leadrelay_core::storage::Delivery> {
-        deliveries::get_delivery(self, id).await
-    }
-    async fn list_deliveries(
-        &self,
-        filter: &leadrelay_core::storage::DeliveryFilter,
-        page: &leadrelay_core::storage::PageRequest,
-    ) -> Result<leadrelay_core::storage::Page<leadrelay_core::storage::Delivery>> {
-        deliveries::list_deliveries(self, filter, page).await
-    }
-    async fn retry_delivery(
-        &self,
-        id: &leadrelay_core::DeliveryId,
-        now: leadrelay_core::Timestamp,
-    ) -> Result<leadrelay_core::storage::Delivery> {
-        deliveries::retry_delivery(self, id, now).await
-    }
-    async fn replay(
-        &self,
-        request: &leadrelay_core::storage::ReplayRequest,
-        now: leadrelay_core::Timestamp,
-    ) -> Result<u64> {
-        deliveries::replay(self, request, now).await
-    }
     async fn ping(&self) -> Result<()> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err)).await
     }

@@ -6,14 +6,19 @@ use std::time::Duration;
 
 use leadrelay_core::destination::{DestinationRecord, ErrorClass};
 use leadrelay_core::storage::{
-    Accepted, Attempt, AttemptRecord, DeliveryFilter, DeliveryStatus, LeadFilter, LeadWithDeliveries, NewDelivery,
-    NextState, PageRequest, Publisher, ReplayRequest, Storage, StorageError,
+    Accepted, Attempt, AttemptRecord, ClaimRequest, DeliveryFilter, DeliveryStatus, LeadFilter, LeadWithDeliveries,
+    NewDelivery, NextState, PageRequest, Publisher, ReplayRequest, Storage, StorageError,
 };
 use leadrelay_core::{DeliveryId, DestinationId, Lead, LeadDraft, LeadId, LeadRules, PublisherId, Timestamp};
 
 /// A fixed starting time for contract cases.
 pub const T0: Timestamp = Timestamp::from_millis(1_795_000_000_000);
 const LEASE: Duration = Duration::from_secs(90);
+
+/// A claim of up to 10 deliveries at `now`, with a per-destination cap that never binds.
+fn claim(now: Timestamp) -> ClaimRequest {
+    ClaimRequest { now, limit: 10, lease: LEASE, per_destination: 100 }
+}
 
 async fn publisher(s: &dyn Storage) -> PublisherId {
     let id = PublisherId::parse("contoso").unwrap();
@@ -88,6 +93,7 @@ fn record(c: &leadrelay_core::storage::Claimed, next: NextState, failed: bool) -
         next,
         destination: c.destination.id.clone(),
         disable_destination: None,
+        throttle_destination_until: None,
     }
 }
 
@@ -123,8 +129,8 @@ pub async fn claimed_deliveries_are_hidden_from_a_second_claim(s: Arc<dyn Storag
     let p = publisher(&*s).await;
     let d = destination(&*s, &p, true).await;
     insert(&*s, &p, &[&d], T0).await;
-    assert_eq!(s.claim_due_deliveries(T0, 10, LEASE).await.unwrap().len(), 1);
-    assert!(s.claim_due_deliveries(T0.plus(Duration::from_secs(1)), 10, LEASE).await.unwrap().is_empty());
+    assert_eq!(s.claim_due_deliveries(&claim(T0)).await.unwrap().len(), 1);
+    assert!(s.claim_due_deliveries(&claim(T0.plus(Duration::from_secs(1)))).await.unwrap().is_empty());
 }
 
 /// A lease that expired (the worker died) can be claimed again, and the old holder's result
@@ -133,9 +139,9 @@ pub async fn an_expired_lease_can_be_claimed_again(s: Arc<dyn Storage>) {
     let p = publisher(&*s).await;
     let d = destination(&*s, &p, true).await;
     insert(&*s, &p, &[&d], T0).await;
-    let first = s.claim_due_deliveries(T0, 10, LEASE).await.unwrap().remove(0);
+    let first = s.claim_due_deliveries(&claim(T0)).await.unwrap().remove(0);
     let later = T0.plus(LEASE + Duration::from_secs(1));
-    let second = s.claim_due_deliveries(later, 10, LEASE).await.unwrap().remove(0);
+    let second = s.claim_due_deliveries(&claim(later)).await.unwrap().remove(0);
     assert_eq!(first.delivery.id, second.delivery.id);
     assert_ne!(first.lease_token, second.lease_token);
     s.record_attempts(&[record(&first, NextState::Dead, true)]).await.unwrap();
@@ -151,12 +157,12 @@ pub async fn a_retry_is_due_only_at_its_time(s: Arc<dyn Storage>) {
     let p = publisher(&*s).await;
     let d = destination(&*s, &p, true).await;
     insert(&*s, &p, &[&d], T0).await;
-    let c = s.claim_due_deliveries(T0, 10, LEASE).await.unwrap().remove(0);
+    let c = s.claim_due_deliveries(&claim(T0)).await.unwrap().remove(0);
     let at = T0.plus(Duration::from_secs(5));
     s.record_attempts(&[record(&c, NextState::RetryAt { at, counts: true }, true)]).await.unwrap();
     assert_eq!(s.next_due_at().await.unwrap(), Some(at));
-    assert!(s.claim_due_deliveries(T0.plus(Duration::from_secs(4)), 10, LEASE).await.unwrap().is_empty());
-    let again = s.claim_due_deliveries(at, 10, LEASE).await.unwrap();
+    assert!(s.claim_due_deliveries(&claim(T0.plus(Duration::from_secs(4)))).await.unwrap().is_empty());
+    let again = s.claim_due_deliveries(&claim(at)).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].delivery.attempts, 1);
     assert_eq!(again[0].destination.consecutive_failures, 1);
@@ -169,11 +175,11 @@ pub async fn a_disabled_destination_keeps_its_queue(s: Arc<dyn Storage>) {
     let d = destination(&*s, &p, true).await;
     s.set_destination_enabled(&d.id, false, Some("test"), T0).await.unwrap();
     let l = insert(&*s, &p, &[&d], T0).await;
-    assert!(s.claim_due_deliveries(T0.plus(Duration::from_secs(60)), 10, LEASE).await.unwrap().is_empty());
+    assert!(s.claim_due_deliveries(&claim(T0.plus(Duration::from_secs(60)))).await.unwrap().is_empty());
     assert_eq!(s.get_lead(&l.id).await.unwrap().deliveries[0].0.status, DeliveryStatus::Pending);
     let t1 = T0.plus(Duration::from_secs(120));
     s.set_destination_enabled(&d.id, true, None, t1).await.unwrap();
-    assert_eq!(s.claim_due_deliveries(t1, 10, LEASE).await.unwrap().len(), 1);
+    assert_eq!(s.claim_due_deliveries(&claim(t1)).await.unwrap().len(), 1);
 }
 
 /// Dead letters are listed, and a replay of dead letters makes them due with a fresh budget.
@@ -181,7 +187,7 @@ pub async fn dead_letters_are_listed_and_replayed(s: Arc<dyn Storage>) {
     let p = publisher(&*s).await;
     let d = destination(&*s, &p, true).await;
     insert(&*s, &p, &[&d], T0).await;
-    let c = s.claim_due_deliveries(T0, 10, LEASE).await.unwrap().remove(0);
+    let c = s.claim_due_deliveries(&claim(T0)).await.unwrap().remove(0);
     s.record_attempts(&[record(&c, NextState::Dead, true)]).await.unwrap();
     let filter =
         DeliveryFilter { status: Some(DeliveryStatus::Dead), destination: Some(d.id.clone()), ..Default::default() };
@@ -189,7 +195,7 @@ pub async fn dead_letters_are_listed_and_replayed(s: Arc<dyn Storage>) {
     assert_eq!(dead.items.len(), 1);
     let req = ReplayRequest { destination: d.id.clone(), since: None, until: None, only_dead: true };
     assert_eq!(s.replay(&req, T0).await.unwrap(), 1);
-    let again = s.claim_due_deliveries(T0, 10, LEASE).await.unwrap();
+    let again = s.claim_due_deliveries(&claim(T0)).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].delivery.attempts, 0);
 }
@@ -207,7 +213,7 @@ pub async fn a_range_replay_reaches_leads_from_before_the_destination(s: Arc<dyn
         only_dead: false,
     };
     assert_eq!(s.replay(&req, T0).await.unwrap(), 1);
-    let claimed = s.claim_due_deliveries(T0, 10, LEASE).await.unwrap();
+    let claimed = s.claim_due_deliveries(&claim(T0)).await.unwrap();
     assert_eq!(claimed.iter().map(|c| c.lead.id.clone()).collect::<Vec<_>>(), vec![old.id]);
     assert!(s.get_lead(&outside.id).await.unwrap().deliveries.is_empty());
 }

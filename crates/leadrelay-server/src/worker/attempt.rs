@@ -175,6 +175,7 @@ impl Worker {
             next,
             destination: c.destination.id.clone(),
             disable_destination: disable,
+            throttle_destination_until: None,
         };
         (record, notices)
     }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use leadrelay_core::destination::{Destination, DestinationError, Destinations};
 use leadrelay_core::health::DisablePolicy;
 use leadrelay_core::retry::RetryPolicy;
-use leadrelay_core::storage::{Claimed, Storage};
+use leadrelay_core::storage::{ClaimRequest, Claimed, Storage};
 use leadrelay_core::{Clock, DestinationId, Timestamp};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -27,6 +27,8 @@ use crate::config::Config;
 pub struct WorkerSettings {
     /// Deliveries in flight.
     pub concurrency: u32,
+    /// Deliveries in flight to one destination (across every process).
+    pub per_destination: u32,
     /// Lease length.
     pub lease: Duration,
     /// Longest idle sleep.
@@ -44,6 +46,7 @@ impl WorkerSettings {
     pub fn from_config(c: &Config) -> Self {
         Self {
             concurrency: c.worker.concurrency,
+            per_destination: c.worker.per_destination_concurrency,
             lease: Duration::from_millis(c.worker.lease_ms),
             poll_interval: Duration::from_millis(c.worker.poll_interval_ms),
             shutdown_grace: Duration::from_millis(c.worker.shutdown_grace_ms),
@@ -114,18 +117,17 @@ impl Worker {
                 }
                 continue;
             }
-            let claimed =
-                match inner.storage.claim_due_deliveries(inner.clock.now(), free as u32, inner.settings.lease).await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "claiming deliveries failed; retrying shortly");
-                        tokio::select! {
-                            () = tokio::time::sleep(Duration::from_millis(500)) => {}
-                            () = shutdown.cancelled() => break,
-                        }
-                        continue;
+            let claimed = match inner.storage.claim_due_deliveries(&self.claim_request(free)).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming deliveries failed; retrying shortly");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        () = shutdown.cancelled() => break,
                     }
-                };
+                    continue;
+                }
+            };
             let full_batch = claimed.len() == free;
             for group in self.group(claimed) {
                 let permit = Arc::clone(&inner.permits).acquire_owned().await.expect("the semaphore is never closed");
@@ -154,6 +156,16 @@ impl Worker {
             );
         }
         Ok(())
+    }
+
+    fn claim_request(&self, free: usize) -> ClaimRequest {
+        let settings = &self.inner.settings;
+        ClaimRequest {
+            now: self.inner.clock.now(),
+            limit: u32::try_from(free).unwrap_or(u32::MAX),
+            lease: settings.lease,
+            per_destination: settings.per_destination,
+        }
     }
 
     async fn idle_sleep(&self) -> Duration {

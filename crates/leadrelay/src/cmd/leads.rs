@@ -1,6 +1,6 @@
 //! `leadrelay leads list`
 
-use leadrelay_core::storage::{LeadFilter, PageRequest, Storage};
+use leadrelay_core::storage::{LeadFilter, LeadStore, PageRequest};
 use leadrelay_core::{OfferId, PublisherId};
 use leadrelay_server::config::Config;
 use leadrelay_store_sqlite::OpenOptions;
