@@ -64,8 +64,8 @@ pub struct ServerConfig {
 pub struct StorageConfig {
     /// Data directory.
     pub data_dir: PathBuf,
-    /// Database URL; empty = SQLite in the data dir.
-    pub url: String,
+    /// Which database; empty = SQLite in the data dir.
+    pub url: StorageUrl,
     /// Migrate when serving starts.
     pub migrate_on_start: bool,
 }
@@ -74,10 +74,95 @@ impl std::fmt::Debug for StorageConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StorageConfig")
             .field("data_dir", &self.data_dir)
-            .field("url", &redact_url(&self.url))
+            .field("url", &self.url)
             .field("migrate_on_start", &self.migrate_on_start)
             .finish()
     }
+}
+
+/// `storage.url`, parsed once when the configuration is read.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub enum StorageUrl {
+    /// Empty: SQLite at `<data_dir>/leadrelay.db`.
+    #[default]
+    InDataDir,
+    /// `sqlite:///path/to/file.db`.
+    Sqlite(PathBuf),
+    /// `postgres://…` or `postgresql://…`.
+    Postgres(PostgresUrl),
+}
+
+/// A PostgreSQL connection URL. Its `Debug` and `Display` hide the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresUrl(String);
+
+impl PostgresUrl {
+    /// The URL with its password, for the driver only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for PostgresUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+impl std::fmt::Display for PostgresUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+impl std::fmt::Debug for StorageUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::InDataDir => f.write_str("\"\" (SQLite in data_dir)"),
+            Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            Self::Postgres(url) => write!(f, "{url}"),
+        }
+    }
+}
+
+impl StorageUrl {
+    /// Parses the setting.
+    ///
+    /// # Errors
+    /// What the value must look like.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Ok(Self::InDataDir);
+        }
+        if let Some(path) = raw.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err("sqlite:// needs a file path, e.g. sqlite:///var/lib/leadrelay/leads.db".to_owned());
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            url::Url::parse(raw).map_err(|e| format!("is not a valid PostgreSQL URL ({e})"))?;
+            return Ok(Self::Postgres(PostgresUrl(raw.to_owned())));
+        }
+        Err("must be empty (SQLite in data_dir), sqlite:///path/to/file.db or postgres://user@host/db".to_owned())
+    }
+}
+
+impl<'de> Deserialize<'de> for StorageUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Self::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Where the configured database is, with `storage.url` resolved against `data_dir`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageLocation {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database.
+    Postgres(PostgresUrl),
 }
 
 /// A database URL with any password replaced, for printing.
@@ -253,12 +338,6 @@ impl Config {
         if !matches!(self.telemetry.format.as_str(), "compact" | "json") {
             problems.push(format!("telemetry.format ({:?}) must be \"compact\" or \"json\"", self.telemetry.format));
         }
-        if !self.storage.url.is_empty()
-            && !self.storage.url.starts_with("sqlite://")
-            && !self.storage.url.starts_with("postgres")
-        {
-            problems.push("storage.url must be empty, sqlite:///path or postgres://…".to_owned());
-        }
         if problems.is_empty() { Ok(()) } else { Err(format!("invalid configuration:\n  {}", problems.join("\n  "))) }
     }
 
@@ -322,12 +401,12 @@ impl Config {
         }
     }
 
-    /// The SQLite file: from `storage.url`, else `<data_dir>/leadrelay.db`.
-    pub fn sqlite_path(&self) -> Option<PathBuf> {
-        if self.storage.url.is_empty() {
-            Some(self.storage.data_dir.join("leadrelay.db"))
-        } else {
-            self.storage.url.strip_prefix("sqlite://").map(PathBuf::from)
+    /// The configured database: `storage.url`, or SQLite at `<data_dir>/leadrelay.db`.
+    pub fn storage_location(&self) -> StorageLocation {
+        match &self.storage.url {
+            StorageUrl::InDataDir => StorageLocation::Sqlite(self.storage.data_dir.join("leadrelay.db")),
+            StorageUrl::Sqlite(path) => StorageLocation::Sqlite(path.clone()),
+            StorageUrl::Postgres(url) => StorageLocation::Postgres(url.clone()),
         }
     }
 }
@@ -356,7 +435,7 @@ mod tests {
         assert_eq!(c.retry_policy(), RetryPolicy::default());
         assert_eq!(c.disable_policy(), DisablePolicy::default());
         assert_eq!(c.stage_table().unwrap(), StageTable::default());
-        assert_eq!(c.sqlite_path().unwrap(), PathBuf::from("./leadrelay-data/leadrelay.db"));
+        assert_eq!(c.storage_location(), StorageLocation::Sqlite(PathBuf::from("./leadrelay-data/leadrelay.db")));
     }
 
     #[test]
@@ -393,5 +472,19 @@ mod tests {
     #[test]
     fn database_passwords_are_redacted() {
         assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:REDACTED@h/db");
+        let StorageUrl::Postgres(url) = StorageUrl::parse("postgres://u:secret@h/db").unwrap() else { panic!() };
+        assert!(!format!("{url:?} {url}").contains("secret"));
+        assert_eq!(url.expose(), "postgres://u:secret@h/db");
+    }
+
+    #[test]
+    fn the_storage_url_is_parsed_once_into_a_backend_choice() {
+        assert_eq!(StorageUrl::parse("").unwrap(), StorageUrl::InDataDir);
+        assert_eq!(StorageUrl::parse("sqlite:///var/l.db").unwrap(), StorageUrl::Sqlite(PathBuf::from("/var/l.db")));
+        assert!(matches!(StorageUrl::parse("postgresql://h/db").unwrap(), StorageUrl::Postgres(_)));
+        assert!(StorageUrl::parse("mysql://h/db").unwrap_err().contains("postgres://"));
+        assert!(StorageUrl::parse("sqlite://").is_err());
+        let err = Config::for_tests("[storage]\nurl = \"redis://x\"").unwrap_err();
+        assert!(err.contains("storage.url"), "{err}");
     }
 }

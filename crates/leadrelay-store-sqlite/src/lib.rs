@@ -14,7 +14,7 @@ mod deliveries;
 mod leads;
 mod rows;
 
-pub use rusqlite::Connection;
+use rusqlite::Connection;
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -50,6 +50,8 @@ pub struct SqliteStore {
     writer: mpsc::Sender<Job>,
     readers: Arc<ReaderPool>,
     path: PathBuf,
+    /// Held while a serving process uses the file (see [`OpenOptions::exclusive`]).
+    _lock: Option<Arc<std::fs::File>>,
 }
 
 struct ReaderPool {
@@ -130,7 +132,7 @@ fn schema_version(conn: &Connection) -> rusqlite::Result<usize> {
 ///
 /// # Errors
 /// `Other` when the schema is newer than this binary or a migration fails.
-pub fn migrate(conn: &mut Connection) -> Result<usize> {
+fn migrate(conn: &mut Connection) -> Result<usize> {
     let current = schema_version(conn).map_err(map_err)?;
     if current > MIGRATIONS.len() {
         return Err(StorageError::Other(
@@ -160,9 +162,10 @@ pub fn migrate(conn: &mut Connection) -> Result<usize> {
 pub struct OpenOptions {
     /// Apply pending migrations (otherwise refuse an out-of-date schema).
     pub migrate: bool,
-    /// This process is the only one using the file (it holds the data-dir lock), so leases left
-    /// by a previous process that died are released at once instead of waiting them out.
-    pub release_stale_leases: bool,
+    /// Take the database file for this process alone (a serving process): a second process
+    /// asking for it is refused with [`StorageError::Conflict`] while this store lives.
+    /// Leases are never released at start: a dead process's leases expire by themselves.
+    pub exclusive: bool,
 }
 
 impl SqliteStore {
@@ -172,6 +175,7 @@ impl SqliteStore {
     /// `Unavailable` if the file cannot be opened; `Other` if the schema is out of date and
     /// `migrate` is off, or newer than this build.
     pub fn open(path: &Path, options: OpenOptions) -> Result<Self> {
+        let lock = if options.exclusive { Some(Arc::new(lock_exclusively(path)?)) } else { None };
         let mut conn = Connection::open(path).map_err(map_err)?;
         configure(&conn).map_err(map_err)?;
         if options.migrate {
@@ -187,15 +191,6 @@ impl SqliteStore {
                     .into(),
                 ));
             }
-        }
-        if options.release_stale_leases {
-            let now = leadrelay_core::Clock::now(&leadrelay_core::SystemClock).as_millis();
-            conn.execute(
-                "UPDATE deliveries SET lease_token = NULL, next_attempt_at = ?1
-                 WHERE status = 'pending' AND lease_token IS NOT NULL AND next_attempt_at IS NOT NULL",
-                [now],
-            )
-            .map_err(map_err)?;
         }
         let mut idle = Vec::with_capacity(READERS);
         for _ in 0..READERS {
@@ -215,7 +210,22 @@ impl SqliteStore {
             writer: tx,
             readers: Arc::new(ReaderPool { idle: Mutex::new(idle), permits: Semaphore::new(READERS) }),
             path: path.to_owned(),
+            _lock: lock,
         })
+    }
+
+    /// Applies pending migrations to the file at `path` (creating it if missing) and returns
+    /// how many ran and the schema version now. Refused while a serving process holds the file.
+    ///
+    /// # Errors
+    /// `Conflict` while another process serves from it; `Other` when the schema is newer than
+    /// this build or a migration fails.
+    pub fn migrate_file(path: &Path) -> Result<(usize, usize)> {
+        let _lock = lock_exclusively(path)?;
+        let mut conn = Connection::open(path).map_err(map_err)?;
+        configure(&conn).map_err(map_err)?;
+        let applied = migrate(&mut conn)?;
+        Ok((applied, MIGRATIONS.len()))
     }
 
     /// Runs `f` inside the next group-commit transaction and answers after the commit.
@@ -260,6 +270,24 @@ impl SqliteStore {
         })
         .await
         .map_err(unavailable)?
+    }
+}
+
+/// Takes an advisory lock on the database file itself (`flock`, which is independent of the
+/// POSIX locks SQLite uses), so two processes configured with one file, even from two data
+/// directories, cannot both serve from it: the second would deliver the first's leads again.
+fn lock_exclusively(path: &Path) -> Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| unavailable(format!("opening {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StorageError::Conflict),
+        Err(std::fs::TryLockError::Error(e)) => Err(unavailable(format!("locking {}: {e}", path.display()))),
     }
 }
 

@@ -9,8 +9,7 @@ use leadrelay_testkit::storage_contract as contract;
 fn fresh() -> (tempfile::TempDir, Arc<dyn Storage>) {
     let dir = tempfile::tempdir().unwrap();
     let store =
-        SqliteStore::open(&dir.path().join("test.db"), OpenOptions { migrate: true, release_stale_leases: false })
-            .unwrap();
+        SqliteStore::open(&dir.path().join("test.db"), OpenOptions { migrate: true, exclusive: false }).unwrap();
     (dir, Arc::new(store))
 }
 
@@ -45,11 +44,11 @@ contract_tests!(
 fn a_database_newer_than_this_build_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("future.db");
-    drop(SqliteStore::open(&path, OpenOptions { migrate: true, release_stale_leases: false }).unwrap());
-    let conn = leadrelay_store_sqlite::Connection::open(&path).unwrap();
+    drop(SqliteStore::open(&path, OpenOptions { migrate: true, exclusive: false }).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 0)", []).unwrap();
     drop(conn);
-    let err = SqliteStore::open(&path, OpenOptions { migrate: true, release_stale_leases: false }).unwrap_err();
+    let err = SqliteStore::open(&path, OpenOptions { migrate: true, exclusive: false }).unwrap_err();
     assert!(format!("{err:?}").contains("run a newer leadrelay"), "{err:?}");
 }
 
@@ -58,4 +57,17 @@ fn an_out_of_date_schema_is_refused_without_migrate() {
     let dir = tempfile::tempdir().unwrap();
     let err = SqliteStore::open(&dir.path().join("new.db"), OpenOptions::default()).unwrap_err();
     assert!(format!("{err:?}").contains("leadrelay migrate"), "{err:?}");
+}
+
+#[test]
+fn a_second_serving_process_on_one_database_file_is_refused_while_readers_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let serving = SqliteStore::open(&path, OpenOptions { migrate: true, exclusive: true }).unwrap();
+    let second = SqliteStore::open(&path, OpenOptions { migrate: true, exclusive: true }).unwrap_err();
+    assert!(matches!(second, leadrelay_core::storage::StorageError::Conflict), "{second:?}");
+    assert!(matches!(SqliteStore::migrate_file(&path), Err(leadrelay_core::storage::StorageError::Conflict)));
+    SqliteStore::open(&path, OpenOptions { migrate: false, exclusive: false }).expect("a reader (the CLI) may open it");
+    drop(serving);
+    SqliteStore::open(&path, OpenOptions { migrate: true, exclusive: true }).expect("free again once the first stops");
 }

@@ -52,11 +52,8 @@ impl TestApp {
         leadrelay_server::telemetry::init_for_tests();
         let dir = tempfile::tempdir().unwrap();
         let config = Config::for_tests(overrides).unwrap();
-        let store = SqliteStore::open(
-            &dir.path().join("leadrelay.db"),
-            OpenOptions { migrate: true, release_stale_leases: true },
-        )
-        .unwrap();
+        let store = SqliteStore::open(&dir.path().join("leadrelay.db"), OpenOptions { migrate: true, exclusive: true })
+            .unwrap();
         let https = HttpsOptions {
             allow_private: config.delivery.allow_private_destinations,
             request_timeout: Duration::from_millis(config.delivery.request_timeout_ms),

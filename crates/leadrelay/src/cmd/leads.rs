@@ -1,9 +1,8 @@
 //! `leadrelay leads list`
 
-use leadrelay_core::storage::{LeadFilter, LeadStore, PageRequest};
+use leadrelay_core::storage::{LeadFilter, PageRequest};
 use leadrelay_core::{OfferId, PublisherId};
 use leadrelay_server::config::Config;
-use leadrelay_store_sqlite::OpenOptions;
 
 /// Prints leads, newest first.
 pub async fn list(
@@ -13,7 +12,7 @@ pub async fn list(
     limit: u32,
     json: bool,
 ) -> anyhow::Result<()> {
-    let store = super::open_sqlite(config, OpenOptions::default())?;
+    let ops = super::open_ops(config)?;
     let filter = LeadFilter {
         publisher: publisher
             .as_deref()
@@ -23,7 +22,7 @@ pub async fn list(
         offer: offer.as_deref().map(OfferId::parse).transpose().map_err(|rule| anyhow::anyhow!("--offer {rule}"))?,
         ..LeadFilter::default()
     };
-    let page = store.list_leads(&filter, &PageRequest { limit: limit.clamp(1, 1000), cursor: None }).await?;
+    let page = ops.list_leads(&filter, &PageRequest { limit: limit.clamp(1, 1000), cursor: None }).await?;
     if !json {
         println!("{:<38} {:<12} {:<28} {:<16} {:<18} RECEIVED", "ID", "PUBLISHER", "OFFER", "SOURCE", "STAGE");
     }

@@ -4,12 +4,19 @@ pub mod leads;
 pub mod migrate;
 pub mod serve;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
-use leadrelay_server::config::Config;
+use leadrelay_core::SystemClock;
+use leadrelay_core::destination::Destinations;
+use leadrelay_core::storage::{Storage, StorageError};
+use leadrelay_destinations::HttpsOptions;
+use leadrelay_server::config::{Config, StorageLocation};
+use leadrelay_server::ops::{Ops, Policy};
 use leadrelay_store_sqlite::{OpenOptions, SqliteStore};
+use tokio::sync::Notify;
 
 /// Loads configuration, applying `--data-dir`.
 pub fn load_config(file: Option<&Path>, data_dir: Option<&Path>) -> anyhow::Result<Config> {
@@ -26,23 +33,80 @@ pub fn print_config(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The SQLite file, or a clear refusal for backends this build does not have yet.
-pub fn sqlite_path(config: &Config) -> anyhow::Result<PathBuf> {
-    match config.sqlite_path() {
-        Some(p) => Ok(p),
-        None => bail!(
-            "storage.url {} is not supported by this build yet: PostgreSQL support is planned; leave storage.url empty to use SQLite",
-            leadrelay_server::config::redact_url(&config.storage.url)
+/// Opens the configured storage backend: the one place that picks one. `exclusive` is for a
+/// serving process (a second one on the same database is refused).
+///
+/// # Errors
+/// A message that says what is wrong and what to do.
+pub fn open_storage(config: &Config, options: OpenOptions) -> anyhow::Result<Arc<dyn Storage>> {
+    match config.storage_location() {
+        StorageLocation::Sqlite(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating the data directory {}", dir.display()))?;
+            }
+            match SqliteStore::open(&path, options) {
+                Ok(store) => Ok(Arc::new(store)),
+                Err(StorageError::Conflict) => bail!(
+                    "another leadrelay is already serving from {}; stop it, or point storage.url (or --data-dir) at another database",
+                    path.display()
+                ),
+                Err(e) => bail!("opening {}: {e}", path.display()),
+            }
+        }
+        StorageLocation::Postgres(url) => bail!(
+            "storage.url {url} is not supported by this build yet: PostgreSQL support is planned; leave storage.url empty to use SQLite"
         ),
     }
 }
 
-/// Opens the SQLite store.
-pub fn open_sqlite(config: &Config, options: OpenOptions) -> anyhow::Result<Arc<SqliteStore>> {
-    let path = sqlite_path(config)?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating the data directory {}", dir.display()))?;
+/// Applies the configured backend's pending migrations; returns (applied, schema version) and
+/// where.
+///
+/// # Errors
+/// As [`open_storage`].
+pub fn migrate_storage(config: &Config) -> anyhow::Result<(String, usize, usize)> {
+    match config.storage_location() {
+        StorageLocation::Sqlite(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating the data directory {}", dir.display()))?;
+            }
+            match SqliteStore::migrate_file(&path) {
+                Ok((applied, version)) => Ok((path.display().to_string(), applied, version)),
+                Err(StorageError::Conflict) => {
+                    bail!(
+                        "{} is in use by a running leadrelay serve; stop it first (serve migrates on start)",
+                        path.display()
+                    )
+                }
+                Err(e) => bail!("migrating {}: {e}", path.display()),
+            }
+        }
+        StorageLocation::Postgres(url) => bail!(
+            "storage.url {url} is not supported by this build yet: PostgreSQL support is planned; leave storage.url empty to use SQLite"
+        ),
     }
-    let store = SqliteStore::open(&path, options).map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
-    Ok(Arc::new(store))
+}
+
+/// The connector registry, configured from `[delivery]`.
+pub fn destinations(config: &Config) -> Destinations {
+    let https = HttpsOptions {
+        allow_private: config.delivery.allow_private_destinations,
+        request_timeout: Duration::from_millis(config.delivery.request_timeout_ms),
+        connect_timeout: Duration::from_millis(config.delivery.connect_timeout_ms),
+        permanent_statuses: config.delivery.permanent_statuses.clone(),
+        ..HttpsOptions::default()
+    };
+    leadrelay_destinations::registry(https, config.public_url())
+}
+
+/// The use cases over the configured storage, for commands that run without the server.
+///
+/// # Errors
+/// As [`open_storage`]; a bad rule in the configuration.
+pub fn open_ops(config: &Config) -> anyhow::Result<Ops> {
+    let storage = open_storage(config, OpenOptions { migrate: false, exclusive: false })?;
+    let policy = Policy::from_config(config).map_err(anyhow::Error::msg)?;
+    Ok(Ops::new(storage, destinations(config), Arc::new(SystemClock), policy, Arc::new(Notify::new())))
 }

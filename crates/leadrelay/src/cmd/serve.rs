@@ -1,12 +1,10 @@
-//! `leadrelay serve`: API + workers on one process, with a data-dir lock so two processes never
-//! share one SQLite file.
+//! `leadrelay serve`: API + workers on one process. The storage backend refuses a second
+//! serving process on the same database.
 
-use std::fs::File;
 use std::sync::Arc;
 
 use anyhow::Context;
 use leadrelay_core::SystemClock;
-use leadrelay_destinations::HttpsOptions;
 use leadrelay_server::auth::AdminToken;
 use leadrelay_server::config::Config;
 use leadrelay_server::{Application, Parts};
@@ -23,34 +21,13 @@ pub async fn run(mut config: Config, listen: Option<String>) -> anyhow::Result<(
     let data_dir = config.storage.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
-    let lock = File::create(data_dir.join("leadrelay.lock")).context("creating the data-dir lock file")?;
-    lock.try_lock().map_err(|_| {
-        anyhow::anyhow!(
-            "another leadrelay is already serving from {}; stop it or use another --data-dir",
-            data_dir.display()
-        )
-    })?;
-
-    let store = super::open_sqlite(
-        &config,
-        OpenOptions { migrate: config.storage.migrate_on_start, release_stale_leases: true },
-    )?;
+    let storage =
+        super::open_storage(&config, OpenOptions { migrate: config.storage.migrate_on_start, exclusive: true })?;
     let env_token = std::env::var("LEADRELAY_ADMIN_TOKEN").ok();
-    let (admin, printed) =
-        AdminToken::bootstrap(&data_dir, env_token.as_deref()).context("setting up the admin token")?;
-
-    let https = HttpsOptions {
-        allow_private: config.delivery.allow_private_destinations,
-        request_timeout: std::time::Duration::from_millis(config.delivery.request_timeout_ms),
-        connect_timeout: std::time::Duration::from_millis(config.delivery.connect_timeout_ms),
-        permanent_statuses: config.delivery.permanent_statuses.clone(),
-        ..HttpsOptions::default()
-    };
-    let parts = Parts {
-        storage: store,
-        destinations: leadrelay_destinations::registry(https, config.public_url()),
-        clock: Arc::new(SystemClock),
-    };
+    let (admin, printed) = AdminToken::bootstrap(storage.as_ref(), &data_dir, env_token.as_deref())
+        .await
+        .context("setting up the admin token")?;
+    let parts = Parts { storage, destinations: super::destinations(&config), clock: Arc::new(SystemClock) };
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("listening on {} (set --listen or LEADRELAY_SERVER__LISTEN)", config.server.listen))?;
@@ -67,7 +44,6 @@ pub async fn run(mut config: Config, listen: Option<String>) -> anyhow::Result<(
     let shutdown = CancellationToken::new();
     tokio::spawn(on_signal(shutdown.clone()));
     app.run(listener, shutdown).await?;
-    drop(lock);
     Ok(())
 }
 

@@ -21,8 +21,11 @@ async fn serve_with_no_settings_prints_where_it_listens_the_data_dir_and_the_adm
     let ok = client.get(format!("{}/v1/leads", server.base)).bearer_auth(token).send().await.unwrap();
     assert_eq!(ok.status(), 200);
     assert!(cwd.path().join("leadrelay-data/leadrelay.db").exists());
-    let stored = std::fs::read_to_string(cwd.path().join("leadrelay-data/admin-token.sha256")).unwrap();
-    assert!(!stored.contains(token));
+    assert!(!cwd.path().join("leadrelay-data/admin-token.sha256").exists(), "the hash lives in the database");
+    let db = std::fs::read(cwd.path().join("leadrelay-data/leadrelay.db")).unwrap();
+    let wal = std::fs::read(cwd.path().join("leadrelay-data/leadrelay.db-wal")).unwrap_or_default();
+    let plain = token.as_bytes();
+    assert!(![db, wal].iter().any(|bytes| bytes.windows(plain.len()).any(|w| w == plain)), "only the hash is stored");
     server.child.kill().await.unwrap();
 
     let mut cmd = binary();
@@ -42,6 +45,22 @@ async fn a_second_serve_on_the_same_data_dir_is_refused_with_advice() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("another leadrelay is already serving"), "{err}");
+    first.child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn two_data_dirs_with_one_storage_url_cannot_both_serve() {
+    let (a, b, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let url = format!("sqlite://{}", db.path().join("shared.db").display());
+    let mut first = serve(a.path(), &[]);
+    first.env("LEADRELAY_STORAGE__URL", &url);
+    let mut first = start(first).await;
+    let mut second = serve(b.path(), &[]);
+    second.env("LEADRELAY_STORAGE__URL", &url);
+    let out = second.output().await.unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another leadrelay is already serving from") && err.contains("shared.db"), "{err}");
     first.child.kill().await.unwrap();
 }
 
