@@ -11,6 +11,7 @@ pub mod ids;
 pub mod lead;
 pub mod marketplace;
 pub mod offer;
+pub mod outcome;
 pub mod retry;
 pub mod routing;
 pub mod signing;

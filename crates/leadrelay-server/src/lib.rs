@@ -69,12 +69,17 @@ impl Application {
     /// # Errors
     /// When the server fails.
     pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let worker = self.state.config.worker.enabled.then(|| tokio::spawn(self.worker.clone().run(shutdown.clone())));
+        // The worker stops with the server whichever ends first: a shutdown signal, or the server
+        // failing (then the error is returned after the worker has finished its attempts).
+        let stop = shutdown.child_token();
+        let worker = self.state.config.worker.enabled.then(|| tokio::spawn(self.worker.clone().run(stop.clone())));
         let app = http::router::router(self.state);
-        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
+        let served = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned()).await;
+        stop.cancel();
         if let Some(w) = worker {
             w.await??;
         }
+        served?;
         Ok(())
     }
 }

@@ -2,21 +2,21 @@
 
 use std::time::Instant;
 
-use leadrelay_core::destination::{Delivered, DestinationError, ErrorClass, Notice, SendContext};
-use leadrelay_core::retry::RetryDecision;
+use leadrelay_core::destination::{Delivered, DestinationError, Notice, SendContext};
+use leadrelay_core::outcome::{self, AttemptFacts, AttemptResult};
 use leadrelay_core::storage::{Attempt, AttemptRecord, Claimed, NextState};
 use leadrelay_core::{DestinationId, PublisherId, routing};
 use rand::Rng;
 use tracing::Instrument;
 
-use super::Worker;
+use super::{StepOutcome, Worker};
 
 impl Worker {
     /// Attempts claimed deliveries of one destination (in one call when it takes batches) and
     /// records every result in one storage call. Never fails: a storage error while recording
     /// leaves the leases to expire, and the deliveries are attempted again.
-    pub(crate) async fn attempt_batch_and_record(&self, batch: Vec<Claimed>) {
-        let Some(first) = batch.first() else { return };
+    pub(crate) async fn attempt_batch_and_record(&self, batch: Vec<Claimed>) -> StepOutcome {
+        let Some(first) = batch.first() else { return StepOutcome::default() };
         let span = tracing::info_span!(
             "delivery",
             destination.id = %first.destination.id,
@@ -30,8 +30,14 @@ impl Worker {
             let duration_ms = t0.elapsed().as_millis() as u64;
             let mut records = Vec::with_capacity(batch.len());
             let mut notices = Vec::new();
+            let mut outcome = StepOutcome { claimed: batch.len(), ..StepOutcome::default() };
             for (c, result) in batch.iter().zip(results) {
                 let (record, mut n) = self.decide(c, result, started_at, duration_ms);
+                match &record.next {
+                    NextState::Delivered => outcome.delivered += 1,
+                    NextState::RetryAt { .. } => outcome.retrying += 1,
+                    NextState::Dead => outcome.dead += 1,
+                }
                 match &record.next {
                     NextState::Delivered => tracing::debug!(delivery.id = %c.delivery.id, lead.id = %c.lead.id, "delivered"),
                     NextState::RetryAt { at, .. } => {
@@ -46,13 +52,14 @@ impl Worker {
             }
             if let Err(e) = self.inner.storage.record_attempts(&records).await {
                 tracing::error!(error = %e, "recording attempts failed; the leases will expire and they will be retried");
-                return;
+                return StepOutcome { claimed: batch.len(), ..StepOutcome::default() };
             }
             if !notices.is_empty() {
                 let worker = self.clone();
                 let (publisher, except) = (first.destination.publisher.clone(), first.destination.id.clone());
-                tokio::spawn(async move { worker.notify_publisher(&publisher, &except, &notices).await });
+                self.inner.tasks.spawn(async move { worker.notify_publisher(&publisher, &except, &notices).await });
             }
+            outcome
         }
         .instrument(span)
         .await
@@ -105,7 +112,8 @@ impl Worker {
         }
     }
 
-    /// The next state of one delivery after its attempt, and the notices it calls for.
+    /// The next state of one delivery after its attempt (decided by `core::outcome`), and the
+    /// notices it calls for.
     fn decide(
         &self,
         c: &Claimed,
@@ -115,32 +123,23 @@ impl Worker {
     ) -> (AttemptRecord, Vec<Notice>) {
         let now = self.inner.clock.now();
         let settings = &self.inner.settings;
+        let facts = AttemptFacts {
+            attempts_before: c.delivery.attempts,
+            failing_since: c.destination.failing_since,
+            consecutive_failures: c.destination.consecutive_failures,
+            started_at,
+        };
+        let outcome = match &result {
+            Ok(_) => AttemptResult::Delivered,
+            Err(e) => AttemptResult::Failed { class: e.class, retry_after: e.retry_after },
+        };
+        let jitter: f64 = rand::rng().random_range(-1.0..=1.0);
+        let decision = outcome::decide(outcome, facts, &settings.retry, &settings.disable, now, jitter);
         let mut notices = Vec::new();
-        let (next, disable, attempt_fields) = match result {
-            Ok(ok) => (NextState::Delivered, None, (ok.status, None, None, ok.excerpt)),
+        let (status_code, error_class, message, excerpt) = match result {
+            Ok(ok) => (ok.status, None, None, ok.excerpt),
             Err(e) => {
-                let jitter: f64 = rand::rng().random_range(-1.0..=1.0);
-                let (next, mut disable) = match e.class {
-                    ErrorClass::Gone => (NextState::Dead, Some("the receiver answered 410 Gone".to_owned())),
-                    ErrorClass::Permanent => (NextState::Dead, None),
-                    ErrorClass::Throttled => {
-                        let wait = e.retry_after.unwrap_or_default();
-                        (NextState::RetryAt { at: settings.retry.throttled(now, wait), counts: false }, None)
-                    }
-                    ErrorClass::Transient => {
-                        match settings.retry.next(c.delivery.attempts + 1, now, e.retry_after, jitter) {
-                            RetryDecision::RetryAt(at) => (NextState::RetryAt { at, counts: true }, None),
-                            RetryDecision::GiveUp => (NextState::Dead, None),
-                        }
-                    }
-                };
-                let failing_since = c.destination.failing_since.or(Some(started_at));
-                if disable.is_none()
-                    && settings.disable.should_disable(failing_since, c.destination.consecutive_failures + 1, now)
-                {
-                    disable = Some(format!("failing without a success since {}", failing_since.unwrap_or(started_at)));
-                }
-                if next == NextState::Dead {
+                if decision.is_dead_letter() {
                     notices.push(Notice::DeadLetter {
                         lead: c.lead.id.clone(),
                         destination: c.destination.id.clone(),
@@ -149,17 +148,16 @@ impl Worker {
                         hint: e.hint(),
                     });
                 }
-                if let Some(reason) = &disable {
-                    notices.push(Notice::Disabled {
-                        destination: c.destination.id.clone(),
-                        destination_name: c.destination.name.clone(),
-                        reason: reason.clone(),
-                    });
-                }
-                (next, disable, (e.status, Some(e.class), Some(e.message), e.excerpt))
+                (e.status, Some(e.class), Some(e.message), e.excerpt)
             }
         };
-        let (status_code, error_class, message, excerpt) = attempt_fields;
+        if let Some(reason) = &decision.disable {
+            notices.push(Notice::Disabled {
+                destination: c.destination.id.clone(),
+                destination_name: c.destination.name.clone(),
+                reason: reason.to_string(),
+            });
+        }
         let record = AttemptRecord {
             attempt: Attempt {
                 delivery_id: c.delivery.id.clone(),
@@ -172,10 +170,10 @@ impl Worker {
                 excerpt,
             },
             lease_token: c.lease_token.clone(),
-            next,
+            next: decision.next,
             destination: c.destination.id.clone(),
-            disable_destination: disable,
-            throttle_destination_until: None,
+            disable_destination: decision.disable.map(|r| r.to_string()),
+            throttle_destination_until: decision.pause_destination_until,
         };
         (record, notices)
     }

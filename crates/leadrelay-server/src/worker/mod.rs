@@ -72,6 +72,35 @@ struct Inner {
     permits: Arc<Semaphore>,
     settings: WorkerSettings,
     built: Mutex<HashMap<DestinationId, BuiltDestination>>,
+    /// Every task the worker starts (attempts and notices), so shutdown can wait for them.
+    tasks: TaskTracker,
+}
+
+/// What one step of the worker did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StepOutcome {
+    /// Deliveries claimed (and attempted).
+    pub claimed: usize,
+    /// Of those, delivered.
+    pub delivered: usize,
+    /// Of those, due again later (failed or throttled).
+    pub retrying: usize,
+    /// Of those, dead-lettered.
+    pub dead: usize,
+}
+
+impl StepOutcome {
+    /// Nothing was due.
+    pub fn is_idle(&self) -> bool {
+        self.claimed == 0
+    }
+
+    fn add(&mut self, other: Self) {
+        self.claimed += other.claimed;
+        self.delivered += other.delivered;
+        self.retrying += other.retrying;
+        self.dead += other.dead;
+    }
 }
 
 impl Worker {
@@ -93,17 +122,44 @@ impl Worker {
                 permits,
                 settings,
                 built: Mutex::new(HashMap::new()),
+                tasks: TaskTracker::new(),
             }),
         }
     }
 
+    /// One step: claims what is due now (up to the free concurrency), attempts it, records
+    /// every result, and says what it did. Tests drive the worker with this and a manual clock.
+    ///
+    /// # Errors
+    /// When claiming fails (recording failures leave the leases to expire, as in [`Worker::run`]).
+    pub async fn run_once(&self) -> leadrelay_core::storage::Result<StepOutcome> {
+        let free = self.inner.permits.available_permits();
+        let groups = self.claim(free).await?;
+        let mut running = tokio::task::JoinSet::new();
+        for group in groups {
+            let permit = Arc::clone(&self.inner.permits).acquire_owned().await.expect("the semaphore is never closed");
+            let worker = self.clone();
+            running.spawn(async move {
+                let outcome = worker.attempt_batch_and_record(group).await;
+                drop(permit);
+                outcome
+            });
+        }
+        let mut total = StepOutcome::default();
+        while let Some(done) = running.join_next().await {
+            total.add(done.unwrap_or_default());
+        }
+        Ok(total)
+    }
+
     /// Runs until `shutdown` is cancelled, then waits up to the grace period for attempts in
-    /// flight. Unfinished attempts keep their lease and are retried after it expires.
+    /// flight. Unfinished attempts keep their lease and are retried after it expires. Built on
+    /// the same claim and attempt as [`Worker::run_once`], but starts attempts without waiting
+    /// for them, so a slow receiver never holds up the next claim.
     ///
     /// # Errors
     /// Never on its own: storage errors are logged and retried after a pause.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let tracker = TaskTracker::new();
         let inner = &self.inner;
         loop {
             if shutdown.is_cancelled() {
@@ -117,8 +173,8 @@ impl Worker {
                 }
                 continue;
             }
-            let claimed = match inner.storage.claim_due_deliveries(&self.claim_request(free)).await {
-                Ok(c) => c,
+            let groups = match self.claim(free).await {
+                Ok(g) => g,
                 Err(e) => {
                     tracing::warn!(error = %e, "claiming deliveries failed; retrying shortly");
                     tokio::select! {
@@ -128,17 +184,17 @@ impl Worker {
                     continue;
                 }
             };
-            let full_batch = claimed.len() == free;
-            for group in self.group(claimed) {
+            let claimed: usize = groups.iter().map(Vec::len).sum();
+            for group in groups {
                 let permit = Arc::clone(&inner.permits).acquire_owned().await.expect("the semaphore is never closed");
                 let worker = self.clone();
-                tracker.spawn(async move {
+                inner.tasks.spawn(async move {
                     worker.attempt_batch_and_record(group).await;
                     drop(permit);
                     worker.inner.wake.notify_one();
                 });
             }
-            if full_batch {
+            if claimed == free {
                 continue;
             }
             let sleep = self.idle_sleep().await;
@@ -148,14 +204,23 @@ impl Worker {
                 () = shutdown.cancelled() => break,
             }
         }
-        tracker.close();
-        if tokio::time::timeout(inner.settings.shutdown_grace, tracker.wait()).await.is_err() {
+        inner.tasks.close();
+        if tokio::time::timeout(inner.settings.shutdown_grace, inner.tasks.wait()).await.is_err() {
             tracing::warn!(
-                in_flight = tracker.len(),
+                in_flight = inner.tasks.len(),
                 "shutdown grace elapsed; unfinished attempts will be retried after their lease"
             );
         }
         Ok(())
+    }
+
+    /// Claims up to `free` due deliveries and groups them into attempts.
+    async fn claim(&self, free: usize) -> leadrelay_core::storage::Result<Vec<Vec<Claimed>>> {
+        if free == 0 {
+            return Ok(Vec::new());
+        }
+        let claimed = self.inner.storage.claim_due_deliveries(&self.claim_request(free)).await?;
+        Ok(self.group(claimed))
     }
 
     fn claim_request(&self, free: usize) -> ClaimRequest {
