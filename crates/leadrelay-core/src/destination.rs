@@ -119,33 +119,17 @@ impl DestinationError {
         self
     }
 
-    /// What the publisher should do: the connector's hint, else one derived from the status.
+    /// What the publisher should do: the connector's hint, else a general one. Hints that
+    /// depend on what a kind's receiver is (a webhook, a CRM) are set by the kind's connector.
     pub fn hint(&self) -> String {
         if let Some(h) = &self.hint {
             return h.clone();
         }
-        match (self.class, self.status) {
-            (_, Some(401 | 403)) => {
-                "the receiver refused the credentials: check the secret, or the token in the URL (for a Power Automate \
-                 trigger, copy the whole URL including its sig= parameter)"
-                    .to_owned()
+        match self.status {
+            Some(s) => format!("the receiver answered {s}: check the destination's settings and the receiver's logs"),
+            None => {
+                "check that the destination's address is right and that it is reachable from this server".to_owned()
             }
-            (_, Some(404)) => "the receiver has no such path: check the URL's path".to_owned(),
-            (_, Some(410)) => {
-                "the receiver says this endpoint is gone: point the destination at its new URL".to_owned()
-            }
-            (_, Some(s)) if (300..400).contains(&s) => {
-                "the URL redirects, and redirects are not followed: use the final URL".to_owned()
-            }
-            (_, Some(400 | 422)) => {
-                "the receiver rejected the lead's content: check that it accepts the marketplace's JSON format"
-                    .to_owned()
-            }
-            (_, Some(429)) => "the receiver is rate limiting: leads will be retried when it allows".to_owned(),
-            (_, Some(s)) if s >= 500 => {
-                "the receiver failed while handling the lead: check its logs; leads will be retried".to_owned()
-            }
-            _ => "check that the destination's address is right and that it is reachable from this server".to_owned(),
         }
     }
 }
