@@ -119,33 +119,17 @@ impl DestinationError {
         self
     }
 
-    /// What the publisher should do: the connector's hint, else one derived from the status.
+    /// What the publisher should do: the connector's hint, else a general one. Hints that
+    /// depend on what a kind's receiver is (a webhook, a CRM) are set by the kind's connector.
     pub fn hint(&self) -> String {
         if let Some(h) = &self.hint {
             return h.clone();
         }
-        match (self.class, self.status) {
-            (_, Some(401 | 403)) => {
-                "the receiver refused the credentials: check the secret, or the token in the URL (for a Power Automate \
-                 trigger, copy the whole URL including its sig= parameter)"
-                    .to_owned()
+        match self.status {
+            Some(s) => format!("the receiver answered {s}: check the destination's settings and the receiver's logs"),
+            None => {
+                "check that the destination's address is right and that it is reachable from this server".to_owned()
             }
-            (_, Some(404)) => "the receiver has no such path: check the URL's path".to_owned(),
-            (_, Some(410)) => {
-                "the receiver says this endpoint is gone: point the destination at its new URL".to_owned()
-            }
-            (_, Some(s)) if (300..400).contains(&s) => {
-                "the URL redirects, and redirects are not followed: use the final URL".to_owned()
-            }
-            (_, Some(400 | 422)) => {
-                "the receiver rejected the lead's content: check that it accepts the marketplace's JSON format"
-                    .to_owned()
-            }
-            (_, Some(429)) => "the receiver is rate limiting: leads will be retried when it allows".to_owned(),
-            (_, Some(s)) if s >= 500 => {
-                "the receiver failed while handling the lead: check its logs; leads will be retried".to_owned()
-            }
-            _ => "check that the destination's address is right and that it is reachable from this server".to_owned(),
         }
     }
 }
@@ -300,10 +284,98 @@ pub trait Connector: Send + Sync + 'static {
     fn build(&self, settings: &serde_json::Value) -> Result<Arc<dyn Destination>, DestinationError>;
 }
 
-/// The registry of connectors, by kind.
-#[derive(Clone, Default)]
+/// Why a kind has no connector.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KindError {
+    /// No such kind, in this build or ever.
+    #[error("must be one of: {}", known.join(", "))]
+    Unknown {
+        /// The kind asked for.
+        kind: String,
+        /// The kinds there are, sorted.
+        known: Vec<&'static str>,
+    },
+    /// A kind that existed and was retired; `reason` says why and what to use instead.
+    #[error("{kind} is not supported: {reason}")]
+    Retired {
+        /// The kind asked for.
+        kind: String,
+        /// Why it is gone, and what replaces it.
+        reason: &'static str,
+    },
+}
+
+impl KindError {
+    /// The one answer for a stored destination whose kind has no connector: a retired kind
+    /// cannot come back (its leads are dead letters), an unknown one may be a build without it
+    /// (its leads wait and are retried on the schedule).
+    pub fn to_destination_error(&self) -> DestinationError {
+        match self {
+            Self::Retired { .. } => DestinationError::permanent(self.to_string())
+                .with_hint("create a destination of a supported kind and replay the dead letters to it"),
+            Self::Unknown { kind, .. } => {
+                DestinationError::transient(format!("this build has no connector for kind '{kind}'")).with_hint(
+                    "run a leadrelay build that has this kind, or create a destination of another kind; leads wait and are retried",
+                )
+            }
+        }
+    }
+}
+
+/// How many built destinations are kept before the least recently used ones are dropped.
+const BUILT_CAPACITY: usize = 4096;
+
+/// Built destinations by id, each with the `updated_at` it was built from. A destination keeps
+/// its in-memory state (a cached token, a pacing window, a created table) for as long as its
+/// record is unchanged.
+#[derive(Default)]
+struct BuiltCache {
+    entries: std::collections::HashMap<DestinationId, Built>,
+    tick: u64,
+}
+
+struct Built {
+    version: Timestamp,
+    destination: Arc<dyn Destination>,
+    used: u64,
+}
+
+impl BuiltCache {
+    fn get(&mut self, record: &DestinationRecord) -> Option<Arc<dyn Destination>> {
+        self.tick += 1;
+        let built = self.entries.get_mut(&record.id).filter(|b| b.version == record.updated_at)?;
+        built.used = self.tick;
+        Some(Arc::clone(&built.destination))
+    }
+
+    fn insert(&mut self, record: &DestinationRecord, destination: Arc<dyn Destination>, capacity: usize) {
+        if self.entries.len() >= capacity && !self.entries.contains_key(&record.id) {
+            // Drop the least recently used quarter at once, so a full cache is not scanned on
+            // every insert.
+            let mut ages: Vec<u64> = self.entries.values().map(|b| b.used).collect();
+            ages.sort_unstable();
+            let cutoff = ages[(ages.len() / 4).min(ages.len() - 1)];
+            self.entries.retain(|_, b| b.used > cutoff);
+        }
+        self.entries.insert(record.id.clone(), Built { version: record.updated_at, destination, used: self.tick });
+    }
+}
+
+/// The registry of connectors, by kind, and of kinds that were retired. Clones share one cache
+/// of built destinations ([`Destinations::build`]), so the worker and the use cases hold the
+/// same built instances.
+#[derive(Clone)]
 pub struct Destinations {
     connectors: BTreeMap<&'static str, Arc<dyn Connector>>,
+    retired: BTreeMap<&'static str, &'static str>,
+    built: Arc<std::sync::Mutex<BuiltCache>>,
+    capacity: usize,
+}
+
+impl Default for Destinations {
+    fn default() -> Self {
+        Self { connectors: BTreeMap::new(), retired: BTreeMap::new(), built: Arc::default(), capacity: BUILT_CAPACITY }
+    }
 }
 
 impl Destinations {
@@ -315,11 +387,41 @@ impl Destinations {
     /// Adds a connector (replacing one of the same kind).
     #[must_use]
     pub fn with(mut self, connector: Arc<dyn Connector>) -> Self {
+        self.retired.remove(connector.kind());
         self.connectors.insert(connector.kind(), connector);
         self
     }
 
+    /// Records a kind that is no longer supported, with why and what to use instead.
+    #[must_use]
+    pub fn retired(mut self, kind: &'static str, reason: &'static str) -> Self {
+        self.connectors.remove(kind);
+        self.retired.insert(kind, reason);
+        self
+    }
+
+    /// Keeps at most `capacity` built destinations (at least 1).
+    #[must_use]
+    pub fn with_build_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
+    }
+
     /// The connector for a kind.
+    ///
+    /// # Errors
+    /// [`KindError::Retired`] for a retired kind, [`KindError::Unknown`] for any other.
+    pub fn connector(&self, kind: &str) -> Result<&Arc<dyn Connector>, KindError> {
+        if let Some(c) = self.connectors.get(kind) {
+            return Ok(c);
+        }
+        Err(match self.retired.get_key_value(kind) {
+            Some((k, reason)) => KindError::Retired { kind: (*k).to_owned(), reason },
+            None => KindError::Unknown { kind: kind.to_owned(), known: self.kinds().collect() },
+        })
+    }
+
+    /// The connector for a kind, if this build has one.
     pub fn get(&self, kind: &str) -> Option<&Arc<dyn Connector>> {
         self.connectors.get(kind)
     }
@@ -344,5 +446,130 @@ impl Destinations {
             }
         }
         out
+    }
+
+    /// The built destination for a record: the cached one while the record's `updated_at` is
+    /// unchanged, else a new one from its connector.
+    ///
+    /// # Errors
+    /// [`KindError::to_destination_error`] when the kind has no connector, or the connector's
+    /// error when the stored settings no longer pass its checks.
+    pub fn build(&self, record: &DestinationRecord) -> Result<Arc<dyn Destination>, DestinationError> {
+        if let Some(d) = self.built.lock().expect("built destinations").get(record) {
+            return Ok(d);
+        }
+        let connector = self.connector(&record.kind).map_err(|e| e.to_destination_error())?;
+        // Built outside the lock: building may parse a certificate or a connection string.
+        let destination = connector.build(&record.settings)?;
+        self.built.lock().expect("built destinations").insert(record, Arc::clone(&destination), self.capacity);
+        Ok(destination)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Nothing;
+
+    #[async_trait::async_trait]
+    impl Destination for Nothing {
+        async fn send(&self, _: &Lead, _: SendContext) -> Result<Delivered, DestinationError> {
+            Ok(Delivered::default())
+        }
+    }
+
+    /// A connector that counts its builds.
+    struct Counting(Arc<AtomicUsize>);
+
+    impl Connector for Counting {
+        fn kind(&self) -> &'static str {
+            "counting"
+        }
+        fn role(&self) -> DestinationRole {
+            DestinationRole::StoresLeads
+        }
+        fn secret_fields(&self) -> &'static [&'static str] {
+            &[]
+        }
+        fn prepare(&self, settings: serde_json::Value, _: NetworkPolicy) -> Result<PreparedSettings, Vec<FieldError>> {
+            Ok(PreparedSettings { stored: settings, generated_secret: None })
+        }
+        fn build(&self, _: &serde_json::Value) -> Result<Arc<dyn Destination>, DestinationError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(Arc::new(Nothing))
+        }
+    }
+
+    fn record(id: &DestinationId, kind: &str, updated_ms: i64) -> DestinationRecord {
+        DestinationRecord {
+            id: id.clone(),
+            publisher: PublisherId::parse("contoso").unwrap(),
+            name: "x".into(),
+            kind: kind.into(),
+            settings: serde_json::json!({}),
+            offers: None,
+            enabled: true,
+            disabled_reason: None,
+            consecutive_failures: 0,
+            failing_since: None,
+            created_at: Timestamp::from_millis(0),
+            updated_at: Timestamp::from_millis(updated_ms),
+        }
+    }
+
+    fn registry(builds: &Arc<AtomicUsize>) -> Destinations {
+        Destinations::new()
+            .with(Arc::new(Counting(Arc::clone(builds))))
+            .retired("azure_blob", "it stopped delivering in 2019; use azure_table instead")
+    }
+
+    #[test]
+    fn a_retired_kind_and_an_unknown_kind_get_different_answers() {
+        let d = registry(&Arc::default());
+        assert!(d.connector("counting").is_ok());
+        let retired = d.connector("azure_blob").err().unwrap();
+        assert_eq!(
+            retired.to_string(),
+            "azure_blob is not supported: it stopped delivering in 2019; use azure_table instead"
+        );
+        assert_eq!(retired.to_destination_error().class, ErrorClass::Permanent);
+        let unknown = d.connector("carrier_pigeon").err().unwrap();
+        assert_eq!(unknown.to_string(), "must be one of: counting");
+        assert_eq!(unknown.to_destination_error().class, ErrorClass::Transient);
+        assert_eq!(d.kinds().collect::<Vec<_>>(), ["counting"], "a retired kind is not offered");
+    }
+
+    #[test]
+    fn a_destination_is_built_once_per_version_and_clones_share_the_cache() {
+        let builds = Arc::default();
+        let d = registry(&builds);
+        let shared = d.clone();
+        let (one, two) =
+            (DestinationId::generate(Timestamp::from_millis(1)), DestinationId::generate(Timestamp::from_millis(2)));
+        let first = d.build(&record(&one, "counting", 1)).unwrap();
+        let again = shared.build(&record(&one, "counting", 1)).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(builds.load(Ordering::SeqCst), 1);
+        let changed = d.build(&record(&one, "counting", 2)).unwrap();
+        assert!(!Arc::ptr_eq(&first, &changed), "a changed record is built again");
+        assert_eq!(builds.load(Ordering::SeqCst), 2);
+        let err = d.build(&record(&two, "carrier_pigeon", 1)).err().unwrap();
+        assert!(err.message.contains("no connector for kind 'carrier_pigeon'"), "{}", err.message);
+    }
+
+    #[test]
+    fn the_cache_stays_bounded_and_keeps_what_is_used() {
+        let builds = Arc::default();
+        let d = registry(&builds).with_build_capacity(8);
+        let hot = record(&DestinationId::generate(Timestamp::from_millis(0)), "counting", 1);
+        d.build(&hot).unwrap();
+        for i in 0..100 {
+            d.build(&record(&DestinationId::generate(Timestamp::from_millis(i)), "counting", 1)).unwrap();
+            d.build(&hot).unwrap();
+            assert!(d.built.lock().unwrap().entries.len() <= 8);
+        }
+        assert_eq!(builds.load(Ordering::SeqCst), 101, "the destination in use was never built again");
     }
 }

@@ -15,14 +15,15 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use leadrelay_core::destination::{
-    Connector, Delivered, Destination, DestinationError, ErrorClass, FieldError, NetworkPolicy, PreparedSettings,
-    SendContext,
+    Connector, Delivered, Destination, DestinationError, DestinationRole, ErrorClass, FieldError, NetworkPolicy,
+    PreparedSettings, SendContext,
 };
 use leadrelay_core::{Lead, Timestamp};
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::https::HttpsOptions;
-use crate::network::check_url;
+use crate::network::{JSON_CAP, Network, check_url};
+use crate::settings::{self, KindSettings};
 
 /// The table the marketplace writes to.
 pub const DEFAULT_TABLE: &str = "MarketplaceLeads";
@@ -150,16 +151,87 @@ pub fn entity(lead: &Lead) -> serde_json::Value {
     })
 }
 
+/// The settings of an `azure_table` destination, as the API takes them and as they are stored.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureTableSettings {
+    /// The storage account's connection string (a secret: it holds the account key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_string: Option<String>,
+    /// The table; the marketplace's `MarketplaceLeads` by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+}
+
+impl KindSettings for AzureTableSettings {
+    const SHAPE: &'static str = "must be an object with 'connection_string' and optionally 'table'";
+
+    fn type_rule(field: &str) -> std::borrow::Cow<'static, str> {
+        match field {
+            "table" => "must be 3-63 letters and digits starting with a letter".into(),
+            _ => "must be a string".into(),
+        }
+    }
+}
+
+/// Checked `azure_table` settings.
+struct AzureTableConfig {
+    raw: String,
+    cs: ConnectionString,
+    table: String,
+}
+
+impl AzureTableSettings {
+    fn check(self, mut problems: settings::Problems, allow_private: bool) -> Result<AzureTableConfig, Vec<FieldError>> {
+        let cs = match self.connection_string.as_deref().map(ConnectionString::parse) {
+            None => {
+                problems.add("connection_string", "is required (the storage account's connection string)");
+                None
+            }
+            Some(Err(rule)) => {
+                problems.add("connection_string", rule);
+                None
+            }
+            Some(Ok(cs)) => match check_url(&cs.endpoint, allow_private) {
+                Ok(_) => Some(cs),
+                Err(rule) => {
+                    problems.add("connection_string", format!("table endpoint {rule}"));
+                    None
+                }
+            },
+        };
+        let table = self.table.unwrap_or_else(|| DEFAULT_TABLE.to_owned());
+        if !is_table_name(&table) {
+            problems.add("table", "must be 3-63 letters and digits starting with a letter");
+        }
+        problems.finish(|| AzureTableConfig {
+            raw: self.connection_string.expect("checked"),
+            cs: cs.expect("checked"),
+            table,
+        })
+    }
+}
+
+impl AzureTableConfig {
+    fn to_settings(&self) -> AzureTableSettings {
+        AzureTableSettings { connection_string: Some(self.raw.clone()), table: Some(self.table.clone()) }
+    }
+}
+
 /// The `azure_table` connector.
 pub struct AzureTableConnector {
-    client: reqwest::Client,
-    options: Arc<HttpsOptions>,
+    net: Network,
 }
 
 impl AzureTableConnector {
-    /// A connector sharing the HTTP settings of every destination.
-    pub fn new(options: &HttpsOptions) -> Self {
-        Self { client: crate::network::client(options), options: Arc::new(options.clone()) }
+    /// A connector on the shared network.
+    pub fn new(net: Network) -> Self {
+        Self { net }
+    }
+
+    fn parse(&self, settings: &serde_json::Value, allow_private: bool) -> Result<AzureTableConfig, Vec<FieldError>> {
+        let (parsed, problems) = settings::parse::<AzureTableSettings>(self.kind(), settings)?;
+        parsed.check(problems, allow_private)
     }
 }
 
@@ -168,8 +240,8 @@ impl Connector for AzureTableConnector {
         "azure_table"
     }
 
-    fn role(&self) -> leadrelay_core::destination::DestinationRole {
-        leadrelay_core::destination::DestinationRole::StoresLeads
+    fn role(&self) -> DestinationRole {
+        DestinationRole::StoresLeads
     }
 
     fn secret_fields(&self) -> &'static [&'static str] {
@@ -177,70 +249,27 @@ impl Connector for AzureTableConnector {
     }
 
     fn prepare(&self, settings: serde_json::Value, policy: NetworkPolicy) -> Result<PreparedSettings, Vec<FieldError>> {
-        let Some(map) = settings.as_object() else {
-            return Err(vec![FieldError::new(
-                "settings",
-                "must be an object with 'connection_string' and optionally 'table'",
-            )]);
-        };
-        let mut errors = crate::unknown_keys(map, &["connection_string", "table"], self.kind());
-        match map.get("connection_string").and_then(|v| v.as_str()) {
-            None => errors.push(FieldError::new(
-                "settings.connection_string",
-                "is required (the storage account's connection string)",
-            )),
-            Some(raw) => match ConnectionString::parse(raw) {
-                Err(rule) => errors.push(FieldError::new("settings.connection_string", rule)),
-                Ok(cs) => {
-                    if let Err(rule) = check_url(&cs.endpoint, policy.allow_private || self.options.allow_private) {
-                        errors.push(FieldError::new("settings.connection_string", format!("table endpoint {rule}")));
-                    }
-                }
-            },
-        }
-        let table = match map.get("table") {
-            None | Some(serde_json::Value::Null) => Some(DEFAULT_TABLE.to_owned()),
-            Some(serde_json::Value::String(t)) if is_table_name(t) => Some(t.clone()),
-            Some(_) => {
-                errors
-                    .push(FieldError::new("settings.table", "must be 3-63 letters and digits starting with a letter"));
-                None
-            }
-        };
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        Ok(PreparedSettings {
-            stored: serde_json::json!({ "connection_string": map["connection_string"], "table": table }),
-            generated_secret: None,
-        })
+        let config = self.parse(&settings, self.net.allows_private(policy))?;
+        Ok(PreparedSettings { stored: settings::to_stored(&config.to_settings()), generated_secret: None })
     }
 
     fn build(&self, settings: &serde_json::Value) -> Result<Arc<dyn Destination>, DestinationError> {
-        let raw = settings
-            .get("connection_string")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| DestinationError::permanent("stored connection string is missing"))?;
-        let cs = ConnectionString::parse(raw)
-            .map_err(|_| DestinationError::permanent("stored connection string is not valid"))?;
-        let table = settings.get("table").and_then(|v| v.as_str()).unwrap_or(DEFAULT_TABLE).to_owned();
+        let config = self.parse(settings, self.net.allow_private()).map_err(settings::stored_error)?;
         Ok(Arc::new(AzureTableDestination {
-            client: self.client.clone(),
-            cs,
-            table,
+            net: self.net.clone(),
+            cs: config.cs,
+            table: config.table,
             table_ready: AtomicBool::new(false),
-            options: Arc::clone(&self.options),
         }))
     }
 }
 
 /// One configured table.
 pub struct AzureTableDestination {
-    client: reqwest::Client,
+    net: Network,
     cs: ConnectionString,
     table: String,
     table_ready: AtomicBool,
-    options: Arc<HttpsOptions>,
 }
 
 /// A Table service answer: status, error code (JSON `odata.error` or XML `<Code>`), excerpt.
@@ -268,7 +297,7 @@ impl AzureTableDestination {
             httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(u64::try_from(now.as_millis()).unwrap_or(0)));
         let content_type = if body.is_some() { "application/json" } else { "" };
         let mut req = self
-            .client
+            .net
             .request(method.clone(), &url)
             .header("x-ms-date", &date)
             .header("x-ms-version", API_VERSION)
@@ -279,10 +308,10 @@ impl AzureTableDestination {
         if let Some(b) = body {
             req = req.header("content-type", content_type).header("prefer", "return-no-content").body(b);
         }
-        let response = req.send().await.map_err(crate::network::transport_error)?;
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.unwrap_or_default();
-        Ok(Answer { status, code: error_code(&bytes), excerpt: crate::excerpt(&bytes, self.options.excerpt_bytes) })
+        // Error bodies are small JSON or XML documents; the code is read from the whole of one.
+        let answer = self.net.send(req, JSON_CAP).await?;
+        let code = if answer.truncated { None } else { error_code(&answer.body) };
+        Ok(Answer { status: answer.status, code, excerpt: answer.excerpt(self.net.options().excerpt_bytes) })
     }
 
     async fn create_table(&self, now: Timestamp) -> Result<(), DestinationError> {
@@ -339,11 +368,6 @@ fn classify(a: Answer) -> DestinationError {
 #[async_trait::async_trait]
 impl Destination for AzureTableDestination {
     async fn send(&self, lead: &Lead, ctx: SendContext) -> Result<Delivered, DestinationError> {
-        if !self.options.allow_private
-            && let Err(rule) = check_url(&self.cs.endpoint, false)
-        {
-            return Err(DestinationError::permanent(format!("table endpoint {rule}")));
-        }
         if !self.table_ready.load(Ordering::Relaxed) {
             self.create_table(ctx.now).await?;
         }

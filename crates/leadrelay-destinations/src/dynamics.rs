@@ -7,14 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use leadrelay_core::destination::{
-    Connector, Delivered, Destination, DestinationError, ErrorClass, FieldError, NetworkPolicy, PreparedSettings,
-    SendContext,
+    Connector, Delivered, Destination, DestinationError, DestinationRole, ErrorClass, FieldError, NetworkPolicy,
+    PreparedSettings, SendContext,
 };
 use leadrelay_core::{Lead, Timestamp};
+use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::https::HttpsOptions;
-use crate::network::check_url;
+use crate::network::{Answer, JSON_CAP, Network, check_url};
+use crate::settings::{self, KindSettings};
 
 /// Refresh a cached token this long before it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(300);
@@ -73,16 +74,127 @@ pub fn token_hint(codes: &[u64], error: &str) -> &'static str {
     }
 }
 
+/// The settings of a `dynamics365` destination, as the API takes them and as they are stored.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DynamicsSettings {
+    /// The instance URL, e.g. `https://contoso.crm4.dynamics.com`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The Directory (tenant) ID.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    /// The Application (client) ID.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The client secret's value (a secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// The token endpoint; the tenant's on the Microsoft identity platform by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_url: Option<String>,
+    /// The `leadsourcecode` choice value (8 is Web).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lead_source_code: Option<u32>,
+}
+
+impl KindSettings for DynamicsSettings {
+    const SHAPE: &'static str = "must be an object with url, tenant_id, client_id and client_secret";
+
+    fn type_rule(field: &str) -> std::borrow::Cow<'static, str> {
+        match field {
+            "lead_source_code" => "must be a lead source choice value (8 is Web)".into(),
+            _ => "must be a string".into(),
+        }
+    }
+}
+
+/// Checked `dynamics365` settings.
+struct DynamicsConfig {
+    url: String,
+    tenant_id: String,
+    client_id: String,
+    client_secret: String,
+    token_url: String,
+    lead_source_code: u32,
+}
+
+/// A text setting, trimmed; blank counts as absent.
+fn text(v: Option<&String>) -> Option<String> {
+    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+impl DynamicsSettings {
+    fn check(self, mut problems: settings::Problems, allow_private: bool) -> Result<DynamicsConfig, Vec<FieldError>> {
+        let url = match text(self.url.as_ref()).map(|u| check_url(&u, allow_private)) {
+            Some(Ok(u)) => Some(u.as_str().trim_end_matches('/').to_owned()),
+            Some(Err(rule)) => {
+                problems.add("url", rule);
+                None
+            }
+            None => {
+                problems.add("url", "is required: the instance URL, e.g. https://contoso.crm4.dynamics.com");
+                None
+            }
+        };
+        let mut required = |key: &str, value: Option<&String>, what: &str| {
+            let v = text(value);
+            if v.is_none() {
+                problems.add(key, format!("is required ({what})"));
+            }
+            v
+        };
+        let tenant_id = required("tenant_id", self.tenant_id.as_ref(), "the Directory (tenant) ID");
+        let client_id = required("client_id", self.client_id.as_ref(), "the Application (client) ID");
+        let client_secret = required("client_secret", self.client_secret.as_ref(), "the client secret's value");
+        let token_url = match text(self.token_url.as_ref()) {
+            Some(t) => match check_url(&t, allow_private) {
+                Ok(u) => Some(u.to_string()),
+                Err(rule) => {
+                    problems.add("token_url", rule);
+                    None
+                }
+            },
+            None => tenant_id.as_ref().map(|t| format!("https://login.microsoftonline.com/{t}/oauth2/v2.0/token")),
+        };
+        problems.finish(|| DynamicsConfig {
+            url: url.expect("checked"),
+            tenant_id: tenant_id.expect("checked"),
+            client_id: client_id.expect("checked"),
+            client_secret: client_secret.expect("checked"),
+            token_url: token_url.expect("checked"),
+            lead_source_code: self.lead_source_code.unwrap_or(8),
+        })
+    }
+}
+
+impl DynamicsConfig {
+    fn to_settings(&self) -> DynamicsSettings {
+        DynamicsSettings {
+            url: Some(self.url.clone()),
+            tenant_id: Some(self.tenant_id.clone()),
+            client_id: Some(self.client_id.clone()),
+            client_secret: Some(self.client_secret.clone()),
+            token_url: Some(self.token_url.clone()),
+            lead_source_code: Some(self.lead_source_code),
+        }
+    }
+}
+
 /// The `dynamics365` connector.
 pub struct DynamicsConnector {
-    client: reqwest::Client,
-    options: Arc<HttpsOptions>,
+    net: Network,
 }
 
 impl DynamicsConnector {
-    /// A connector sharing the HTTP settings of every destination.
-    pub fn new(options: &HttpsOptions) -> Self {
-        Self { client: crate::network::client(options), options: Arc::new(options.clone()) }
+    /// A connector on the shared network.
+    pub fn new(net: Network) -> Self {
+        Self { net }
+    }
+
+    fn parse(&self, settings: &serde_json::Value, allow_private: bool) -> Result<DynamicsConfig, Vec<FieldError>> {
+        let (parsed, problems) = settings::parse::<DynamicsSettings>(self.kind(), settings)?;
+        parsed.check(problems, allow_private)
     }
 }
 
@@ -91,8 +203,8 @@ impl Connector for DynamicsConnector {
         "dynamics365"
     }
 
-    fn role(&self) -> leadrelay_core::destination::DestinationRole {
-        leadrelay_core::destination::DestinationRole::StoresLeads
+    fn role(&self) -> DestinationRole {
+        DestinationRole::StoresLeads
     }
 
     fn secret_fields(&self) -> &'static [&'static str] {
@@ -100,106 +212,33 @@ impl Connector for DynamicsConnector {
     }
 
     fn prepare(&self, settings: serde_json::Value, policy: NetworkPolicy) -> Result<PreparedSettings, Vec<FieldError>> {
-        const KEYS: [&str; 6] = ["url", "tenant_id", "client_id", "client_secret", "token_url", "lead_source_code"];
-        let Some(map) = settings.as_object() else {
-            return Err(vec![FieldError::new(
-                "settings",
-                "must be an object with url, tenant_id, client_id and client_secret",
-            )]);
-        };
-        let allow_private = policy.allow_private || self.options.allow_private;
-        let mut errors = crate::unknown_keys(map, &KEYS, self.kind());
-        let text = |k: &str| map.get(k).and_then(|v| v.as_str()).map(str::trim).filter(|v| !v.is_empty());
-        let url = match text("url").map(|u| check_url(u, allow_private)) {
-            Some(Ok(u)) => Some(u.as_str().trim_end_matches('/').to_owned()),
-            Some(Err(rule)) => {
-                errors.push(FieldError::new("settings.url", rule));
-                None
-            }
-            None => {
-                errors.push(FieldError::new(
-                    "settings.url",
-                    "is required: the instance URL, e.g. https://contoso.crm4.dynamics.com",
-                ));
-                None
-            }
-        };
-        for (key, what) in [
-            ("tenant_id", "the Directory (tenant) ID"),
-            ("client_id", "the Application (client) ID"),
-            ("client_secret", "the client secret's value"),
-        ] {
-            if text(key).is_none() {
-                errors.push(FieldError::new(format!("settings.{key}"), format!("is required ({what})")));
-            }
-        }
-        let token_url = match text("token_url") {
-            Some(t) => match check_url(t, allow_private) {
-                Ok(u) => Some(u.to_string()),
-                Err(rule) => {
-                    errors.push(FieldError::new("settings.token_url", rule));
-                    None
-                }
-            },
-            None => text("tenant_id").map(|t| format!("https://login.microsoftonline.com/{t}/oauth2/v2.0/token")),
-        };
-        let code = match map.get("lead_source_code") {
-            None | Some(serde_json::Value::Null) => Some(8),
-            Some(v) => v.as_u64().and_then(|n| u32::try_from(n).ok()).or_else(|| {
-                errors.push(FieldError::new(
-                    "settings.lead_source_code",
-                    "must be a lead source choice value (8 is Web)",
-                ));
-                None
-            }),
-        };
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        Ok(PreparedSettings {
-            stored: serde_json::json!({
-                "url": url, "tenant_id": text("tenant_id"), "client_id": text("client_id"),
-                "client_secret": text("client_secret"), "token_url": token_url, "lead_source_code": code,
-            }),
-            generated_secret: None,
-        })
+        let config = self.parse(&settings, self.net.allows_private(policy))?;
+        Ok(PreparedSettings { stored: settings::to_stored(&config.to_settings()), generated_secret: None })
     }
 
     fn build(&self, settings: &serde_json::Value) -> Result<Arc<dyn Destination>, DestinationError> {
-        let get = |k: &str| {
-            settings
-                .get(k)
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
-                .ok_or_else(|| DestinationError::permanent(format!("stored {k} is missing")))
-        };
+        let config = self.parse(settings, self.net.allow_private()).map_err(settings::stored_error)?;
         Ok(Arc::new(DynamicsDestination {
-            client: self.client.clone(),
-            url: get("url")?,
-            token_url: get("token_url")?,
-            client_id: get("client_id")?,
-            client_secret: get("client_secret")?,
-            lead_source_code: settings
-                .get("lead_source_code")
-                .and_then(|v| v.as_u64())
-                .and_then(|n| u32::try_from(n).ok())
-                .unwrap_or(8),
+            net: self.net.clone(),
+            url: config.url,
+            token_url: config.token_url,
+            client_id: config.client_id,
+            client_secret: config.client_secret,
+            lead_source_code: config.lead_source_code,
             token: Mutex::new(None),
-            options: Arc::clone(&self.options),
         }))
     }
 }
 
 /// One Dynamics instance.
 pub struct DynamicsDestination {
-    client: reqwest::Client,
+    net: Network,
     url: String,
     token_url: String,
     client_id: String,
     client_secret: String,
     lead_source_code: u32,
     token: Mutex<Option<(String, Timestamp)>>,
-    options: Arc<HttpsOptions>,
 }
 
 impl DynamicsDestination {
@@ -219,22 +258,25 @@ impl DynamicsDestination {
             ("scope", &format!("{}/.default", self.url)),
         ];
         let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
-        let response = self
-            .client
-            .post(&self.token_url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .map_err(crate::network::transport_error)?;
-        let status = response.status().as_u16();
-        let json: serde_json::Value = response.json().await.unwrap_or_default();
+        let request =
+            self.net.post(&self.token_url).header("content-type", "application/x-www-form-urlencoded").body(body);
+        let answer = self.net.send(request, JSON_CAP).await?;
+        let (status, json) = (answer.status, answer.json());
         if (200..300).contains(&status)
             && let Some(t) = json.get("access_token").and_then(|t| t.as_str())
         {
             let lifetime = Duration::from_secs(json.get("expires_in").and_then(|e| e.as_u64()).unwrap_or(3599));
             *cached = Some((t.to_owned(), now.plus(lifetime)));
             return Ok(t.to_owned());
+        }
+        if (200..300).contains(&status) {
+            let what = if answer.truncated { "an answer too large to be a token" } else { "no access token" };
+            return Err(DestinationError {
+                status: Some(status),
+                ..DestinationError::permanent(format!("the token endpoint answered {status} with {what}")).with_hint(
+                    "token_url is not an OAuth token endpoint: leave it out to use the tenant's Microsoft identity platform endpoint",
+                )
+            });
         }
         let error = json.get("error").and_then(|e| e.as_str()).unwrap_or("").to_owned();
         let codes: Vec<u64> = json
@@ -261,8 +303,9 @@ impl DynamicsDestination {
         })
     }
 
-    async fn create(&self, token: &str, record: &serde_json::Value) -> Result<reqwest::Response, DestinationError> {
-        self.client
+    async fn create(&self, token: &str, record: &serde_json::Value) -> Result<Answer, DestinationError> {
+        let request = self
+            .net
             .post(format!("{}/api/data/v9.2/leads", self.url))
             .bearer_auth(token)
             .header("content-type", "application/json; charset=utf-8")
@@ -270,10 +313,8 @@ impl DynamicsDestination {
             .header("odata-maxversion", "4.0")
             .header("odata-version", "4.0")
             .header("prefer", "return=representation")
-            .body(record.to_string())
-            .send()
-            .await
-            .map_err(crate::network::transport_error)
+            .body(record.to_string());
+        self.net.send(request, JSON_CAP).await
     }
 }
 
@@ -281,20 +322,12 @@ impl DynamicsDestination {
 impl Destination for DynamicsDestination {
     async fn send(&self, lead: &Lead, ctx: SendContext) -> Result<Delivered, DestinationError> {
         let record = lead_record(lead, self.lead_source_code);
-        let mut response = self.create(&self.token(ctx.now, false).await?, &record).await?;
-        if response.status().as_u16() == 401 {
+        let mut answer = self.create(&self.token(ctx.now, false).await?, &record).await?;
+        if answer.status == 401 {
             // The cached token was revoked or expired early: one fresh token, one more try.
-            response = self.create(&self.token(ctx.now, true).await?, &record).await?;
+            answer = self.create(&self.token(ctx.now, true).await?, &record).await?;
         }
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(crate::https::parse_retry_after);
-        let bytes = response.bytes().await.unwrap_or_default();
-        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        classify(status, &json, retry_after, crate::excerpt(&bytes, self.options.excerpt_bytes))
+        classify(answer.status, &answer.json(), answer.retry_after(), answer.excerpt(self.net.options().excerpt_bytes))
     }
 }
 

@@ -2,22 +2,35 @@
 //! over SMTP (STARTTLS or implicit TLS with rustls, AUTH). By default the message holds no
 //! personal data (the marketplace refuses to send lead data over email, and `.edu` leads carry
 //! none): offer, action, stage, source, time and a link to the lead.
+//!
+//! The SMTP host goes through the network layer's guard like every HTTP host: we resolve it,
+//! check every address, and lettre connects to a checked address while TLS still verifies the
+//! host name. A CA to trust is given as PEM text in the settings, never as a server path.
 
+use std::borrow::Cow;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use leadrelay_core::Lead;
 use leadrelay_core::destination::{
-    Connector, Delivered, Destination, DestinationError, ErrorClass, FieldError, NetworkPolicy, Notice,
-    PreparedSettings, SendContext,
+    Connector, Delivered, Destination, DestinationError, DestinationRole, ErrorClass, FieldError, NetworkPolicy,
+    Notice, PreparedSettings, SendContext,
 };
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::{Deserialize, Serialize};
+
+use crate::network::{Network, check_host};
+use crate::settings::{self, KindSettings};
+
+/// The most PEM text `ca_pem` may hold: a CA certificate with its chain is a few KiB.
+pub const CA_PEM_MAX: usize = 64 * 1024;
 
 /// How the connection is secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TlsMode {
     /// Plain text: only for a local relay (needs `delivery.allow_private_destinations`).
     None,
@@ -25,17 +38,6 @@ pub enum TlsMode {
     Starttls,
     /// TLS from the first byte (port 465).
     Tls,
-}
-
-impl TlsMode {
-    fn parse(s: &str) -> Option<Self> {
-        match s {
-            "none" => Some(Self::None),
-            "starttls" => Some(Self::Starttls),
-            "tls" => Some(Self::Tls),
-            _ => None,
-        }
-    }
 }
 
 /// Parses the contact list: `;`, `,` or newlines between addresses; blanks dropped; each checked;
@@ -104,33 +106,214 @@ pub fn body(lead: &Lead, link_base: &str, include_personal_data: bool) -> String
     b
 }
 
+/// The settings of an `email` destination, as the API takes them and as they are stored.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettings {
+    /// The SMTP server's host name (or IP address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Its port, usually 587 (starttls) or 465 (tls).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// How the connection is secured; `starttls` by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsMode>,
+    /// AUTH user name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// AUTH password (a secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// The sender address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The contact list: addresses separated by `;`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Put the customer's details in the message (never for a withheld lead); off by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub include_personal_data: Option<bool>,
+    /// PEM text of a CA certificate to trust besides the public roots (a private mail server's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
+}
+
+impl KindSettings for EmailSettings {
+    const SHAPE: &'static str = "must be an object with host, port, tls, from and to";
+
+    fn type_rule(field: &str) -> Cow<'static, str> {
+        match field {
+            "port" => PORT_RULE.into(),
+            "tls" => "must be none, starttls or tls".into(),
+            "include_personal_data" => "must be true or false".into(),
+            _ => "must be a string".into(),
+        }
+    }
+
+    fn retired_field(field: &str) -> Option<&'static str> {
+        (field == "ca_file").then_some(
+            "is no longer accepted (a path on the server is not a publisher's to choose): put the CA certificate's \
+             PEM text in ca_pem instead",
+        )
+    }
+}
+
+const PORT_RULE: &str = "must be a port number, usually 587 (starttls) or 465 (tls)";
+const CA_RULE: &str = "must be the PEM text of the CA certificate to trust (-----BEGIN CERTIFICATE----- ...)";
+
+/// Checks `ca_pem`: at most [`CA_PEM_MAX`] bytes, one or more certificates, each one that a
+/// TLS client can trust.
+fn parse_ca(pem: &str) -> Result<Certificate, Cow<'static, str>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    if pem.len() > CA_PEM_MAX {
+        return Err(format!("must be at most {} KiB of PEM text", CA_PEM_MAX / 1024).into());
+    }
+    let ders = CertificateDer::pem_slice_iter(pem.as_bytes()).collect::<Result<Vec<_>, _>>().map_err(|_| CA_RULE)?;
+    if ders.is_empty() {
+        return Err(CA_RULE.into());
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for der in ders {
+        roots.add(der).map_err(|_| CA_RULE)?;
+    }
+    Certificate::from_pem(pem.as_bytes()).map_err(|_| CA_RULE.into())
+}
+
+/// Checked `email` settings.
+struct EmailConfig {
+    host: String,
+    port: u16,
+    tls: TlsMode,
+    credentials: Option<(String, String)>,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+    raw_to: String,
+    include_personal_data: bool,
+    ca_pem: Option<(String, Certificate)>,
+}
+
+impl EmailSettings {
+    fn check(self, mut problems: settings::Problems, allow_private: bool) -> Result<EmailConfig, Vec<FieldError>> {
+        let host = self.host.as_deref().map(str::trim).unwrap_or("").to_owned();
+        if self.host.is_none() {
+            problems.add("host", "is required (the SMTP server's host name)");
+        } else if host.is_empty() {
+            problems.add("host", "is required");
+        } else {
+            match parse_host(&host) {
+                Some(parsed) => {
+                    if let Err(rule) = check_host(&parsed, allow_private) {
+                        problems.add("host", rule);
+                    }
+                }
+                None => problems.add("host", "must be a host name or an IP address"),
+            }
+        }
+        let port = self.port.filter(|p| *p > 0);
+        if port.is_none() {
+            problems.add("port", PORT_RULE);
+        }
+        let tls = self.tls.unwrap_or(TlsMode::Starttls);
+        if tls == TlsMode::None && !allow_private {
+            problems.add("tls", "none sends mail and passwords unencrypted: use starttls or tls");
+        }
+        let credentials = match (self.username, self.password) {
+            (Some(u), Some(p)) => Some((u, p)),
+            (None, None) => None,
+            _ => {
+                problems.add("password", "username and password go together");
+                None
+            }
+        };
+        let from = match self.from.as_deref().map(str::parse::<Mailbox>) {
+            Some(Ok(m)) => Some(m),
+            Some(Err(_)) => {
+                problems.add("from", "is not an email address");
+                None
+            }
+            None => {
+                problems.add("from", "is required (the sender address)");
+                None
+            }
+        };
+        let to = match self.to.as_deref().map(parse_recipients) {
+            Some(Ok(list)) => Some(list),
+            Some(Err(rule)) => {
+                problems.add("to", rule);
+                None
+            }
+            None => {
+                problems.add("to", "is required: one or more addresses separated by ';'");
+                None
+            }
+        };
+        let ca_pem = match self.ca_pem.map(|pem| parse_ca(&pem).map(|cert| (pem, cert))) {
+            Some(Ok(ca)) => Some(ca),
+            Some(Err(rule)) => {
+                problems.add("ca_pem", rule);
+                None
+            }
+            None => None,
+        };
+        problems.finish(|| EmailConfig {
+            host,
+            port: port.expect("checked"),
+            tls,
+            credentials,
+            from: from.expect("checked"),
+            to: to.expect("checked"),
+            raw_to: self.to.expect("checked"),
+            include_personal_data: self.include_personal_data.unwrap_or(false),
+            ca_pem,
+        })
+    }
+}
+
+/// A host setting as a URL host: a name, an IPv4 address, or an IPv6 address with or without
+/// brackets.
+fn parse_host(host: &str) -> Option<url::Host<String>> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Some(match ip {
+            std::net::IpAddr::V4(v4) => url::Host::Ipv4(v4),
+            std::net::IpAddr::V6(v6) => url::Host::Ipv6(v6),
+        });
+    }
+    url::Host::parse(host).ok()
+}
+
+impl EmailConfig {
+    fn to_settings(&self) -> EmailSettings {
+        EmailSettings {
+            host: Some(self.host.clone()),
+            port: Some(self.port),
+            tls: Some(self.tls),
+            username: self.credentials.as_ref().map(|(u, _)| u.clone()),
+            password: self.credentials.as_ref().map(|(_, p)| p.clone()),
+            from: Some(self.from.to_string()),
+            to: Some(self.raw_to.clone()),
+            include_personal_data: Some(self.include_personal_data),
+            ca_pem: self.ca_pem.as_ref().map(|(pem, _)| pem.clone()),
+        }
+    }
+}
+
 /// The `email` connector.
 pub struct EmailConnector {
-    allow_private: bool,
-    timeout: Duration,
+    net: Network,
     link_base: String,
 }
 
 impl EmailConnector {
     /// A connector whose messages link to leads under `link_base` (e.g. `https://leads.example.com`).
-    pub fn new(options: &crate::https::HttpsOptions, link_base: String) -> Self {
-        crate::install_crypto_provider();
-        Self { allow_private: options.allow_private, timeout: options.request_timeout, link_base }
+    pub fn new(net: Network, link_base: String) -> Self {
+        Self { net, link_base }
     }
-}
 
-fn text<'a>(
-    map: &'a serde_json::Map<String, serde_json::Value>,
-    key: &str,
-    errors: &mut Vec<FieldError>,
-) -> Option<&'a str> {
-    match map.get(key) {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(s)) => Some(s.as_str()),
-        Some(_) => {
-            errors.push(FieldError::new(format!("settings.{key}"), "must be a string"));
-            None
-        }
+    fn parse(&self, settings: &serde_json::Value, allow_private: bool) -> Result<EmailConfig, Vec<FieldError>> {
+        let (parsed, problems) = settings::parse::<EmailSettings>(self.kind(), settings)?;
+        parsed.check(problems, allow_private)
     }
 }
 
@@ -139,8 +322,8 @@ impl Connector for EmailConnector {
         "email"
     }
 
-    fn role(&self) -> leadrelay_core::destination::DestinationRole {
-        leadrelay_core::destination::DestinationRole::NotifiesPeople
+    fn role(&self) -> DestinationRole {
+        DestinationRole::NotifiesPeople
     }
 
     fn secret_fields(&self) -> &'static [&'static str] {
@@ -148,119 +331,35 @@ impl Connector for EmailConnector {
     }
 
     fn prepare(&self, settings: serde_json::Value, policy: NetworkPolicy) -> Result<PreparedSettings, Vec<FieldError>> {
-        const KEYS: [&str; 9] =
-            ["host", "port", "tls", "username", "password", "from", "to", "include_personal_data", "ca_file"];
-        let Some(map) = settings.as_object() else {
-            return Err(vec![FieldError::new("settings", "must be an object with host, port, tls, from and to")]);
-        };
-        let allow_private = policy.allow_private || self.allow_private;
-        let mut errors = crate::unknown_keys(map, &KEYS, self.kind());
-        match text(map, "host", &mut errors) {
-            None => errors.push(FieldError::new("settings.host", "is required (the SMTP server's host name)")),
-            Some(h) if h.trim().is_empty() => errors.push(FieldError::new("settings.host", "is required")),
-            Some(h) => {
-                if !allow_private && crate::network::check_url(&format!("https://{h}/"), false).is_err() {
-                    errors.push(FieldError::new(
-                        "settings.host",
-                        "points to an address that is not publicly routable (set delivery.allow_private_destinations to allow it)",
-                    ));
-                }
-            }
-        }
-        match map.get("port") {
-            Some(p) if p.as_u64().is_some_and(|n| (1..=65_535).contains(&n)) => {}
-            _ => errors
-                .push(FieldError::new("settings.port", "must be a port number, usually 587 (starttls) or 465 (tls)")),
-        }
-        let tls = match text(map, "tls", &mut errors).map(TlsMode::parse) {
-            Some(Some(m)) => Some(m),
-            None => Some(TlsMode::Starttls),
-            Some(None) => {
-                errors.push(FieldError::new("settings.tls", "must be none, starttls or tls"));
-                None
-            }
-        };
-        if tls == Some(TlsMode::None) && !allow_private {
-            errors.push(FieldError::new(
-                "settings.tls",
-                "none sends mail and passwords unencrypted: use starttls or tls",
-            ));
-        }
-        let (user, password) = (text(map, "username", &mut errors), text(map, "password", &mut errors));
-        if user.is_some() != password.is_some() {
-            errors.push(FieldError::new("settings.password", "username and password go together"));
-        }
-        match text(map, "from", &mut errors).map(|f| f.parse::<Mailbox>()) {
-            Some(Ok(_)) => {}
-            Some(Err(_)) => errors.push(FieldError::new("settings.from", "is not an email address")),
-            None => errors.push(FieldError::new("settings.from", "is required (the sender address)")),
-        }
-        match text(map, "to", &mut errors) {
-            Some(to) => {
-                if let Err(rule) = parse_recipients(to) {
-                    errors.push(FieldError::new("settings.to", rule));
-                }
-            }
-            None => errors.push(FieldError::new("settings.to", "is required: one or more addresses separated by ';'")),
-        }
-        if map.get("include_personal_data").is_some_and(|v| !v.is_boolean() && !v.is_null()) {
-            errors.push(FieldError::new("settings.include_personal_data", "must be true or false"));
-        }
-        if let Some(path) = text(map, "ca_file", &mut errors) {
-            match std::fs::read(path) {
-                Ok(pem) if Certificate::from_pem(&pem).is_ok() => {}
-                _ => errors.push(FieldError::new(
-                    "settings.ca_file",
-                    "must be a readable PEM file with the CA certificate to trust",
-                )),
-            }
-        }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        let mut stored = settings.clone();
-        stored["tls"] = serde_json::json!(map.get("tls").and_then(|v| v.as_str()).unwrap_or("starttls"));
-        stored["include_personal_data"] =
-            serde_json::json!(map.get("include_personal_data").and_then(|v| v.as_bool()).unwrap_or(false));
-        Ok(PreparedSettings { stored, generated_secret: None })
+        let config = self.parse(&settings, self.net.allows_private(policy))?;
+        Ok(PreparedSettings { stored: settings::to_stored(&config.to_settings()), generated_secret: None })
     }
 
     fn build(&self, settings: &serde_json::Value) -> Result<Arc<dyn Destination>, DestinationError> {
-        let broken = || DestinationError::permanent("stored email settings are not valid");
-        let get = |k: &str| settings.get(k).and_then(|v| v.as_str());
-        let host = get("host").ok_or_else(broken)?;
-        let port =
-            settings.get("port").and_then(|v| v.as_u64()).and_then(|p| u16::try_from(p).ok()).ok_or_else(broken)?;
-        let mode = get("tls").and_then(TlsMode::parse).ok_or_else(broken)?;
-        let tls_params = || -> Result<TlsParameters, DestinationError> {
-            let mut b = TlsParameters::builder(host.to_owned());
-            if let Some(path) = get("ca_file") {
-                let pem = std::fs::read(path).map_err(|_| DestinationError::permanent("the ca_file cannot be read"))?;
-                b = b.add_root_certificate(Certificate::from_pem(&pem).map_err(|_| broken())?);
+        let config = self.parse(settings, self.net.allow_private()).map_err(settings::stored_error)?;
+        let tls = match config.tls {
+            TlsMode::None => None,
+            mode => {
+                let mut b = TlsParameters::builder(config.host.clone());
+                if let Some((_, cert)) = config.ca_pem {
+                    b = b.add_root_certificate(cert);
+                }
+                let params = b.build_rustls().map_err(|_| {
+                    DestinationError::permanent("the TLS settings could not be built")
+                        .with_hint("check ca_pem: it must be a CA certificate")
+                })?;
+                Some(if mode == TlsMode::Tls { Tls::Wrapper(params) } else { Tls::Required(params) })
             }
-            b.build_rustls().map_err(|_| broken())
         };
-        let mut builder = match mode {
-            TlsMode::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
-            TlsMode::Starttls => {
-                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host).tls(Tls::Required(tls_params()?))
-            }
-            TlsMode::Tls => {
-                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host).tls(Tls::Wrapper(tls_params()?))
-            }
-        }
-        .port(port)
-        .timeout(Some(self.timeout));
-        if let (Some(u), Some(p)) = (get("username"), get("password")) {
-            builder = builder.credentials(Credentials::new(u.to_owned(), p.to_owned()));
-        }
-        let from: Mailbox = get("from").and_then(|f| f.parse().ok()).ok_or_else(broken)?;
-        let to = parse_recipients(get("to").ok_or_else(broken)?).map_err(|_| broken())?;
         Ok(Arc::new(EmailDestination {
-            transport: builder.build(),
-            from,
-            to,
-            include_personal_data: settings.get("include_personal_data").and_then(|v| v.as_bool()).unwrap_or(false),
+            net: self.net.clone(),
+            host: config.host,
+            port: config.port,
+            tls,
+            credentials: config.credentials.map(|(u, p)| Credentials::new(u, p)),
+            from: config.from,
+            to: config.to,
+            include_personal_data: config.include_personal_data,
             link_base: self.link_base.clone(),
         }))
     }
@@ -268,7 +367,11 @@ impl Connector for EmailConnector {
 
 /// One configured notification list.
 pub struct EmailDestination {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    net: Network,
+    host: String,
+    port: u16,
+    tls: Option<Tls>,
+    credentials: Option<Credentials>,
     from: Mailbox,
     to: Vec<Mailbox>,
     include_personal_data: bool,
@@ -311,10 +414,31 @@ impl EmailDestination {
         }
         let message =
             message.body(body).map_err(|_| DestinationError::permanent("the notification could not be built"))?;
-        match self.transport.send(message).await {
-            Ok(response) => Ok(response.code().into()),
-            Err(e) => Err(classify(&e)),
+        let addrs = self.net.resolve(&self.host, self.port).await?;
+        let mut last = None;
+        for addr in addrs {
+            match self.transport(addr).send(message.clone()).await {
+                Ok(response) => return Ok(response.code().into()),
+                // Nothing was said yet on a connection that failed: the next address may answer.
+                Err(e) if never_connected(&e) => last = Some(e),
+                Err(e) => return Err(classify(&e)),
+            }
         }
+        Err(last.map_or_else(|| DestinationError::transient("the host has no address"), |e| classify(&e)))
+    }
+
+    /// A transport to one checked address; TLS verifies the configured host name.
+    fn transport(&self, addr: SocketAddr) -> AsyncSmtpTransport<Tokio1Executor> {
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(addr.ip().to_string())
+            .port(addr.port())
+            .timeout(Some(self.net.options().request_timeout));
+        if let Some(tls) = &self.tls {
+            builder = builder.tls(tls.clone());
+        }
+        if let Some(c) = &self.credentials {
+            builder = builder.credentials(c.clone());
+        }
+        builder.build()
     }
 }
 
@@ -338,6 +462,29 @@ impl Destination for EmailDestination {
             Notice::Disabled { destination, .. } => format!("<{destination}.disabled.{}@leadrelay>", body.len()),
         };
         self.deliver(subject, body, id).await.map(drop)
+    }
+}
+
+/// Whether an SMTP error is a connection that never got going (refused, unreachable), as
+/// opposed to an answer, a TLS failure or a timeout.
+fn never_connected(e: &lettre::transport::smtp::Error) -> bool {
+    e.status().is_none() && !e.is_response() && !e.is_client() && !e.is_tls() && !e.is_timeout() && {
+        let mut source = std::error::Error::source(e);
+        let mut refused = false;
+        while let Some(s) = source {
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                refused = matches!(
+                    io.kind(),
+                    std::io::ErrorKind::ConnectionRefused
+                        | std::io::ErrorKind::HostUnreachable
+                        | std::io::ErrorKind::NetworkUnreachable
+                        | std::io::ErrorKind::AddrNotAvailable
+                );
+                break;
+            }
+            source = s.source();
+        }
+        refused
     }
 }
 
@@ -372,7 +519,7 @@ fn classify(e: &lettre::transport::smtp::Error) -> DestinationError {
         None if e.is_tls() => (
             ErrorClass::Transient,
             "the TLS handshake with the SMTP server failed",
-            "the server's certificate is not trusted or not valid for the host name: fix it, or give the CA in ca_file",
+            "the server's certificate is not trusted or not valid for the host name: fix it, or give the CA's PEM text in ca_pem",
         ),
         None if e.is_timeout() => (
             ErrorClass::Transient,
@@ -398,6 +545,159 @@ fn classify(e: &lettre::transport::smtp::Error) -> DestinationError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::NetworkOptions;
+
+    fn connector(allow_private: bool) -> EmailConnector {
+        EmailConnector::new(
+            Network::new(NetworkOptions { allow_private, ..NetworkOptions::default() }),
+            "https://leads.example.com".to_owned(),
+        )
+    }
+
+    fn settings(host: &str, port: u16) -> serde_json::Value {
+        serde_json::json!({"host": host, "port": port, "tls": "starttls", "from": "leadrelay@contoso.com",
+                           "to": "ops@contoso.com"})
+    }
+
+    fn field_errors(errors: &[FieldError]) -> Vec<(&str, &str)> {
+        errors.iter().map(|e| (e.path.as_str(), e.message.as_str())).collect()
+    }
+
+    #[test]
+    fn a_ca_file_is_refused_and_never_read() {
+        // A FIFO with no writer: reading it would block forever, so finishing proves it was not read.
+        let dir = std::env::temp_dir().join(format!("leadrelay-ca-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("ca.pem");
+        let _ = std::fs::remove_file(&fifo);
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let c = connector(true);
+        for path in ["/etc/shadow", "/proc/self/environ", "/dev/zero", fifo.to_str().unwrap()] {
+            let mut s = settings("smtp.example.com", 587);
+            s["ca_file"] = serde_json::json!(path);
+            let errors = c.prepare(s.clone(), NetworkPolicy::default()).unwrap_err();
+            let got = field_errors(&errors);
+            assert_eq!(got.len(), 1, "{got:?}");
+            assert_eq!(got[0].0, "settings.ca_file");
+            assert!(got[0].1.contains("ca_pem"), "the error says what to use instead: {}", got[0].1);
+            let stored = c.build(&s).err().expect("a stored ca_file is refused too");
+            assert!(
+                stored.message.contains("settings.ca_file") && stored.message.contains("ca_pem"),
+                "{}",
+                stored.message
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn ca_pem_must_be_a_certificate_of_bounded_size() {
+        let c = connector(true);
+        let with_ca = |pem: &str| {
+            let mut s = settings("smtp.example.com", 587);
+            s["ca_pem"] = serde_json::json!(pem);
+            s
+        };
+        let good = leadrelay_testkit::smtp::unrelated_ca_pem();
+        let prepared = c.prepare(with_ca(&good), NetworkPolicy::default()).unwrap();
+        assert_eq!(prepared.stored["ca_pem"], good.as_str(), "the PEM text is stored as given");
+        assert!(c.build(&prepared.stored).is_ok());
+        let garbled = good.replacen("MII", "MIX", 1);
+        let key = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n";
+        let huge = format!("{good}{}", " ".repeat(CA_PEM_MAX));
+        for (pem, rule) in [
+            ("/etc/ssl/certs/ca-certificates.crt", "PEM text"),
+            (garbled.as_str(), "PEM text"),
+            (key, "PEM text"),
+            (huge.as_str(), "64 KiB"),
+        ] {
+            let errors = c.prepare(with_ca(pem), NetworkPolicy::default()).unwrap_err();
+            let got = field_errors(&errors);
+            assert_eq!(got.len(), 1, "{got:?}");
+            assert_eq!(got[0].0, "settings.ca_pem");
+            assert!(got[0].1.contains(rule), "{}", got[0].1);
+        }
+    }
+
+    #[test]
+    fn settings_are_typed_and_every_wrong_field_is_named() {
+        let c = connector(true);
+        let bad = serde_json::json!({"host": "", "port": "587", "tls": "ssl", "from": "nope", "to": "a@b.com; x",
+                                     "username": "u", "include_personal_data": "yes", "cc": "x@y.com"});
+        let errors = c.prepare(bad, NetworkPolicy::default()).unwrap_err();
+        let mut got = field_errors(&errors);
+        got.sort_unstable();
+        assert_eq!(
+            got,
+            [
+                (
+                    "settings.cc",
+                    "is not a setting of email destinations (expected host, port, tls, username, password, from, to, include_personal_data, ca_pem)"
+                ),
+                ("settings.from", "is not an email address"),
+                ("settings.host", "is required"),
+                ("settings.include_personal_data", "must be true or false"),
+                ("settings.password", "username and password go together"),
+                ("settings.port", "must be a port number, usually 587 (starttls) or 465 (tls)"),
+                ("settings.tls", "must be none, starttls or tls"),
+                ("settings.to", "entry 2 is not an email address"),
+            ]
+        );
+        let prepared = c.prepare(settings(" smtp.example.com ", 587), NetworkPolicy::default()).unwrap();
+        assert_eq!(
+            prepared.stored,
+            serde_json::json!({"host": "smtp.example.com", "port": 587, "tls": "starttls",
+                               "from": "leadrelay@contoso.com", "to": "ops@contoso.com", "include_personal_data": false})
+        );
+    }
+
+    #[tokio::test]
+    async fn without_the_private_switch_localhost_names_are_refused_and_nothing_connects() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let guarded = connector(false);
+        for host in [
+            "localhost",
+            "localhost.",
+            "LOCALHOST",
+            "foo.localhost.",
+            "127.0.0.1",
+            "::1",
+            "[::127.0.0.1]",
+            "[::ffff:0:127.0.0.1]",
+            "fec0::1",
+        ] {
+            let errors = guarded.prepare(settings(host, port), NetworkPolicy::default()).unwrap_err();
+            assert_eq!(field_errors(&errors)[0].0, "settings.host", "{host}");
+            let stored = guarded.build(&settings(host, port)).err().expect("refused when built for a send");
+            assert!(stored.message.contains("not publicly routable"), "{host}: {}", stored.message);
+        }
+        // Settings that passed when private hosts were allowed, sent after the switch is off:
+        // the resolver refuses the host before any connection.
+        let sent = EmailDestination {
+            net: guarded.net.clone(),
+            host: "localhost".into(),
+            port,
+            tls: None,
+            credentials: None,
+            from: "leadrelay@contoso.com".parse().unwrap(),
+            to: vec!["ops@contoso.com".parse().unwrap()],
+            include_personal_data: false,
+            link_base: String::new(),
+        };
+        let at = leadrelay_core::Timestamp::from_millis(0);
+        let err = sent
+            .notify(&Notice::Disabled {
+                destination: leadrelay_core::DestinationId::generate(at),
+                destination_name: "x".into(),
+                reason: "test".into(),
+            })
+            .await
+            .unwrap_err();
+        assert!(err.message.contains("not publicly routable"), "{}", err.message);
+        let accepted = tokio::time::timeout(std::time::Duration::from_millis(200), listener.accept()).await;
+        assert!(accepted.is_err(), "nothing connected to the listener");
+    }
 
     #[test]
     fn contact_lists_are_split_checked_and_deduplicated_in_order() {

@@ -2,44 +2,82 @@
 //! headers. `webhook-id` is the lead id, identical on every retry and replay, so receivers can
 //! de-duplicate.
 
+use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use leadrelay_core::Lead;
 use leadrelay_core::destination::{
-    Connector, Delivered, Destination, DestinationError, ErrorClass, FieldError, NetworkPolicy, PreparedSettings,
-    SendContext,
+    Connector, Delivered, Destination, DestinationError, DestinationRole, ErrorClass, FieldError, NetworkPolicy,
+    PreparedSettings, SendContext,
 };
 use leadrelay_core::signing::{WebhookSecret, signature_header};
 use rand::RngCore;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::network::check_url;
+use crate::network::{Network, check_url};
+use crate::settings::{self, KindSettings};
 
-/// Options shared by every https destination.
-#[derive(Debug, Clone)]
-pub struct HttpsOptions {
-    /// Allow private and loopback addresses and plain http.
-    pub allow_private: bool,
-    /// Whole-request timeout.
-    pub request_timeout: Duration,
-    /// Connect timeout.
-    pub connect_timeout: Duration,
-    /// Statuses that dead-letter at once (SPEC §4 default: 400, 401, 403, 404, 422).
-    pub permanent_statuses: Vec<u16>,
-    /// Bytes of response body kept in the attempt log.
-    pub excerpt_bytes: usize,
+/// The settings of an `https` destination, as the API takes them and as they are stored.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpsSettings {
+    /// The receiver's URL (a query-string token such as Power Automate's `sig=` is kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The signing secret, `whsec_<base64>`; generated when absent on create.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
-impl Default for HttpsOptions {
-    fn default() -> Self {
-        Self {
-            allow_private: false,
-            request_timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(10),
-            permanent_statuses: vec![400, 401, 403, 404, 422],
-            excerpt_bytes: 512,
+impl KindSettings for HttpsSettings {
+    const SHAPE: &'static str = "must be an object with 'url' and optionally 'secret'";
+
+    fn type_rule(field: &str) -> Cow<'static, str> {
+        match field {
+            "secret" => "must be a string like whsec_<base64>".into(),
+            _ => "must be a string".into(),
         }
+    }
+}
+
+/// Checked `https` settings.
+struct HttpsConfig {
+    url: url::Url,
+    secret: WebhookSecret,
+}
+
+impl HttpsSettings {
+    fn check(self, mut problems: settings::Problems, allow_private: bool) -> Result<HttpsConfig, Vec<FieldError>> {
+        let url = match self.url.as_deref().map(|u| check_url(u, allow_private)) {
+            Some(Ok(url)) => Some(url),
+            Some(Err(rule)) => {
+                problems.add("url", rule);
+                None
+            }
+            None => {
+                problems.add("url", "is required");
+                None
+            }
+        };
+        let secret = match self.secret.as_deref().map(WebhookSecret::parse) {
+            Some(Ok(secret)) => Some(secret),
+            Some(Err(rule)) => {
+                problems.add("secret", rule.to_string());
+                None
+            }
+            None => {
+                problems.add("secret", "is required");
+                None
+            }
+        };
+        problems.finish(|| HttpsConfig { url: url.expect("checked"), secret: secret.expect("checked") })
+    }
+}
+
+impl HttpsConfig {
+    fn to_settings(&self) -> HttpsSettings {
+        HttpsSettings { url: Some(self.url.to_string()), secret: Some(self.secret.to_whsec()) }
     }
 }
 
@@ -110,15 +148,18 @@ impl<'a> MarketplaceLeadOut<'a> {
 
 /// The `https` connector.
 pub struct HttpsConnector {
-    client: reqwest::Client,
-    options: Arc<HttpsOptions>,
+    net: Network,
 }
 
 impl HttpsConnector {
-    /// A connector whose client refuses redirects and non-global addresses (unless allowed).
-    pub fn new(options: HttpsOptions) -> Self {
-        let client = crate::network::client(&options);
-        Self { client, options: Arc::new(options) }
+    /// A connector on the shared network (no redirects, the SSRF guard).
+    pub fn new(net: Network) -> Self {
+        Self { net }
+    }
+
+    fn parse(&self, settings: &serde_json::Value, allow_private: bool) -> Result<HttpsConfig, Vec<FieldError>> {
+        let (parsed, problems) = settings::parse::<HttpsSettings>(self.kind(), settings)?;
+        parsed.check(problems, allow_private)
     }
 }
 
@@ -127,8 +168,8 @@ impl Connector for HttpsConnector {
         "https"
     }
 
-    fn role(&self) -> leadrelay_core::destination::DestinationRole {
-        leadrelay_core::destination::DestinationRole::StoresLeads
+    fn role(&self) -> DestinationRole {
+        DestinationRole::StoresLeads
     }
 
     fn secret_fields(&self) -> &'static [&'static str] {
@@ -136,112 +177,52 @@ impl Connector for HttpsConnector {
     }
 
     fn prepare(&self, settings: serde_json::Value, policy: NetworkPolicy) -> Result<PreparedSettings, Vec<FieldError>> {
-        let Some(map) = settings.as_object() else {
-            return Err(vec![FieldError::new("settings", "must be an object with 'url' and optionally 'secret'")]);
-        };
-        let mut errors = crate::unknown_keys(map, &["url", "secret"], self.kind());
-        let url = match map.get("url") {
-            Some(serde_json::Value::String(u)) => {
-                match check_url(u, policy.allow_private || self.options.allow_private) {
-                    Ok(url) => Some(url),
-                    Err(rule) => {
-                        errors.push(FieldError::new("settings.url", rule));
-                        None
-                    }
-                }
-            }
-            Some(_) => {
-                errors.push(FieldError::new("settings.url", "must be a string"));
-                None
-            }
-            None => {
-                errors.push(FieldError::new("settings.url", "is required"));
-                None
-            }
-        };
-        let (secret, generated) = match map.get("secret") {
-            None | Some(serde_json::Value::Null) => {
-                let mut bytes = vec![0u8; 32];
-                rand::rng().fill_bytes(&mut bytes);
-                let s = WebhookSecret::from_bytes(bytes).expect("32 bytes is a valid length").to_whsec();
-                (Some(s.clone()), Some(s))
-            }
-            Some(serde_json::Value::String(s)) => match WebhookSecret::parse(s) {
-                Ok(secret) => (Some(secret.to_whsec()), None),
-                Err(rule) => {
-                    errors.push(FieldError::new("settings.secret", rule.to_string()));
-                    (None, None)
-                }
-            },
-            Some(_) => {
-                errors.push(FieldError::new("settings.secret", "must be a string like whsec_<base64>"));
-                (None, None)
-            }
-        };
-        if !errors.is_empty() {
-            return Err(errors);
+        let mut settings = settings;
+        let mut generated = None;
+        if let Some(map) = settings.as_object_mut()
+            && map.get("secret").is_none_or(serde_json::Value::is_null)
+        {
+            let mut bytes = vec![0u8; 32];
+            rand::rng().fill_bytes(&mut bytes);
+            let s = WebhookSecret::from_bytes(bytes).expect("32 bytes is a valid length").to_whsec();
+            map.insert("secret".to_owned(), serde_json::Value::String(s.clone()));
+            generated = Some(s);
         }
-        let stored = serde_json::json!({ "url": url.map(String::from), "secret": secret });
-        Ok(PreparedSettings { stored, generated_secret: generated })
+        let config = self.parse(&settings, self.net.allows_private(policy))?;
+        Ok(PreparedSettings { stored: settings::to_stored(&config.to_settings()), generated_secret: generated })
     }
 
     fn build(&self, settings: &serde_json::Value) -> Result<Arc<dyn Destination>, DestinationError> {
-        let url = settings
-            .get("url")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| DestinationError::permanent("stored url is missing"))?;
-        let url = url::Url::parse(url).map_err(|_| DestinationError::permanent("stored url is not valid"))?;
-        let secret = settings
-            .get("secret")
-            .and_then(|v| v.as_str())
-            .and_then(|s| WebhookSecret::parse(s).ok())
-            .ok_or_else(|| DestinationError::permanent("stored secret is not valid"))?;
-        Ok(Arc::new(HttpsDestination {
-            client: self.client.clone(),
-            url,
-            secrets: vec![secret],
-            options: Arc::clone(&self.options),
-        }))
+        let config = self.parse(settings, self.net.allow_private()).map_err(settings::stored_error)?;
+        Ok(Arc::new(HttpsDestination { net: self.net.clone(), url: config.url, secrets: vec![config.secret] }))
     }
 }
 
 /// One configured https endpoint.
 pub struct HttpsDestination {
-    client: reqwest::Client,
+    net: Network,
     url: url::Url,
     secrets: Vec<WebhookSecret>,
-    options: Arc<HttpsOptions>,
 }
 
 #[async_trait::async_trait]
 impl Destination for HttpsDestination {
     async fn send(&self, lead: &Lead, ctx: SendContext) -> Result<Delivered, DestinationError> {
-        if !self.options.allow_private {
-            // IP-literal hosts never reach the resolver, so they are checked here.
-            if let Err(rule) = check_url(self.url.as_str(), false) {
-                return Err(DestinationError::permanent(format!("destination url {rule}")));
-            }
-        }
         let body = MarketplaceLeadOut::from_lead(lead).to_bytes();
         let msg_id = lead.id.as_str();
         let ts = ctx.now.as_secs();
-        let response = self
-            .client
+        let request = self
+            .net
             .post(self.url.clone())
             .header("content-type", "application/json")
             .header("webhook-id", msg_id)
             .header("webhook-timestamp", ts.to_string())
             .header("webhook-signature", signature_header(&self.secrets, msg_id, ts, &body))
-            .body(body)
-            .send()
-            .await
-            .map_err(crate::network::transport_error)?;
-        let status = response.status().as_u16();
-        let retry_after =
-            response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
-        let bytes = response.bytes().await.unwrap_or_default();
-        let excerpt = crate::excerpt(&bytes, self.options.excerpt_bytes);
-        classify(status, retry_after, excerpt, &self.options.permanent_statuses)
+            .body(body);
+        // Only an excerpt is kept, so only an excerpt is read.
+        let max = self.net.options().excerpt_bytes;
+        let answer = self.net.send(request, max).await?;
+        classify(answer.status, answer.retry_after(), answer.excerpt(max), &self.net.options().permanent_statuses)
     }
 }
 
@@ -271,17 +252,31 @@ pub fn classify(
         s if permanent.contains(&s) => (ErrorClass::Permanent, format!("receiver answered {status} {reason}")),
         _ => (ErrorClass::Transient, format!("receiver answered {status} {reason}")),
     };
-    Err(DestinationError { class, status: Some(status), message, retry_after, excerpt, hint: None })
+    Err(DestinationError {
+        class,
+        status: Some(status),
+        message,
+        retry_after,
+        excerpt,
+        hint: Some(hint(status).to_owned()),
+    })
 }
 
-/// `Retry-After` as seconds or an HTTP date.
-pub fn parse_retry_after(v: &str) -> Option<Duration> {
-    let v = v.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+/// What the publisher should do about a webhook receiver's answer.
+pub fn hint(status: u16) -> &'static str {
+    match status {
+        401 | 403 => {
+            "the receiver refused the credentials: check the secret, or the token in the URL (for a Power Automate \
+             trigger, copy the whole URL including its sig= parameter)"
+        }
+        404 => "the receiver has no such path: check the URL's path",
+        410 => "the receiver says this endpoint is gone: point the destination at its new URL",
+        300..=399 => "the URL redirects, and redirects are not followed: use the final URL",
+        400 | 422 => "the receiver rejected the lead's content: check that it accepts the marketplace's JSON format",
+        429 => "the receiver is rate limiting: leads will be retried when it allows",
+        500.. => "the receiver failed while handling the lead: check its logs; leads will be retried",
+        _ => "the receiver refused the lead: check the destination's URL and the receiver's logs",
     }
-    let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
@@ -334,7 +329,7 @@ mod tests {
 
     #[test]
     fn responses_are_classified_as_the_spec_says() {
-        let p = HttpsOptions::default().permanent_statuses;
+        let p = crate::NetworkOptions::default().permanent_statuses;
         assert!(classify(204, None, None, &p).is_ok());
         let class = |s, ra| classify(s, ra, None, &p).unwrap_err().class;
         assert_eq!(class(410, None), ErrorClass::Gone);
@@ -348,15 +343,8 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_reads_seconds_and_dates() {
-        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after("soon"), None);
-    }
-
-    #[test]
     fn settings_are_checked_and_a_missing_secret_is_generated() {
-        let c = HttpsConnector::new(HttpsOptions::default());
+        let c = HttpsConnector::new(Network::new(crate::NetworkOptions::default()));
         let p = NetworkPolicy::default();
         let ok = c.prepare(serde_json::json!({"url": "https://example.com/hook"}), p).unwrap();
         assert!(ok.generated_secret.as_deref().unwrap().starts_with("whsec_"));

@@ -1,5 +1,7 @@
-//! Destination connectors. Each file is one kind: a pure mapping from a lead to the kind's wire
-//! format, and a thin [`leadrelay_core::destination::Destination`] that does the I/O.
+//! Destination connectors. Each file is one kind: its settings (a typed struct, checked the
+//! same way on create, on Validate and in the worker), a pure mapping from a lead to the kind's
+//! wire format, and a thin [`leadrelay_core::destination::Destination`] that does the I/O
+//! through [`network`], the one outbound layer.
 
 pub mod azure_table;
 pub mod dynamics;
@@ -9,62 +11,34 @@ pub mod marketo;
 pub mod network;
 pub mod pacing;
 pub mod salesforce;
+mod settings;
 
 use std::sync::Arc;
 
-use leadrelay_core::destination::{Destinations, FieldError};
+use leadrelay_core::destination::Destinations;
 
-pub use https::{HttpsConnector, HttpsOptions};
+pub use https::HttpsConnector;
+pub use network::{Network, NetworkOptions};
 
-/// The registry of every connector this build ships. Notifications link to leads under
-/// `link_base` (the address people reach leadrelay at).
-pub fn registry(https: HttpsOptions, link_base: String) -> Destinations {
-    let salesforce = salesforce::SalesforceConnector::new(&https);
-    let azure_table = azure_table::AzureTableConnector::new(&https);
-    let email = email::EmailConnector::new(&https, link_base);
-    let dynamics = dynamics::DynamicsConnector::new(&https);
-    let marketo = marketo::MarketoConnector::new(&https);
+/// Why `azure_blob` is refused: the kind the marketplace used before Azure Table.
+pub const AZURE_BLOB_RETIRED: &str = "the marketplace retired Azure Blob lead destinations in 2019 (they stopped \
+     delivering); use azure_table instead";
+
+/// The registry of every connector this build ships, all on one [`Network`]. Notifications link
+/// to leads under `link_base` (the address people reach leadrelay at).
+pub fn registry(options: NetworkOptions, link_base: String) -> Destinations {
+    let net = Network::new(options);
     Destinations::new()
-        .with(Arc::new(HttpsConnector::new(https)))
-        .with(Arc::new(salesforce))
-        .with(Arc::new(azure_table))
-        .with(Arc::new(email))
-        .with(Arc::new(dynamics))
-        .with(Arc::new(marketo))
+        .with(Arc::new(HttpsConnector::new(net.clone())))
+        .with(Arc::new(salesforce::SalesforceConnector::new(net.clone())))
+        .with(Arc::new(azure_table::AzureTableConnector::new(net.clone())))
+        .with(Arc::new(email::EmailConnector::new(net.clone(), link_base)))
+        .with(Arc::new(dynamics::DynamicsConnector::new(net.clone())))
+        .with(Arc::new(marketo::MarketoConnector::new(net.clone())))
+        .retired("azure_blob", AZURE_BLOB_RETIRED)
 }
 
 /// Installs the process-wide TLS crypto provider (ring). Safe to call more than once.
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// Field errors for the keys of `settings` that `kind` does not know.
-pub(crate) fn unknown_keys(
-    settings: &serde_json::Map<String, serde_json::Value>,
-    known: &[&str],
-    kind: &str,
-) -> Vec<FieldError> {
-    settings
-        .keys()
-        .filter(|k| !known.contains(&k.as_str()))
-        .map(|k| {
-            FieldError::new(
-                format!("settings.{k}"),
-                format!("is not a setting of {kind} destinations (expected {})", known.join(", ")),
-            )
-        })
-        .collect()
-}
-
-/// Cuts a response body to at most `max` bytes on a character boundary, for attempt logs.
-pub fn excerpt(body: &[u8], max: usize) -> Option<String> {
-    if body.is_empty() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&body[..body.len().min(max)]);
-    let mut s = text.into_owned();
-    if body.len() > max {
-        s.push('…');
-    }
-    Some(s)
 }

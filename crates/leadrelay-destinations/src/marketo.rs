@@ -8,15 +8,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use leadrelay_core::destination::{
-    Connector, Delivered, Destination, DestinationError, ErrorClass, FieldError, NetworkPolicy, PreparedSettings,
-    SendContext,
+    Connector, Delivered, Destination, DestinationError, DestinationRole, ErrorClass, FieldError, NetworkPolicy,
+    PreparedSettings, SendContext,
 };
 use leadrelay_core::{Lead, Timestamp};
+use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::https::HttpsOptions;
-use crate::network::check_url;
+use crate::network::{JSON_CAP, Network, check_url};
 use crate::pacing::Pacer;
+use crate::settings::{self, KindSettings};
 
 /// Marketo's rate limit is 100 calls per 20 s per subscription, shared with every other
 /// integration: by default we use half.
@@ -58,16 +59,151 @@ pub fn form_fields(lead: &Lead, lead_source_field: &str) -> serde_json::Map<Stri
     fields
 }
 
+/// The settings of a `marketo` destination, as the API takes them and as they are stored.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketoSettings {
+    /// The Munchkin account id, `123-ABC-456`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub munchkin_id: Option<String>,
+    /// The LaunchPoint custom service's Client ID.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Its Client Secret (a secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// The form's numeric id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub form_id: Option<u64>,
+    /// The REST endpoint; `https://<munchkin_id>.mktorest.com` by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// The form field that receives the LeadSource string (`leadSource` by default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lead_source_field: Option<String>,
+    /// Our share of the subscription's 100 calls per 20 s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calls_per_20s: Option<u32>,
+    /// Leads per call (1: no batching).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+}
+
+impl KindSettings for MarketoSettings {
+    const SHAPE: &'static str = "must be an object with munchkin_id, client_id, client_secret and form_id";
+
+    fn type_rule(field: &str) -> std::borrow::Cow<'static, str> {
+        match field {
+            "form_id" => FORM_ID_RULE.into(),
+            "calls_per_20s" => CALLS_RULE.into(),
+            "batch_size" => batch_rule().into(),
+            _ => "must be a string".into(),
+        }
+    }
+}
+
+const FORM_ID_RULE: &str = "must be the form's numeric id (from its embed code)";
+const CALLS_RULE: &str = "must be 1-100 (Marketo allows 100 calls per 20 s in all)";
+
+fn batch_rule() -> String {
+    format!("must be 1-{MAX_BATCH} (Marketo's documented batch size)")
+}
+
+/// Checked `marketo` settings.
+struct MarketoConfig {
+    munchkin_id: String,
+    client_id: String,
+    client_secret: String,
+    form_id: u64,
+    base_url: String,
+    lead_source_field: String,
+    calls_per_20s: u32,
+    batch_size: usize,
+}
+
+/// A text setting, trimmed; blank counts as absent.
+fn text(v: Option<&String>) -> Option<String> {
+    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+impl MarketoSettings {
+    fn check(self, mut problems: settings::Problems, allow_private: bool) -> Result<MarketoConfig, Vec<FieldError>> {
+        let munchkin = text(self.munchkin_id.as_ref()).filter(|m| is_munchkin_id(m));
+        if munchkin.is_none() {
+            problems.add("munchkin_id", "must be the Munchkin account id, like 123-ABC-456 (Admin > Munchkin)");
+        }
+        let client_id = text(self.client_id.as_ref());
+        if client_id.is_none() {
+            problems.add("client_id", "is required (the LaunchPoint custom service's Client ID)");
+        }
+        let client_secret = text(self.client_secret.as_ref());
+        if client_secret.is_none() {
+            problems.add("client_secret", "is required (its Client Secret)");
+        }
+        let form_id = self.form_id.filter(|n| *n > 0);
+        if form_id.is_none() {
+            problems.add("form_id", FORM_ID_RULE);
+        }
+        let base_url = match text(self.base_url.as_ref()) {
+            Some(b) => match check_url(&b, allow_private) {
+                Ok(u) => Some(u.as_str().trim_end_matches('/').to_owned()),
+                Err(rule) => {
+                    problems.add("base_url", rule);
+                    None
+                }
+            },
+            None => munchkin.as_ref().map(|m| format!("https://{m}.mktorest.com")),
+        };
+        let calls = self.calls_per_20s.unwrap_or(DEFAULT_CALLS_PER_20S);
+        if !(1..=100).contains(&calls) {
+            problems.add("calls_per_20s", CALLS_RULE);
+        }
+        let batch_size = self.batch_size.unwrap_or(1);
+        if !(1..=MAX_BATCH).contains(&batch_size) {
+            problems.add("batch_size", batch_rule());
+        }
+        problems.finish(|| MarketoConfig {
+            munchkin_id: munchkin.expect("checked"),
+            client_id: client_id.expect("checked"),
+            client_secret: client_secret.expect("checked"),
+            form_id: form_id.expect("checked"),
+            base_url: base_url.expect("checked"),
+            lead_source_field: text(self.lead_source_field.as_ref()).unwrap_or_else(|| "leadSource".to_owned()),
+            calls_per_20s: calls,
+            batch_size,
+        })
+    }
+}
+
+impl MarketoConfig {
+    fn to_settings(&self) -> MarketoSettings {
+        MarketoSettings {
+            munchkin_id: Some(self.munchkin_id.clone()),
+            client_id: Some(self.client_id.clone()),
+            client_secret: Some(self.client_secret.clone()),
+            form_id: Some(self.form_id),
+            base_url: Some(self.base_url.clone()),
+            lead_source_field: Some(self.lead_source_field.clone()),
+            calls_per_20s: Some(self.calls_per_20s),
+            batch_size: Some(self.batch_size),
+        }
+    }
+}
+
 /// The `marketo` connector.
 pub struct MarketoConnector {
-    client: reqwest::Client,
-    options: Arc<HttpsOptions>,
+    net: Network,
 }
 
 impl MarketoConnector {
-    /// A connector sharing the HTTP settings of every destination.
-    pub fn new(options: &HttpsOptions) -> Self {
-        Self { client: crate::network::client(options), options: Arc::new(options.clone()) }
+    /// A connector on the shared network.
+    pub fn new(net: Network) -> Self {
+        Self { net }
+    }
+
+    fn parse(&self, settings: &serde_json::Value, allow_private: bool) -> Result<MarketoConfig, Vec<FieldError>> {
+        let (parsed, problems) = settings::parse::<MarketoSettings>(self.kind(), settings)?;
+        parsed.check(problems, allow_private)
     }
 }
 
@@ -76,8 +212,8 @@ impl Connector for MarketoConnector {
         "marketo"
     }
 
-    fn role(&self) -> leadrelay_core::destination::DestinationRole {
-        leadrelay_core::destination::DestinationRole::StoresLeads
+    fn role(&self) -> DestinationRole {
+        DestinationRole::StoresLeads
     }
 
     fn secret_fields(&self) -> &'static [&'static str] {
@@ -85,125 +221,29 @@ impl Connector for MarketoConnector {
     }
 
     fn prepare(&self, settings: serde_json::Value, policy: NetworkPolicy) -> Result<PreparedSettings, Vec<FieldError>> {
-        const KEYS: [&str; 8] = [
-            "munchkin_id",
-            "client_id",
-            "client_secret",
-            "form_id",
-            "base_url",
-            "lead_source_field",
-            "calls_per_20s",
-            "batch_size",
-        ];
-        let Some(map) = settings.as_object() else {
-            return Err(vec![FieldError::new(
-                "settings",
-                "must be an object with munchkin_id, client_id, client_secret and form_id",
-            )]);
-        };
-        let mut errors = crate::unknown_keys(map, &KEYS, self.kind());
-        let text = |k: &str| map.get(k).and_then(|v| v.as_str()).map(str::trim).filter(|v| !v.is_empty());
-        let munchkin = text("munchkin_id");
-        if !munchkin.is_some_and(is_munchkin_id) {
-            errors.push(FieldError::new(
-                "settings.munchkin_id",
-                "must be the Munchkin account id, like 123-ABC-456 (Admin > Munchkin)",
-            ));
-        }
-        for (key, what) in
-            [("client_id", "the LaunchPoint custom service's Client ID"), ("client_secret", "its Client Secret")]
-        {
-            if text(key).is_none() {
-                errors.push(FieldError::new(format!("settings.{key}"), format!("is required ({what})")));
-            }
-        }
-        let form_id = map.get("form_id").and_then(|v| v.as_u64()).filter(|n| *n > 0);
-        if form_id.is_none() {
-            errors.push(FieldError::new("settings.form_id", "must be the form's numeric id (from its embed code)"));
-        }
-        let base_url = match text("base_url") {
-            Some(b) => match check_url(b, policy.allow_private || self.options.allow_private) {
-                Ok(u) => Some(u.as_str().trim_end_matches('/').to_owned()),
-                Err(rule) => {
-                    errors.push(FieldError::new("settings.base_url", rule));
-                    None
-                }
-            },
-            None => munchkin.map(|m| format!("https://{m}.mktorest.com")),
-        };
-        let calls = match map.get("calls_per_20s") {
-            None | Some(serde_json::Value::Null) => Some(DEFAULT_CALLS_PER_20S),
-            Some(v) => v.as_u64().and_then(|n| u32::try_from(n).ok()).filter(|n| (1..=100).contains(n)).or_else(|| {
-                errors.push(FieldError::new(
-                    "settings.calls_per_20s",
-                    "must be 1-100 (Marketo allows 100 calls per 20 s in all)",
-                ));
-                None
-            }),
-        };
-        let batch = match map.get("batch_size") {
-            None | Some(serde_json::Value::Null) => Some(1),
-            Some(v) => {
-                v.as_u64().and_then(|n| usize::try_from(n).ok()).filter(|n| (1..=MAX_BATCH).contains(n)).or_else(|| {
-                    errors.push(FieldError::new(
-                        "settings.batch_size",
-                        format!("must be 1-{MAX_BATCH} (Marketo's documented batch size)"),
-                    ));
-                    None
-                })
-            }
-        };
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        Ok(PreparedSettings {
-            stored: serde_json::json!({
-                "munchkin_id": munchkin, "client_id": text("client_id"), "client_secret": text("client_secret"),
-                "form_id": form_id, "base_url": base_url,
-                "lead_source_field": text("lead_source_field").unwrap_or("leadSource"), "calls_per_20s": calls,
-                "batch_size": batch,
-            }),
-            generated_secret: None,
-        })
+        let config = self.parse(&settings, self.net.allows_private(policy))?;
+        Ok(PreparedSettings { stored: settings::to_stored(&config.to_settings()), generated_secret: None })
     }
 
     fn build(&self, settings: &serde_json::Value) -> Result<Arc<dyn Destination>, DestinationError> {
-        let get = |k: &str| {
-            settings
-                .get(k)
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
-                .ok_or_else(|| DestinationError::permanent(format!("stored {k} is missing")))
-        };
-        let calls = settings
-            .get("calls_per_20s")
-            .and_then(|v| v.as_u64())
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(DEFAULT_CALLS_PER_20S);
+        let config = self.parse(settings, self.net.allow_private()).map_err(settings::stored_error)?;
         Ok(Arc::new(MarketoDestination {
-            client: self.client.clone(),
-            base_url: get("base_url")?,
-            client_id: get("client_id")?,
-            client_secret: get("client_secret")?,
-            form_id: settings
-                .get("form_id")
-                .and_then(|v| v.as_u64())
-                .ok_or_else(|| DestinationError::permanent("stored form_id is missing"))?,
-            lead_source_field: get("lead_source_field")?,
-            pacer: Pacer::new(calls, Duration::from_secs(20)),
+            net: self.net.clone(),
+            base_url: config.base_url,
+            client_id: config.client_id,
+            client_secret: config.client_secret,
+            form_id: config.form_id,
+            lead_source_field: config.lead_source_field,
+            pacer: Pacer::new(config.calls_per_20s, Duration::from_secs(20)),
             token: Mutex::new(None),
-            batch_size: settings
-                .get("batch_size")
-                .and_then(|v| v.as_u64())
-                .and_then(|n| usize::try_from(n).ok())
-                .unwrap_or(1),
+            batch_size: config.batch_size,
         }))
     }
 }
 
 /// One Marketo form.
 pub struct MarketoDestination {
-    client: reqwest::Client,
+    net: Network,
     base_url: String,
     client_id: String,
     client_secret: String,
@@ -254,9 +294,8 @@ impl MarketoDestination {
             ],
         )
         .map_err(|_| DestinationError::permanent("the base_url is not valid"))?;
-        let response = self.client.get(url).send().await.map_err(crate::network::transport_error)?;
-        let status = response.status().as_u16();
-        let json: serde_json::Value = response.json().await.unwrap_or_default();
+        let answer = self.net.send(self.net.request(reqwest::Method::GET, url), JSON_CAP).await?;
+        let (status, json) = (answer.status, answer.json());
         if let (200, Some(t)) = (status, json.get("access_token").and_then(|t| t.as_str())) {
             // Refresh a minute early: Marketo hands out the same token until it expires.
             let life = json.get("expires_in").and_then(|e| e.as_u64()).unwrap_or(3599).saturating_sub(60);
@@ -288,17 +327,14 @@ impl MarketoDestination {
         now: Timestamp,
     ) -> Result<(u16, serde_json::Value), DestinationError> {
         self.pace(now)?;
-        let response = self
-            .client
+        let request = self
+            .net
             .post(format!("{}/rest/v1/leads/submitForm.json", self.base_url))
             .bearer_auth(token)
             .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .map_err(crate::network::transport_error)?;
-        let status = response.status().as_u16();
-        Ok((status, response.json().await.unwrap_or_default()))
+            .body(body.to_string());
+        let answer = self.net.send(request, JSON_CAP).await?;
+        Ok((answer.status, answer.json()))
     }
 }
 

@@ -7,18 +7,20 @@
 //! 2xx is "accepted, unverified". It also caps an org at 500 posts per 24 hours: posts beyond the
 //! cap are held (throttled, without using up an attempt) until the window allows them.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use leadrelay_core::Lead;
 use leadrelay_core::destination::{
-    Connector, Delivered, Destination, DestinationError, ErrorClass, FieldError, NetworkPolicy, PreparedSettings,
-    SendContext,
+    Connector, Delivered, Destination, DestinationError, DestinationRole, ErrorClass, FieldError, NetworkPolicy,
+    PreparedSettings, SendContext,
 };
+use serde::{Deserialize, Serialize};
 
-use crate::https::HttpsOptions;
-use crate::network::check_url;
+use crate::network::{Network, check_url};
 use crate::pacing::Pacer;
+use crate::settings::{self, KindSettings};
 
 /// Salesforce's production Web-to-Lead servlet.
 pub const DEFAULT_ENDPOINT: &str = "https://webto.salesforce.com/servlet/servlet.WebToLead?encoding=UTF-8";
@@ -67,16 +69,103 @@ pub fn is_org_id(s: &str) -> bool {
     (s.len() == 15 || s.len() == 18) && s.starts_with("00D") && s.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
+/// The settings of a `salesforce` destination, as the API takes them and as they are stored.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SalesforceSettings {
+    /// The org id from the Web-to-Lead form.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oid: Option<String>,
+    /// The Web-to-Lead servlet (a sandbox's, or a test fake's); production's by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Posts per 24 hours the org accepts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daily_cap: Option<u32>,
+}
+
+impl KindSettings for SalesforceSettings {
+    const SHAPE: &'static str = "must be an object with 'oid' and optionally 'endpoint'";
+
+    fn type_rule(field: &str) -> Cow<'static, str> {
+        match field {
+            "daily_cap" => "must be a whole number of at least 1".into(),
+            _ => "must be a string".into(),
+        }
+    }
+}
+
+/// Checked `salesforce` settings.
+struct SalesforceConfig {
+    oid: String,
+    endpoint: url::Url,
+    daily_cap: u32,
+}
+
+impl SalesforceSettings {
+    fn check(self, mut problems: settings::Problems, allow_private: bool) -> Result<SalesforceConfig, Vec<FieldError>> {
+        let oid = match self.oid.as_deref().map(str::trim) {
+            Some(o) if is_org_id(o) => Some(o.to_owned()),
+            Some(_) => {
+                problems.add(
+                    "oid",
+                    "must be the organization id from the Web-to-Lead form: 15 or 18 letters and digits starting with 00D",
+                );
+                None
+            }
+            None => {
+                problems.add("oid", "is required (the oid of your Web-to-Lead form)");
+                None
+            }
+        };
+        let endpoint = match check_url(self.endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT), allow_private) {
+            Ok(mut url) => {
+                if !url.query_pairs().any(|(k, _)| k == "encoding") {
+                    url.query_pairs_mut().append_pair("encoding", "UTF-8");
+                }
+                Some(url)
+            }
+            Err(rule) => {
+                problems.add("endpoint", rule);
+                None
+            }
+        };
+        let daily_cap = self.daily_cap.unwrap_or(DEFAULT_DAILY_CAP);
+        if daily_cap == 0 {
+            problems.add("daily_cap", "must be a whole number of at least 1");
+        }
+        problems.finish(|| SalesforceConfig {
+            oid: oid.expect("checked"),
+            endpoint: endpoint.expect("checked"),
+            daily_cap,
+        })
+    }
+}
+
+impl SalesforceConfig {
+    fn to_settings(&self) -> SalesforceSettings {
+        SalesforceSettings {
+            oid: Some(self.oid.clone()),
+            endpoint: Some(self.endpoint.to_string()),
+            daily_cap: Some(self.daily_cap),
+        }
+    }
+}
+
 /// The `salesforce` connector.
 pub struct SalesforceConnector {
-    client: reqwest::Client,
-    options: Arc<HttpsOptions>,
+    net: Network,
 }
 
 impl SalesforceConnector {
-    /// A connector sharing the HTTP settings of every destination.
-    pub fn new(options: &HttpsOptions) -> Self {
-        Self { client: crate::network::client(options), options: Arc::new(options.clone()) }
+    /// A connector on the shared network.
+    pub fn new(net: Network) -> Self {
+        Self { net }
+    }
+
+    fn parse(&self, settings: &serde_json::Value, allow_private: bool) -> Result<SalesforceConfig, Vec<FieldError>> {
+        let (parsed, problems) = settings::parse::<SalesforceSettings>(self.kind(), settings)?;
+        parsed.check(problems, allow_private)
     }
 }
 
@@ -85,8 +174,8 @@ impl Connector for SalesforceConnector {
         "salesforce"
     }
 
-    fn role(&self) -> leadrelay_core::destination::DestinationRole {
-        leadrelay_core::destination::DestinationRole::StoresLeads
+    fn role(&self) -> DestinationRole {
+        DestinationRole::StoresLeads
     }
 
     fn secret_fields(&self) -> &'static [&'static str] {
@@ -94,102 +183,32 @@ impl Connector for SalesforceConnector {
     }
 
     fn prepare(&self, settings: serde_json::Value, policy: NetworkPolicy) -> Result<PreparedSettings, Vec<FieldError>> {
-        let Some(map) = settings.as_object() else {
-            return Err(vec![FieldError::new("settings", "must be an object with 'oid' and optionally 'endpoint'")]);
-        };
-        let mut errors = crate::unknown_keys(map, &["oid", "endpoint", "daily_cap"], self.kind());
-        let oid = match map.get("oid").and_then(|v| v.as_str()) {
-            Some(o) if is_org_id(o.trim()) => Some(o.trim().to_owned()),
-            Some(_) => {
-                errors.push(FieldError::new(
-                    "settings.oid",
-                    "must be the organization id from the Web-to-Lead form: 15 or 18 letters and digits starting with 00D",
-                ));
-                None
-            }
-            None => {
-                errors.push(FieldError::new("settings.oid", "is required (the oid of your Web-to-Lead form)"));
-                None
-            }
-        };
-        let endpoint = match map.get("endpoint") {
-            None | Some(serde_json::Value::Null) => Some(DEFAULT_ENDPOINT.to_owned()),
-            Some(serde_json::Value::String(e)) => {
-                match check_url(e, policy.allow_private || self.options.allow_private) {
-                    Ok(mut url) => {
-                        if !url.query_pairs().any(|(k, _)| k == "encoding") {
-                            url.query_pairs_mut().append_pair("encoding", "UTF-8");
-                        }
-                        Some(url.to_string())
-                    }
-                    Err(rule) => {
-                        errors.push(FieldError::new("settings.endpoint", rule));
-                        None
-                    }
-                }
-            }
-            Some(_) => {
-                errors.push(FieldError::new("settings.endpoint", "must be a string"));
-                None
-            }
-        };
-        let daily_cap = match map.get("daily_cap") {
-            None | Some(serde_json::Value::Null) => Some(DEFAULT_DAILY_CAP),
-            Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0) {
-                Some(n) => Some(n),
-                None => {
-                    errors.push(FieldError::new("settings.daily_cap", "must be a whole number of at least 1"));
-                    None
-                }
-            },
-        };
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        Ok(PreparedSettings {
-            stored: serde_json::json!({ "oid": oid, "endpoint": endpoint, "daily_cap": daily_cap }),
-            generated_secret: None,
-        })
+        let config = self.parse(&settings, self.net.allows_private(policy))?;
+        Ok(PreparedSettings { stored: settings::to_stored(&config.to_settings()), generated_secret: None })
     }
 
     fn build(&self, settings: &serde_json::Value) -> Result<Arc<dyn Destination>, DestinationError> {
-        let get = |k: &str| settings.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-        let oid = get("oid").ok_or_else(|| DestinationError::permanent("stored oid is missing"))?;
-        let endpoint = get("endpoint").ok_or_else(|| DestinationError::permanent("stored endpoint is missing"))?;
-        let endpoint =
-            url::Url::parse(&endpoint).map_err(|_| DestinationError::permanent("stored endpoint is not valid"))?;
-        let cap = settings
-            .get("daily_cap")
-            .and_then(|v| v.as_u64())
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(DEFAULT_DAILY_CAP);
+        let config = self.parse(settings, self.net.allow_private()).map_err(settings::stored_error)?;
         Ok(Arc::new(SalesforceDestination {
-            client: self.client.clone(),
-            endpoint,
-            oid,
-            pacer: Pacer::new(cap, WINDOW),
-            options: Arc::clone(&self.options),
+            net: self.net.clone(),
+            pacer: Pacer::new(config.daily_cap, WINDOW),
+            endpoint: config.endpoint,
+            oid: config.oid,
         }))
     }
 }
 
 /// One configured Web-to-Lead form.
 pub struct SalesforceDestination {
-    client: reqwest::Client,
+    net: Network,
     endpoint: url::Url,
     oid: String,
     pacer: Pacer,
-    options: Arc<HttpsOptions>,
 }
 
 #[async_trait::async_trait]
 impl Destination for SalesforceDestination {
     async fn send(&self, lead: &Lead, ctx: SendContext) -> Result<Delivered, DestinationError> {
-        if !self.options.allow_private
-            && let Err(rule) = check_url(self.endpoint.as_str(), false)
-        {
-            return Err(DestinationError::permanent(format!("endpoint {rule}")));
-        }
         if let Err(wait) = self.pacer.take(ctx.now) {
             return Err(DestinationError {
                 class: ErrorClass::Throttled,
@@ -206,23 +225,15 @@ impl Destination for SalesforceDestination {
         }
         let body =
             url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form_fields(lead, &self.oid)).finish();
-        let response = self
-            .client
+        let request = self
+            .net
             .post(self.endpoint.clone())
             .header("content-type", "application/x-www-form-urlencoded; charset=UTF-8")
-            .body(body)
-            .send()
-            .await
-            .map_err(crate::network::transport_error)?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(crate::https::parse_retry_after);
-        let bytes = response.bytes().await.unwrap_or_default();
-        let excerpt = crate::excerpt(&bytes, self.options.excerpt_bytes);
-        classify(status, retry_after, excerpt)
+            .body(body);
+        // Web-to-Lead answers an HTML page that says nothing reliable: an excerpt is all we keep.
+        let max = self.net.options().excerpt_bytes;
+        let answer = self.net.send(request, max).await?;
+        classify(answer.status, answer.retry_after(), answer.excerpt(max))
     }
 }
 

@@ -1,6 +1,7 @@
 //! A real SMTP server (aiosmtpd, from `scripts/test`'s Python environment) that writes each
 //! message to a Maildir the test reads back. With TLS it requires STARTTLS, using a test CA and
-//! a leaf certificate for `localhost` made here.
+//! a leaf certificate for `localhost` made here; the CA is handed to tests as PEM text, the way
+//! a publisher gives it (`ca_pem`).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -16,10 +17,21 @@ pub struct SmtpServer {
     child: Child,
     port: u16,
     dir: PathBuf,
+    ca_pem: Option<String>,
 }
 
-/// Writes a CA and a `localhost` leaf signed by it; returns (ca.pem, leaf.pem, leaf.key).
-fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+/// A self-signed CA certificate, as PEM text, that signs nothing: for tests of settings that
+/// take a CA.
+pub fn unrelated_ca_pem() -> String {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let key = KeyPair::generate().expect("CA key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.self_signed(&key).expect("CA certificate").pem()
+}
+
+/// Writes a `localhost` leaf signed by a new CA; returns (CA PEM text, leaf.pem, leaf.key).
+fn make_certificates(dir: &Path) -> (String, PathBuf, PathBuf) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().expect("CA key");
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
@@ -31,15 +43,14 @@ fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         .expect("leaf params")
         .signed_by(&leaf_key, &issuer)
         .expect("leaf");
-    let (ca, cert, key) = (dir.join("ca.pem"), dir.join("leaf.pem"), dir.join("leaf.key"));
-    std::fs::write(&ca, ca_cert.pem()).expect("write CA");
+    let (cert, key) = (dir.join("leaf.pem"), dir.join("leaf.key"));
     std::fs::write(&cert, leaf.pem()).expect("write leaf");
     std::fs::write(&key, leaf_key.serialize_pem()).expect("write key");
-    (ca, cert, key)
+    (ca_cert.pem(), cert, key)
 }
 
 impl SmtpServer {
-    /// Starts the server; `tls` requires STARTTLS with a test CA (see [`SmtpServer::ca_file`]).
+    /// Starts the server; `tls` requires STARTTLS with a test CA (see [`SmtpServer::ca_pem`]).
     pub fn start(tls: bool) -> Self {
         let dir = std::env::temp_dir().join(format!("leadrelay-smtp-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&dir).expect("fixture dir");
@@ -47,15 +58,16 @@ impl SmtpServer {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("py/smtp_fixture.py");
         let mut cmd = Command::new(crate::python::python());
         cmd.args(["-W", "ignore"]).arg(script).arg(dir.join("maildir")).arg(port.to_string());
-        if tls {
-            let (_, cert, key) = make_certificates(&dir);
+        let ca_pem = tls.then(|| {
+            let (ca_pem, cert, key) = make_certificates(&dir);
             cmd.arg(cert).arg(key);
-        }
+            ca_pem
+        });
         let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start the SMTP fixture");
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read READY");
         assert!(line.starts_with("READY"), "the SMTP fixture did not start: {line:?}");
-        Self { child, port, dir }
+        Self { child, port, dir, ca_pem }
     }
 
     /// Its port on 127.0.0.1.
@@ -63,9 +75,12 @@ impl SmtpServer {
         self.port
     }
 
-    /// The CA certificate (PEM file) that signed the server's certificate.
-    pub fn ca_file(&self) -> PathBuf {
-        self.dir.join("ca.pem")
+    /// The PEM text of the CA certificate that signed the server's certificate.
+    ///
+    /// # Panics
+    /// For a server started without TLS.
+    pub fn ca_pem(&self) -> &str {
+        self.ca_pem.as_deref().expect("the fixture was started with TLS")
     }
 
     /// Every delivered message, raw, oldest first.

@@ -38,16 +38,8 @@ impl Ops {
         if name.is_empty() || name.len() > 200 {
             errors.push(FieldError::new("name", "must be 1-200 characters"));
         }
-        if kind == "azure_blob" {
-            return Err(OpsError::field(
-                "kind",
-                "azure_blob is not supported: the marketplace retired Azure Blob lead destinations in 2019 (they stopped delivering); use azure_table instead",
-            ));
-        }
-        let Some(connector) = self.destinations.get(kind) else {
-            let kinds: Vec<&str> = self.destinations.kinds().collect();
-            return Err(OpsError::field("kind", format!("must be one of: {}", kinds.join(", "))));
-        };
+        // A retired kind and an unknown one get the registry's own answers.
+        let connector = self.destinations.connector(kind).map_err(|e| OpsError::field("kind", e.to_string()))?;
         self.require_publisher(publisher).await?;
         let catalog = self.catalog(publisher).await?;
         if let Some(list) = &offers {
@@ -169,17 +161,11 @@ impl Ops {
                 self.policy.duplicate_window,
             )
             .await?;
-        let result = match self.destinations.get(&record.kind) {
-            None => Err(leadrelay_core::destination::DestinationError::permanent(format!(
-                "this build has no connector for kind '{}'",
-                record.kind
-            ))),
-            Some(connector) => match connector.build(&record.settings) {
-                Ok(destination) => {
-                    destination.send(&lead, leadrelay_core::destination::SendContext { attempt: 1, now }).await
-                }
-                Err(e) => Err(e),
-            },
+        let result = match self.destinations.build(record) {
+            Ok(destination) => {
+                destination.send(&lead, leadrelay_core::destination::SendContext { attempt: 1, now }).await
+            }
+            Err(e) => Err(e),
         };
         Ok(match result {
             Ok(ok) => Validation { lead_id: lead.id, status: ok.status, error: None, note: ok.note },

@@ -101,8 +101,12 @@ impl Worker {
         let notifiers =
             destinations.iter().filter(|d| &d.id != except && routing::hears_notices(d, &self.inner.destinations));
         for d in notifiers {
-            let Some(destination) = self.inner.destinations.get(&d.kind).and_then(|c| c.build(&d.settings).ok()) else {
-                continue;
+            let destination = match self.inner.destinations.build(d) {
+                Ok(destination) => destination,
+                Err(e) => {
+                    tracing::warn!(destination.id = %d.id, error = %e, "a notification destination could not be built");
+                    continue;
+                }
             };
             for notice in notices {
                 if let Err(e) = destination.notify(notice).await {

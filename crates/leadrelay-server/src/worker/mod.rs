@@ -8,14 +8,14 @@
 mod attempt;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use leadrelay_core::destination::{Destination, DestinationError, Destinations};
 use leadrelay_core::health::DisablePolicy;
 use leadrelay_core::retry::RetryPolicy;
 use leadrelay_core::storage::{ClaimRequest, Claimed, Storage};
-use leadrelay_core::{Clock, DestinationId, Timestamp};
+use leadrelay_core::{Clock, DestinationId};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -56,8 +56,6 @@ impl WorkerSettings {
     }
 }
 
-type BuiltDestination = (Timestamp, Arc<dyn Destination>);
-
 /// The delivery worker.
 #[derive(Clone)]
 pub struct Worker {
@@ -71,7 +69,6 @@ struct Inner {
     wake: Arc<Notify>,
     permits: Arc<Semaphore>,
     settings: WorkerSettings,
-    built: Mutex<HashMap<DestinationId, BuiltDestination>>,
     /// Every task the worker starts (attempts and notices), so shutdown can wait for them.
     tasks: TaskTracker,
 }
@@ -114,16 +111,7 @@ impl Worker {
     ) -> Self {
         let permits = Arc::new(Semaphore::new(settings.concurrency as usize));
         Self {
-            inner: Arc::new(Inner {
-                storage,
-                destinations,
-                clock,
-                wake,
-                permits,
-                settings,
-                built: Mutex::new(HashMap::new()),
-                tasks: TaskTracker::new(),
-            }),
+            inner: Arc::new(Inner { storage, destinations, clock, wake, permits, settings, tasks: TaskTracker::new() }),
         }
     }
 
@@ -264,18 +252,6 @@ impl Worker {
     }
 
     fn destination_for(&self, c: &Claimed) -> Result<Arc<dyn Destination>, DestinationError> {
-        let record = &c.destination;
-        let mut built = self.inner.built.lock().expect("destination cache");
-        if let Some((version, d)) = built.get(&record.id)
-            && *version == record.updated_at
-        {
-            return Ok(Arc::clone(d));
-        }
-        let connector = self.inner.destinations.get(&record.kind).ok_or_else(|| {
-            DestinationError::transient(format!("no connector for kind '{}' in this build", record.kind))
-        })?;
-        let d = connector.build(&record.settings)?;
-        built.insert(record.id.clone(), (record.updated_at, Arc::clone(&d)));
-        Ok(d)
+        self.inner.destinations.build(&c.destination)
     }
 }

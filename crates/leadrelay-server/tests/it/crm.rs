@@ -303,7 +303,7 @@ fn email_settings(smtp: &leadrelay_testkit::smtp::SmtpServer, tls: &str) -> serd
     let mut s = json!({"host": "localhost", "port": smtp.port(), "tls": tls, "username": USER, "password": PASSWORD,
                        "from": "leadrelay@contoso.com", "to": "ops@contoso.com; Sales@Contoso.com ;ops@contoso.com"});
     if tls != "none" {
-        s["ca_file"] = json!(smtp.ca_file());
+        s["ca_pem"] = json!(smtp.ca_pem());
     }
     s
 }

@@ -8,4 +8,5 @@ mod errors;
 mod ingest;
 mod isolation;
 mod lead_csv;
+mod network;
 mod support;

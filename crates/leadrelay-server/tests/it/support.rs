@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use leadrelay_core::SystemClock;
-use leadrelay_destinations::HttpsOptions;
+use leadrelay_destinations::NetworkOptions;
 use leadrelay_server::auth::AdminToken;
 use leadrelay_server::config::Config;
 use leadrelay_server::{Application, Parts};
@@ -54,15 +54,15 @@ impl TestApp {
         let config = Config::for_tests(overrides).unwrap();
         let store = SqliteStore::open(&dir.path().join("leadrelay.db"), OpenOptions { migrate: true, exclusive: true })
             .unwrap();
-        let https = HttpsOptions {
+        let network = NetworkOptions {
             allow_private: config.delivery.allow_private_destinations,
             request_timeout: Duration::from_millis(config.delivery.request_timeout_ms),
             permanent_statuses: config.delivery.permanent_statuses.clone(),
-            ..HttpsOptions::default()
+            ..NetworkOptions::default()
         };
         let parts = Parts {
             storage: Arc::new(store),
-            destinations: leadrelay_destinations::registry(https, "https://leads.example.com".to_owned()),
+            destinations: leadrelay_destinations::registry(network, "https://leads.example.com".to_owned()),
             clock,
         };
         let app = Application::build(config, parts, AdminToken::from_plain(ADMIN)).unwrap();

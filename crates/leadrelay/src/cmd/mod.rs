@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use leadrelay_core::SystemClock;
 use leadrelay_core::destination::Destinations;
 use leadrelay_core::storage::{Storage, StorageError};
-use leadrelay_destinations::HttpsOptions;
+use leadrelay_destinations::NetworkOptions;
 use leadrelay_server::config::{Config, StorageLocation};
 use leadrelay_server::ops::{Ops, Policy};
 use leadrelay_store_sqlite::{OpenOptions, SqliteStore};
@@ -91,14 +91,14 @@ pub fn migrate_storage(config: &Config) -> anyhow::Result<(String, usize, usize)
 
 /// The connector registry, configured from `[delivery]`.
 pub fn destinations(config: &Config) -> Destinations {
-    let https = HttpsOptions {
+    let network = NetworkOptions {
         allow_private: config.delivery.allow_private_destinations,
         request_timeout: Duration::from_millis(config.delivery.request_timeout_ms),
         connect_timeout: Duration::from_millis(config.delivery.connect_timeout_ms),
         permanent_statuses: config.delivery.permanent_statuses.clone(),
-        ..HttpsOptions::default()
+        ..NetworkOptions::default()
     };
-    leadrelay_destinations::registry(https, config.public_url())
+    leadrelay_destinations::registry(network, config.public_url())
 }
 
 /// The use cases over the configured storage, for commands that run without the server.
