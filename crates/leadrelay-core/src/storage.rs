@@ -302,7 +302,8 @@ pub struct LeadFilter {
     pub customer: Option<CustomerId>,
     /// Only this source (its marketplace spelling).
     pub source: Option<String>,
-    /// Text that must appear in the first name, last name, email or company (case-insensitive).
+    /// Text that must appear in the first name, last name, email or company (case-insensitive;
+    /// `%` and `_` are plain characters).
     pub text: Option<String>,
     /// Only test leads (`true`) or only real ones (`false`).
     pub is_test: Option<bool>,
@@ -376,27 +377,35 @@ pub struct ReplayRequest {
 /// Publishers, their offers and their destinations: what routing reads.
 #[async_trait::async_trait]
 pub trait CatalogStore: Send + Sync + 'static {
-    /// Creates a publisher. [`StorageError::Conflict`] if the id is taken (race-free: of two
-    /// concurrent creates of one id, exactly one succeeds).
+    /// Creates a publisher. [`StorageError::Conflict`] if the id is taken.
+    ///
+    /// Obligation: of any number of concurrent creates of one id, exactly one succeeds.
     async fn create_publisher(&self, publisher: &Publisher) -> Result<()>;
-    /// One publisher.
+    /// One publisher (`NotFound` if unknown).
     async fn get_publisher(&self, id: &PublisherId) -> Result<Publisher>;
-    /// Creates or replaces an offer (its publisher must exist, else `NotFound`).
+    /// Creates an offer or replaces its title, type and `updated_at`, and says which. Replacing
+    /// keeps its `created_at` and its publication, which only
+    /// [`CatalogStore::record_publication`] writes. `NotFound` if its publisher does not exist.
     async fn upsert_offer(&self, offer: &Offer) -> Result<Upserted>;
-    /// One offer.
+    /// One offer (`NotFound` if unknown).
     async fn get_offer(&self, id: &OfferId) -> Result<Offer>;
-    /// Marks an offer published at `at`, with the validation results of its destinations.
+    /// Marks an offer published at `at`, with the validation results of its destinations,
+    /// replacing the previous publication. `NotFound` if the offer does not exist.
     async fn record_publication(&self, id: &OfferId, at: Timestamp, results: &serde_json::Value) -> Result<()>;
-    /// A publisher's offers.
+    /// A publisher's offers, by id.
     async fn list_offers(&self, publisher: &PublisherId) -> Result<Vec<Offer>>;
-    /// Creates a destination. `Conflict` if the id is taken.
+    /// Creates a destination. `Conflict` if the id is taken, `NotFound` if its publisher does
+    /// not exist.
     async fn create_destination(&self, destination: &DestinationRecord) -> Result<()>;
-    /// One destination.
+    /// One destination (`NotFound` if unknown).
     async fn get_destination(&self, id: &DestinationId) -> Result<DestinationRecord>;
     /// A publisher's destinations, oldest first.
     async fn list_destinations(&self, publisher: &PublisherId) -> Result<Vec<DestinationRecord>>;
-    /// Enables or disables a destination; re-enabling makes its waiting deliveries due now, and
-    /// disabling parks them (no claim returns them) without touching one in flight.
+    /// Enables or disables a destination (`NotFound` if unknown). Disabling records `reason`
+    /// and parks its waiting deliveries, scheduled retries included (no claim returns them and
+    /// [`OutboxStore::next_due_at`] ignores them), without touching one in flight: its result
+    /// is recorded, and a retry it asks for is parked too. Re-enabling clears the reason and
+    /// the failure count and makes every parked delivery due at `now`.
     async fn set_destination_enabled(
         &self,
         id: &DestinationId,
@@ -409,24 +418,27 @@ pub trait CatalogStore: Send + Sync + 'static {
 /// Credentials: ingest keys and API tokens, stored only as hashes.
 #[async_trait::async_trait]
 pub trait AccessStore: Send + Sync + 'static {
-    /// Stores an ingest key.
+    /// Stores an ingest key. `Conflict` if its id or its hash is taken: one hash names one key.
     async fn create_ingest_key(&self, key: &IngestKey) -> Result<()>;
-    /// The key with this hash (revoked keys included; the caller checks).
+    /// The key with this hash (revoked keys included; the caller checks); `NotFound` if none.
     async fn find_ingest_key(&self, key_hash: &str) -> Result<IngestKey>;
     /// Revokes a publisher's key; revoking twice keeps the first time. `NotFound` if the
     /// publisher has no such key.
     async fn revoke_ingest_key(&self, publisher: &PublisherId, id: &IngestKeyId, now: Timestamp) -> Result<()>;
-    /// Stores an API token.
+    /// Stores an API token. `Conflict` if its id or its hash is taken: one hash names one token.
     async fn create_api_token(&self, token: &ApiToken) -> Result<()>;
-    /// The token with this hash (revoked ones included; the caller checks).
+    /// The token with this hash (revoked ones included; the caller checks); `NotFound` if none.
     async fn find_api_token(&self, token_hash: &str) -> Result<ApiToken>;
     /// Revokes a publisher's token, as [`AccessStore::revoke_ingest_key`].
     async fn revoke_api_token(&self, publisher: &PublisherId, id: &crate::ids::TokenId, now: Timestamp) -> Result<()>;
     /// The SHA-256 (hex) of the admin token, shared by every process on this database; `None`
     /// before the first start.
     async fn admin_token_hash(&self) -> Result<Option<String>>;
-    /// Sets the admin token's hash. With `only_if_unset`, keeps an existing one and answers
-    /// `false` (race-free: of two first starts, one hash wins and both then read it).
+    /// Sets the admin token's hash and answers whether `hash` was stored. With `only_if_unset`,
+    /// keeps an existing one and answers `false`; without, replaces it (a rotation).
+    ///
+    /// Obligation: of any number of concurrent first starts with `only_if_unset`, exactly one
+    /// stores its hash (answers `true`) and all of them then read that one.
     async fn set_admin_token_hash(&self, hash: &str, only_if_unset: bool) -> Result<bool>;
 }
 
@@ -436,18 +448,27 @@ pub trait LeadStore: Send + Sync + 'static {
     /// Stores leads and their outbox rows, all or nothing, durably, before returning. In the
     /// same transaction each non-test lead is merged into its customer and checked for a
     /// duplicate: same customer, offer and action code within `duplicate_window`. A duplicate
-    /// is stored with `duplicate_of` and no deliveries.
+    /// is stored with `duplicate_of` (the earliest original) and no deliveries. Answers one
+    /// [`Accepted`] per lead, in order; a lead sees the leads before it in its own batch. A
+    /// delivery whose destination is disabled is stored parked. `Conflict` if a lead id is
+    /// taken (and then nothing of the batch is stored).
     ///
-    /// Obligations, whatever the backend's concurrency: two concurrent calls with leads of one
-    /// new buyer create **one** customer (never two), and of two concurrent repeats of one
-    /// (customer, offer, action) exactly one is the original and the other its duplicate.
+    /// Obligations, whatever the backend's concurrency: any number of concurrent calls with
+    /// leads of one new buyer create **one** customer (never two), exactly one of those leads
+    /// starts it (`merge_reason` unset) and the others merge into it; of any number of
+    /// concurrent repeats of one (customer, offer, action) exactly one is the original and
+    /// every other one its duplicate.
     async fn insert_leads(&self, leads: &[LeadWithDeliveries], duplicate_window: Duration) -> Result<Vec<Accepted>>;
-    /// A customer with its timeline.
+    /// A customer with its timeline, oldest first (`NotFound` if unknown).
     async fn get_customer(&self, id: &CustomerId) -> Result<CustomerDetail>;
     /// Moves leads to a new customer (see [`SplitRequest`]), all or nothing. `NotFound` if the
     /// customer or a lead of it does not exist (also when another split moved it meanwhile).
+    ///
+    /// Obligation: of concurrent splits naming the same leads exactly one succeeds; every other
+    /// one is `NotFound` and leaves nothing behind (no customer of its own, no lead moved, no
+    /// lead released a second time).
     async fn split_customer(&self, request: &SplitRequest) -> Result<()>;
-    /// One lead with its deliveries and attempts.
+    /// One lead with its deliveries and attempts (`NotFound` if unknown).
     async fn get_lead(&self, id: &LeadId) -> Result<LeadDetail>;
     /// Leads, newest first.
     async fn list_leads(&self, filter: &LeadFilter, page: &PageRequest) -> Result<Page<Lead>>;
@@ -456,15 +477,23 @@ pub trait LeadStore: Send + Sync + 'static {
 /// The outbox: deliveries, their leases and their attempts.
 #[async_trait::async_trait]
 pub trait OutboxStore: Send + Sync + 'static {
-    /// Leases due deliveries of enabled destinations until `now + lease` (see [`ClaimRequest`]).
+    /// Leases due deliveries of enabled, unpaused destinations until `now + lease` (see
+    /// [`ClaimRequest`]), each with its lead and destination. Fair: a claim takes the oldest due
+    /// delivery of every destination (the destinations with the oldest first) before a second
+    /// one of any, so a backlog at one destination cannot crowd out another.
     ///
     /// Obligations, across any number of processes: a leased delivery is returned by no other
-    /// claim until its lease ends (two concurrent claims never share a delivery); a lease that
-    /// ends without a recorded attempt makes the delivery due again by itself (a dead process's
-    /// claims need no clean-up); each claim gets a fresh lease token.
+    /// claim until its lease ends (concurrent claims never share a delivery); the
+    /// per-destination cap holds across concurrent claims and counts the deliveries other
+    /// claims still hold; a lease that ends without a recorded attempt makes the delivery due
+    /// again by itself (a dead process's claims need no clean-up); each claim gets a fresh
+    /// lease token.
     async fn claim_due_deliveries(&self, request: &ClaimRequest) -> Result<Vec<Claimed>>;
     /// Records attempts, each with its delivery's next state and its destination's health, in
-    /// one transaction.
+    /// one transaction. Attempts are numbered from 1 per delivery. A success resets the
+    /// destination's failure count, any failure adds one (starting `failing_since`), and
+    /// `disable_destination` disables it and parks its queue as
+    /// [`CatalogStore::set_destination_enabled`] does.
     ///
     /// A record's `throttle_destination_until` pauses its destination (no claim returns its
     /// deliveries until then; after it, at most one is leased at a time until an answer that is
@@ -473,23 +502,31 @@ pub trait OutboxStore: Send + Sync + 'static {
     ///
     /// Obligation: an attempt whose lease token is no longer the delivery's (the lease expired
     /// and another claim took it) is logged but changes neither the delivery's state nor the
-    /// destination's health or pause.
+    /// destination's health, enabled state or pause, even when it races that claim. While no
+    /// other claim took the delivery, a result recorded after its lease ended still counts
+    /// (the send happened).
     async fn record_attempts(&self, records: &[AttemptRecord]) -> Result<()>;
-    /// The earliest `next_attempt_at` among pending deliveries of enabled destinations.
+    /// The earliest `next_attempt_at` among pending deliveries of enabled destinations; those of
+    /// a paused destination count from the end of its pause.
     async fn next_due_at(&self) -> Result<Option<Timestamp>>;
-    /// One delivery.
+    /// One delivery (`NotFound` if unknown).
     async fn get_delivery(&self, id: &DeliveryId) -> Result<Delivery>;
-    /// Deliveries, newest first.
+    /// Deliveries, newest first (by id).
     async fn list_deliveries(&self, filter: &DeliveryFilter, page: &PageRequest) -> Result<Page<Delivery>>;
-    /// Makes one delivery due now with a fresh attempt budget (any state but in flight:
-    /// `Conflict` while leased).
+    /// Makes one delivery due now with a fresh attempt budget, whatever its state but in
+    /// flight (`Conflict` while leased, changing nothing); parked instead while its destination
+    /// is disabled. `NotFound` if unknown.
     async fn retry_delivery(&self, id: &DeliveryId, now: Timestamp) -> Result<Delivery>;
-    /// Makes a set of deliveries due now (see [`ReplayRequest`]); returns how many.
+    /// Makes a set of deliveries due now with a fresh attempt budget (see [`ReplayRequest`]) and
+    /// returns how many. Deliveries in flight are left alone and not counted; duplicates get
+    /// none. `NotFound` if the destination does not exist.
     async fn replay(&self, request: &ReplayRequest, now: Timestamp) -> Result<u64>;
 }
 
 /// Everything leadrelay stores. Hold it as `Arc<dyn Storage>`; a backend implements each part
-/// and the obligations written on its methods, which the testkit's contract suite checks.
+/// and the obligations written on its methods: the rules it must keep race-free across
+/// processes sharing one database, where SQLite's single writer proves nothing. The testkit's
+/// contract suite (`storage_contract_tests!`) checks every method and races each obligation.
 #[async_trait::async_trait]
 pub trait Storage: CatalogStore + AccessStore + LeadStore + OutboxStore {
     /// A round trip that fails when the database cannot be read or written, for readiness.

@@ -1,44 +1,20 @@
-//! The storage contract, on SQLite: one test per case, each on a fresh file.
+//! The storage contract, on SQLite: one test per case of the testkit's suite, each on a fresh
+//! file, plus the schema checks that only SQLite has.
 
 use std::sync::Arc;
 
 use leadrelay_core::storage::Storage;
 use leadrelay_store_sqlite::{OpenOptions, SqliteStore};
-use leadrelay_testkit::storage_contract as contract;
 
-fn fresh() -> (tempfile::TempDir, Arc<dyn Storage>) {
+/// A new, migrated database in a temporary directory that lives as long as the test.
+async fn fresh(_case: &'static str) -> (tempfile::TempDir, Arc<dyn Storage>) {
     let dir = tempfile::tempdir().unwrap();
     let store =
         SqliteStore::open(&dir.path().join("test.db"), OpenOptions { migrate: true, exclusive: false }).unwrap();
     (dir, Arc::new(store))
 }
 
-macro_rules! contract_tests {
-    ($($case:ident),* $(,)?) => {$(
-        #[tokio::test]
-        async fn $case() {
-            let (_dir, store) = fresh();
-            contract::$case(store).await;
-        }
-    )*};
-}
-
-contract_tests!(
-    a_lead_and_its_deliveries_are_stored_together,
-    a_failing_batch_stores_nothing,
-    claimed_deliveries_are_hidden_from_a_second_claim,
-    an_expired_lease_can_be_claimed_again,
-    a_retry_is_due_only_at_its_time,
-    a_disabled_destination_keeps_its_queue,
-    dead_letters_are_listed_and_replayed,
-    a_range_replay_reaches_leads_from_before_the_destination,
-    concurrent_inserts_are_all_committed,
-    lead_pages_follow_the_cursor,
-    one_email_is_one_customer_and_repeats_are_duplicates,
-    test_leads_stand_alone,
-    concurrent_leads_of_a_new_customer_create_one_customer,
-    a_split_moves_leads_and_releases_their_duplicates,
-);
+leadrelay_testkit::storage_contract_tests!(fresh);
 
 #[test]
 fn a_database_newer_than_this_build_is_refused() {

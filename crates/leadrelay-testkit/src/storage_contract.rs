@@ -1,23 +1,208 @@
-//! Cases every storage backend must pass. Each takes a fresh, migrated `Arc<dyn Storage>`;
-//! each backend's `tests/contract.rs` expands them into one named test per case.
+//! Cases every storage backend must pass, so that a second backend (PostgreSQL) keeps the rules
+//! the first one keeps, including those SQLite keeps only because it has one writer. Each case
+//! takes a fresh, migrated `Arc<dyn Storage>` and assumes nothing about the backend; the race
+//! cases run many tasks on it at once. A backend's `tests/contract.rs` expands every case into
+//! one named test with [`storage_contract_tests!`](crate::storage_contract_tests).
 
+mod access;
+mod catalog;
+mod leads;
+mod outbox;
+mod races;
+
+pub use access::*;
+pub use catalog::*;
+pub use leads::*;
+pub use outbox::*;
+pub use races::*;
+
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use leadrelay_core::destination::{DestinationRecord, ErrorClass};
 use leadrelay_core::storage::{
-    Accepted, Attempt, AttemptRecord, ClaimRequest, DeliveryFilter, DeliveryStatus, LeadFilter, LeadWithDeliveries,
-    NewDelivery, NextState, PageRequest, Publisher, ReplayRequest, Storage, StorageError,
+    Accepted, Attempt, AttemptRecord, ClaimRequest, Claimed, LeadWithDeliveries, NewDelivery, NextState, Publisher,
+    Storage, StorageError,
 };
 use leadrelay_core::{DeliveryId, DestinationId, Lead, LeadDraft, LeadId, LeadRules, PublisherId, Timestamp};
 
+/// Expands every contract case into a `#[tokio::test]` named after it, on a multi-threaded
+/// runtime. `$fresh` is an async function that takes the case's name and returns a guard (kept
+/// alive for the test: a temporary directory, a scratch database) and a fresh, migrated store:
+///
+/// ```text
+/// async fn fresh(case: &'static str) -> (tempfile::TempDir, Arc<dyn Storage>) { … }
+/// leadrelay_testkit::storage_contract_tests!(fresh);
+/// ```
+///
+/// The calling crate needs `tokio` (with `macros` and `rt-multi-thread`) among its
+/// dev-dependencies. A new case is added here once and every backend runs it.
+#[macro_export]
+macro_rules! storage_contract_tests {
+    (@cases [$($target:tt)*]) => {
+        $crate::storage_contract_tests! { @expand [$($target)*]
+            // Catalog: publishers, offers, destinations.
+            a_publisher_is_read_back_as_created
+            a_taken_publisher_id_is_a_conflict
+            an_offer_is_created_then_updated_by_upsert
+            an_offer_of_an_unknown_publisher_is_not_found
+            an_unknown_offer_is_not_found_to_read_or_to_publish
+            a_publication_records_its_time_and_results_and_survives_an_update
+            a_publishers_offers_are_listed_by_id_without_another_publishers
+            a_destination_is_read_back_as_created
+            a_destination_of_an_unknown_publisher_is_not_found
+            a_publishers_destinations_are_listed_oldest_first
+            disabling_a_destination_parks_its_queue_and_enabling_releases_it
+            disabling_a_destination_leaves_its_deliveries_in_flight_to_finish
+            enabling_an_unknown_destination_is_not_found
+            a_disabled_destination_keeps_its_queue
+            // Access: ingest keys, API tokens, the admin token's hash.
+            an_ingest_key_is_found_by_its_hash
+            an_api_token_is_found_by_its_hash
+            a_taken_credential_id_or_hash_is_a_conflict
+            revoking_an_ingest_key_twice_keeps_the_first_time
+            revoking_an_api_token_twice_keeps_the_first_time
+            a_credential_of_another_publisher_cannot_be_revoked
+            the_admin_token_hash_is_unset_until_it_is_first_set
+            // Leads and customers.
+            a_lead_and_its_deliveries_are_stored_together
+            a_failing_batch_stores_nothing
+            a_batch_answers_each_lead_in_order_and_sees_its_own_earlier_leads
+            an_unknown_lead_or_customer_is_not_found
+            one_email_is_one_customer_and_repeats_are_duplicates
+            a_repeat_for_another_offer_is_not_a_duplicate
+            test_leads_stand_alone
+            lead_pages_follow_the_cursor
+            leads_are_filtered_by_every_field_of_the_filter
+            a_split_moves_leads_and_releases_their_duplicates
+            a_split_naming_a_lead_of_another_customer_moves_nothing
+            // The outbox: claims, attempts, retry and replay.
+            a_claim_returns_the_lead_and_destination_of_each_delivery
+            claimed_deliveries_are_hidden_from_a_second_claim
+            an_expired_lease_can_be_claimed_again
+            a_stale_lease_token_changes_neither_the_delivery_nor_the_destination
+            a_late_result_counts_while_no_other_claim_took_the_delivery
+            a_retry_is_due_only_at_its_time
+            a_success_is_logged_and_clears_the_destinations_failures
+            a_dead_letter_keeps_its_error_and_is_never_claimed_again
+            an_attempt_that_disables_its_destination_parks_the_rest_of_its_queue
+            attempts_of_several_deliveries_are_recorded_in_one_call
+            a_throttled_destination_is_paused_then_probed_by_one_delivery_at_a_time
+            consecutive_throttled_attempts_of_one_delivery_share_one_attempt_row
+            a_destination_with_a_backlog_does_not_crowd_out_another
+            a_claim_serves_every_destination_before_a_second_delivery_of_any
+            next_due_at_is_the_earliest_due_time_of_enabled_destinations
+            an_unknown_delivery_is_not_found
+            deliveries_are_filtered_and_paged_newest_first
+            a_leased_delivery_cannot_be_retried_until_its_lease_ends
+            dead_letters_are_listed_and_replayed
+            a_range_replay_reaches_leads_from_before_the_destination
+            a_full_replay_sends_every_lead_of_the_range_again_except_those_in_flight
+            ping_answers_on_a_working_store
+            // Races: what must hold however many processes share the database.
+            concurrent_creates_of_one_publisher_id_let_exactly_one_succeed
+            concurrent_first_starts_agree_on_one_admin_token_hash
+            concurrent_inserts_are_all_committed
+            concurrent_leads_of_a_new_customer_create_one_customer
+            concurrent_leads_of_one_new_buyer_create_exactly_one_customer
+            concurrent_repeats_of_one_action_leave_exactly_one_original
+            concurrent_repeats_by_a_known_customer_leave_exactly_one_original
+            concurrent_splits_of_the_same_leads_let_one_win_and_half_move_nothing
+            concurrent_claims_never_return_one_delivery_twice
+            the_per_destination_cap_holds_across_concurrent_claims_and_counts_leased_ones
+            stale_results_racing_new_claims_never_undo_a_new_lease
+        }
+    };
+    (@expand [names] $($case:ident)*) => {
+        [$(stringify!($case)),*]
+    };
+    (@expand [$fresh:path] $($case:ident)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $case() {
+            let (_guard, store) = $fresh(stringify!($case)).await;
+            $crate::storage_contract::$case(store).await;
+        }
+    )*};
+    (@names) => {
+        $crate::storage_contract_tests! { @cases [names] }
+    };
+    ($fresh:path) => {
+        $crate::storage_contract_tests! { @cases [$fresh] }
+    };
+}
+
 /// A fixed starting time for contract cases.
 pub const T0: Timestamp = Timestamp::from_millis(1_795_000_000_000);
-const LEASE: Duration = Duration::from_secs(90);
+/// The lease of every claim in these cases.
+pub(crate) const LEASE: Duration = Duration::from_secs(90);
+/// The duplicate window of every insert in these cases.
+pub(crate) const WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// How many tasks a race case runs at once.
+pub(crate) const RACERS: usize = 32;
+
+pub(crate) fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+pub(crate) fn millis(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
 
 /// A claim of up to 10 deliveries at `now`, with a per-destination cap that never binds.
-fn claim(now: Timestamp) -> ClaimRequest {
+pub(crate) fn claim(now: Timestamp) -> ClaimRequest {
     ClaimRequest { now, limit: 10, lease: LEASE, per_destination: 100 }
+}
+
+/// A claim with its limit and per-destination cap.
+pub(crate) fn claim_capped(now: Timestamp, limit: u32, per_destination: u32) -> ClaimRequest {
+    ClaimRequest { now, limit, lease: LEASE, per_destination }
+}
+
+#[track_caller]
+pub(crate) fn assert_not_found<T: std::fmt::Debug>(r: Result<T, StorageError>) {
+    match r {
+        Err(StorageError::NotFound) => {}
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+}
+
+#[track_caller]
+pub(crate) fn assert_conflict<T: std::fmt::Debug>(r: Result<T, StorageError>) {
+    match r {
+        Err(StorageError::Conflict) => {}
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+}
+
+/// Runs `n` tasks at once (they start together, past a barrier) and returns their results in order.
+pub(crate) async fn concurrently<T, F, Fut>(n: usize, task: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let start = Arc::new(tokio::sync::Barrier::new(n));
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let (start, work) = (Arc::clone(&start), task(i));
+            tokio::spawn(async move {
+                start.wait().await;
+                work.await
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(n);
+    for h in handles {
+        results.push(h.await.expect("a racing task panicked"));
+    }
+    results
+}
+
+async fn publisher_named(s: &dyn Storage, id: &str) -> PublisherId {
+    let id = PublisherId::parse(id).unwrap();
+    s.create_publisher(&Publisher { id: id.clone(), name: format!("Publisher {id}"), created_at: T0 }).await.unwrap();
+    id
 }
 
 async fn publisher(s: &dyn Storage) -> PublisherId {
@@ -26,9 +211,9 @@ async fn publisher(s: &dyn Storage) -> PublisherId {
     id
 }
 
-async fn destination(s: &dyn Storage, p: &PublisherId, enabled: bool) -> DestinationRecord {
-    let d = DestinationRecord {
-        id: DestinationId::generate(T0),
+fn destination_record(p: &PublisherId, enabled: bool, at: Timestamp) -> DestinationRecord {
+    DestinationRecord {
+        id: DestinationId::generate(at),
         publisher: p.clone(),
         name: "hook".into(),
         kind: "https".into(),
@@ -38,14 +223,16 @@ async fn destination(s: &dyn Storage, p: &PublisherId, enabled: bool) -> Destina
         disabled_reason: None,
         consecutive_failures: 0,
         failing_since: None,
-        created_at: T0,
-        updated_at: T0,
-    };
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+async fn destination(s: &dyn Storage, p: &PublisherId, enabled: bool) -> DestinationRecord {
+    let d = destination_record(p, enabled, T0);
     s.create_destination(&d).await.unwrap();
     d
 }
-
-const WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 fn lead_of(p: &PublisherId, at: Timestamp, email: &str, action: &str) -> Lead {
     let draft = LeadDraft {
@@ -63,12 +250,16 @@ fn lead(p: &PublisherId, at: Timestamp) -> Lead {
     lead_of(p, at, &format!("{id}@contoso.com"), "INS")
 }
 
-async fn insert_lead(s: &dyn Storage, l: &Lead, dests: &[&DestinationRecord]) -> Accepted {
+fn with_deliveries(l: &Lead, dests: &[&DestinationRecord]) -> LeadWithDeliveries {
     let deliveries = dests
         .iter()
         .map(|d| NewDelivery { id: DeliveryId::generate(l.received_at), destination: d.id.clone() })
         .collect();
-    s.insert_leads(&[LeadWithDeliveries { lead: l.clone(), deliveries }], WINDOW).await.unwrap().remove(0)
+    LeadWithDeliveries { lead: l.clone(), deliveries }
+}
+
+async fn insert_lead(s: &dyn Storage, l: &Lead, dests: &[&DestinationRecord]) -> Accepted {
+    s.insert_leads(&[with_deliveries(l, dests)], WINDOW).await.unwrap().remove(0)
 }
 
 async fn insert(s: &dyn Storage, p: &PublisherId, dests: &[&DestinationRecord], at: Timestamp) -> Lead {
@@ -77,279 +268,102 @@ async fn insert(s: &dyn Storage, p: &PublisherId, dests: &[&DestinationRecord], 
     l
 }
 
-fn record(c: &leadrelay_core::storage::Claimed, next: NextState, failed: bool) -> AttemptRecord {
+/// The one delivery of a lead that has exactly one.
+async fn only_delivery(s: &dyn Storage, l: &Lead) -> leadrelay_core::storage::Delivery {
+    let mut d = s.get_lead(&l.id).await.unwrap().deliveries;
+    assert_eq!(d.len(), 1, "the lead has one delivery");
+    d.remove(0).0
+}
+
+/// How an attempt ended, as a connector would report it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Answer {
+    /// 200.
+    Ok,
+    /// 503, retry on the schedule.
+    Transient,
+    /// 429, pause the destination.
+    Throttled,
+    /// 400, give up.
+    Permanent,
+    /// 410, give up and disable the destination.
+    Gone,
+}
+
+impl Answer {
+    fn status(self) -> u16 {
+        match self {
+            Self::Ok => 200,
+            Self::Transient => 503,
+            Self::Throttled => 429,
+            Self::Permanent => 400,
+            Self::Gone => 410,
+        }
+    }
+
+    fn class(self) -> Option<ErrorClass> {
+        match self {
+            Self::Ok => None,
+            Self::Transient => Some(ErrorClass::Transient),
+            Self::Throttled => Some(ErrorClass::Throttled),
+            Self::Permanent => Some(ErrorClass::Permanent),
+            Self::Gone => Some(ErrorClass::Gone),
+        }
+    }
+}
+
+/// The record of an attempt of `c` that started at `started_at` and got `answer`.
+fn attempt(c: &Claimed, started_at: Timestamp, answer: Answer, next: NextState) -> AttemptRecord {
+    let failed = !matches!(answer, Answer::Ok);
     AttemptRecord {
         attempt: Attempt {
             delivery_id: c.delivery.id.clone(),
             number: 0,
-            started_at: T0,
+            started_at,
             duration_ms: 3,
-            status_code: Some(if failed { 503 } else { 200 }),
-            error_class: failed.then_some(ErrorClass::Transient),
-            message: failed.then(|| "receiver answered 503".to_owned()),
-            excerpt: None,
+            status_code: Some(answer.status()),
+            error_class: answer.class(),
+            message: failed.then(|| format!("receiver answered {}", answer.status())),
+            excerpt: Some(format!("answer {} at {}", answer.status(), started_at.as_millis())),
         },
         lease_token: c.lease_token.clone(),
         next,
         destination: c.destination.id.clone(),
-        disable_destination: None,
+        disable_destination: matches!(answer, Answer::Gone).then(|| "the receiver answered 410 Gone".to_owned()),
         throttle_destination_until: None,
     }
 }
 
-/// A lead and its outbox rows are stored together and read back field for field.
-pub async fn a_lead_and_its_deliveries_are_stored_together(s: Arc<dyn Storage>) {
-    let p = publisher(&*s).await;
-    let d = destination(&*s, &p, true).await;
-    let l = lead(&p, T0);
-    let accepted = insert_lead(&*s, &l, &[&d]).await;
-    assert!(accepted.customer_id.is_some());
-    let detail = s.get_lead(&l.id).await.unwrap();
-    assert_eq!(detail.lead, Lead { customer_id: accepted.customer_id, ..l });
-    assert_eq!(detail.deliveries.len(), 1);
-    assert_eq!(detail.deliveries[0].0.status, DeliveryStatus::Pending);
-}
-
-/// A batch with one bad row stores nothing.
-pub async fn a_failing_batch_stores_nothing(s: Arc<dyn Storage>) {
-    let p = publisher(&*s).await;
-    let l = lead(&p, T0);
-    let batch = [
-        LeadWithDeliveries { lead: lead(&p, T0), deliveries: vec![] },
-        LeadWithDeliveries { lead: l.clone(), deliveries: vec![] },
-        LeadWithDeliveries { lead: l, deliveries: vec![] },
-    ];
-    assert!(matches!(s.insert_leads(&batch, WINDOW).await, Err(StorageError::Conflict)));
-    let page = s.list_leads(&LeadFilter::default(), &PageRequest { limit: 10, cursor: None }).await.unwrap();
-    assert!(page.items.is_empty(), "a failed batch left {} leads behind", page.items.len());
-}
-
-/// Claimed deliveries are hidden from a second claim until the lease ends.
-pub async fn claimed_deliveries_are_hidden_from_a_second_claim(s: Arc<dyn Storage>) {
-    let p = publisher(&*s).await;
-    let d = destination(&*s, &p, true).await;
-    insert(&*s, &p, &[&d], T0).await;
-    assert_eq!(s.claim_due_deliveries(&claim(T0)).await.unwrap().len(), 1);
-    assert!(s.claim_due_deliveries(&claim(T0.plus(Duration::from_secs(1)))).await.unwrap().is_empty());
-}
-
-/// A lease that expired (the worker died) can be claimed again, and the old holder's result
-/// no longer changes the delivery.
-pub async fn an_expired_lease_can_be_claimed_again(s: Arc<dyn Storage>) {
-    let p = publisher(&*s).await;
-    let d = destination(&*s, &p, true).await;
-    insert(&*s, &p, &[&d], T0).await;
-    let first = s.claim_due_deliveries(&claim(T0)).await.unwrap().remove(0);
-    let later = T0.plus(LEASE + Duration::from_secs(1));
-    let second = s.claim_due_deliveries(&claim(later)).await.unwrap().remove(0);
-    assert_eq!(first.delivery.id, second.delivery.id);
-    assert_ne!(first.lease_token, second.lease_token);
-    s.record_attempts(&[record(&first, NextState::Dead, true)]).await.unwrap();
-    assert_eq!(s.get_delivery(&first.delivery.id).await.unwrap().status, DeliveryStatus::Pending);
-    s.record_attempts(&[record(&second, NextState::Delivered, false)]).await.unwrap();
-    let detail = s.get_lead(&first.lead.id).await.unwrap();
-    assert_eq!(detail.deliveries[0].0.status, DeliveryStatus::Delivered);
-    assert_eq!(detail.deliveries[0].1.len(), 2, "both attempts are logged");
-}
-
-/// A failed attempt schedules the retry; the delivery is due again only at that time.
-pub async fn a_retry_is_due_only_at_its_time(s: Arc<dyn Storage>) {
-    let p = publisher(&*s).await;
-    let d = destination(&*s, &p, true).await;
-    insert(&*s, &p, &[&d], T0).await;
-    let c = s.claim_due_deliveries(&claim(T0)).await.unwrap().remove(0);
-    let at = T0.plus(Duration::from_secs(5));
-    s.record_attempts(&[record(&c, NextState::RetryAt { at, counts: true }, true)]).await.unwrap();
-    assert_eq!(s.next_due_at().await.unwrap(), Some(at));
-    assert!(s.claim_due_deliveries(&claim(T0.plus(Duration::from_secs(4)))).await.unwrap().is_empty());
-    let again = s.claim_due_deliveries(&claim(at)).await.unwrap();
-    assert_eq!(again.len(), 1);
-    assert_eq!(again[0].delivery.attempts, 1);
-    assert_eq!(again[0].destination.consecutive_failures, 1);
-    assert_eq!(again[0].destination.failing_since, Some(T0));
-}
-
-/// A disabled destination's deliveries wait (parked) and are due again when it is enabled.
-pub async fn a_disabled_destination_keeps_its_queue(s: Arc<dyn Storage>) {
-    let p = publisher(&*s).await;
-    let d = destination(&*s, &p, true).await;
-    s.set_destination_enabled(&d.id, false, Some("test"), T0).await.unwrap();
-    let l = insert(&*s, &p, &[&d], T0).await;
-    assert!(s.claim_due_deliveries(&claim(T0.plus(Duration::from_secs(60)))).await.unwrap().is_empty());
-    assert_eq!(s.get_lead(&l.id).await.unwrap().deliveries[0].0.status, DeliveryStatus::Pending);
-    let t1 = T0.plus(Duration::from_secs(120));
-    s.set_destination_enabled(&d.id, true, None, t1).await.unwrap();
-    assert_eq!(s.claim_due_deliveries(&claim(t1)).await.unwrap().len(), 1);
-}
-
-/// Dead letters are listed, and a replay of dead letters makes them due with a fresh budget.
-pub async fn dead_letters_are_listed_and_replayed(s: Arc<dyn Storage>) {
-    let p = publisher(&*s).await;
-    let d = destination(&*s, &p, true).await;
-    insert(&*s, &p, &[&d], T0).await;
-    let c = s.claim_due_deliveries(&claim(T0)).await.unwrap().remove(0);
-    s.record_attempts(&[record(&c, NextState::Dead, true)]).await.unwrap();
-    let filter =
-        DeliveryFilter { status: Some(DeliveryStatus::Dead), destination: Some(d.id.clone()), ..Default::default() };
-    let dead = s.list_deliveries(&filter, &PageRequest { limit: 10, cursor: None }).await.unwrap();
-    assert_eq!(dead.items.len(), 1);
-    let req = ReplayRequest { destination: d.id.clone(), since: None, until: None, only_dead: true };
-    assert_eq!(s.replay(&req, T0).await.unwrap(), 1);
-    let again = s.claim_due_deliveries(&claim(T0)).await.unwrap();
-    assert_eq!(again.len(), 1);
-    assert_eq!(again[0].delivery.attempts, 0);
-}
-
-/// Replaying a time range to a destination created later gives it the leads it never had.
-pub async fn a_range_replay_reaches_leads_from_before_the_destination(s: Arc<dyn Storage>) {
-    let p = publisher(&*s).await;
-    let old = insert(&*s, &p, &[], T0).await;
-    let outside = insert(&*s, &p, &[], T0.plus(Duration::from_secs(7200))).await;
-    let d = destination(&*s, &p, true).await;
-    let req = ReplayRequest {
-        destination: d.id.clone(),
-        since: Some(T0.minus(Duration::from_secs(60))),
-        until: Some(T0.plus(Duration::from_secs(60))),
-        only_dead: false,
-    };
-    assert_eq!(s.replay(&req, T0).await.unwrap(), 1);
-    let claimed = s.claim_due_deliveries(&claim(T0)).await.unwrap();
-    assert_eq!(claimed.iter().map(|c| c.lead.id.clone()).collect::<Vec<_>>(), vec![old.id]);
-    assert!(s.get_lead(&outside.id).await.unwrap().deliveries.is_empty());
-}
-
-/// Many concurrent writers each get their own answer after the shared commit, and every
-/// acknowledged lead is there.
-pub async fn concurrent_inserts_are_all_committed(s: Arc<dyn Storage>) {
-    let p = publisher(&*s).await;
-    let d = destination(&*s, &p, true).await;
-    let tasks: Vec<_> = (0..200)
-        .map(|i| {
-            let (s, p, d) = (Arc::clone(&s), p.clone(), d.clone());
-            tokio::spawn(async move { insert(&*s, &p, &[&d], T0.plus(Duration::from_millis(i))).await.id })
-        })
-        .collect();
-    let mut ids = Vec::new();
-    for t in tasks {
-        ids.push(t.await.unwrap());
+/// A 429 that pauses the destination until `until` and retries the delivery then.
+fn throttled(c: &Claimed, started_at: Timestamp, until: Timestamp) -> AttemptRecord {
+    AttemptRecord {
+        throttle_destination_until: Some(until),
+        ..attempt(c, started_at, Answer::Throttled, NextState::RetryAt { at: until, counts: false })
     }
-    for id in &ids {
-        s.get_lead(id).await.unwrap();
+}
+
+fn record(c: &Claimed, next: NextState, failed: bool) -> AttemptRecord {
+    attempt(c, T0, if failed { Answer::Transient } else { Answer::Ok }, next)
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every public case of the modules is expanded by the macro, so no backend can miss one.
+    #[test]
+    fn every_case_is_in_the_expansion_list() {
+        let listed: std::collections::BTreeSet<&str> = crate::storage_contract_tests!(@names).into_iter().collect();
+        let sources = [
+            include_str!("storage_contract/access.rs"),
+            include_str!("storage_contract/catalog.rs"),
+            include_str!("storage_contract/leads.rs"),
+            include_str!("storage_contract/outbox.rs"),
+            include_str!("storage_contract/races.rs"),
+        ];
+        let defined: std::collections::BTreeSet<&str> = sources
+            .iter()
+            .flat_map(|src| src.split("pub async fn ").skip(1))
+            .map(|rest| rest.split('(').next().unwrap_or_default())
+            .collect();
+        assert_eq!(listed, defined);
     }
-    let page = s.list_leads(&LeadFilter::default(), &PageRequest { limit: 1000, cursor: None }).await.unwrap();
-    assert_eq!(page.items.len(), 200);
-}
-
-/// Pages are newest first and the cursor continues without gaps or repeats.
-pub async fn lead_pages_follow_the_cursor(s: Arc<dyn Storage>) {
-    let p = publisher(&*s).await;
-    for i in 0..5 {
-        insert(&*s, &p, &[], T0.plus(Duration::from_secs(i))).await;
-    }
-    let first = s.list_leads(&LeadFilter::default(), &PageRequest { limit: 3, cursor: None }).await.unwrap();
-    let second = s
-        .list_leads(&LeadFilter::default(), &PageRequest { limit: 3, cursor: first.next_cursor.clone() })
-        .await
-        .unwrap();
-    assert_eq!(first.items.len(), 3);
-    assert_eq!(second.items.len(), 2);
-    assert!(second.next_cursor.is_none());
-    assert!(first.items[0].received_at > first.items[2].received_at);
-    assert!(first.items[2].id > second.items[0].id);
-}
-
-/// Leads with one email merge into one customer; a repeat of the same offer and action inside
-/// the window is a duplicate (kept, not delivered); other actions and later repeats are not.
-pub async fn one_email_is_one_customer_and_repeats_are_duplicates(s: Arc<dyn Storage>) {
-    let p = publisher(&*s).await;
-    let d = destination(&*s, &p, true).await;
-    let email = "Someone@Contoso.com";
-    let first = lead_of(&p, T0, email, "PLT");
-    let a1 = insert_lead(&*s, &first, &[&d]).await;
-    let customer = a1.customer_id.clone().expect("a customer");
-    assert_eq!(a1.duplicate_of, None);
-
-    let repeat = lead_of(&p, T0.plus(Duration::from_secs(3600)), "someone@contoso.com", "plt");
-    let a2 = insert_lead(&*s, &repeat, &[&d]).await;
-    assert_eq!((a2.customer_id.as_ref(), a2.duplicate_of.as_ref()), (Some(&customer), Some(&first.id)));
-    assert!(s.get_lead(&repeat.id).await.unwrap().deliveries.is_empty(), "a duplicate is not delivered again");
-
-    let install = lead_of(&p, T0.plus(Duration::from_secs(7200)), email, "INS");
-    let a3 = insert_lead(&*s, &install, &[&d]).await;
-    assert_eq!((a3.customer_id.as_ref(), a3.duplicate_of), (Some(&customer), None));
-
-    let next_day = lead_of(&p, T0.plus(WINDOW + Duration::from_secs(1)), email, "PLT");
-    assert_eq!(insert_lead(&*s, &next_day, &[&d]).await.duplicate_of, None);
-
-    let other = insert(&*s, &p, &[&d], T0).await;
-    assert_ne!(s.get_lead(&other.id).await.unwrap().lead.customer_id.as_ref(), Some(&customer));
-
-    let detail = s.get_customer(&customer).await.unwrap();
-    let timeline: Vec<_> = detail.leads.iter().map(|l| l.id.clone()).collect();
-    assert_eq!(timeline, vec![first.id, repeat.id, install.id, next_day.id]);
-    assert_eq!(detail.leads[0].merge_reason, None);
-    assert_eq!(detail.leads[2].merge_reason.as_deref(), Some("same email address"));
-}
-
-/// Test leads never merge into a customer.
-pub async fn test_leads_stand_alone(s: Arc<dyn Storage>) {
-    let p = publisher(&*s).await;
-    let mut l = lead_of(&p, T0, "someone@contoso.com", "INS");
-    l.is_test = true;
-    assert_eq!(insert_lead(&*s, &l, &[]).await, Accepted { customer_id: None, duplicate_of: None });
-}
-
-/// Concurrent leads of one new email create exactly one customer and one original.
-pub async fn concurrent_leads_of_a_new_customer_create_one_customer(s: Arc<dyn Storage>) {
-    let p = publisher(&*s).await;
-    let tasks: Vec<_> = (0..10)
-        .map(|i| {
-            let (s, p) = (Arc::clone(&s), p.clone());
-            tokio::spawn(async move {
-                let l = lead_of(&p, T0.plus(Duration::from_millis(i)), "race@contoso.com", "INS");
-                insert_lead(&*s, &l, &[]).await
-            })
-        })
-        .collect();
-    let mut results = Vec::new();
-    for t in tasks {
-        results.push(t.await.unwrap());
-    }
-    let customers: std::collections::BTreeSet<_> = results.iter().map(|a| a.customer_id.clone().unwrap()).collect();
-    assert_eq!(customers.len(), 1, "one customer, not {customers:?}");
-    assert_eq!(results.iter().filter(|a| a.duplicate_of.is_none()).count(), 1, "one original, nine duplicates");
-}
-
-/// Splitting moves leads to a new customer and releases duplicates whose original moved away.
-pub async fn a_split_moves_leads_and_releases_their_duplicates(s: Arc<dyn Storage>) {
-    let p = publisher(&*s).await;
-    let d = destination(&*s, &p, true).await;
-    let first = lead_of(&p, T0, "shared@contoso.com", "INS");
-    let customer = insert_lead(&*s, &first, &[&d]).await.customer_id.unwrap();
-    let second = lead_of(&p, T0.plus(Duration::from_secs(60)), "shared@contoso.com", "INS");
-    assert_eq!(insert_lead(&*s, &second, &[&d]).await.duplicate_of.as_ref(), Some(&first.id));
-    let new_customer = leadrelay_core::CustomerId::generate(T0);
-    let t1 = T0.plus(Duration::from_secs(120));
-    let released =
-        vec![(second.id.clone(), vec![NewDelivery { id: DeliveryId::generate(t1), destination: d.id.clone() }])];
-    let req = leadrelay_core::storage::SplitRequest {
-        customer: customer.clone(),
-        new_customer: new_customer.clone(),
-        leads: vec![first.id.clone()],
-        released,
-        now: t1,
-    };
-    s.split_customer(&req).await.unwrap();
-    let moved = s.get_customer(&new_customer).await.unwrap();
-    assert_eq!(moved.leads.iter().map(|l| l.id.clone()).collect::<Vec<_>>(), vec![first.id.clone()]);
-    let stayed = s.get_lead(&second.id).await.unwrap();
-    assert_eq!((stayed.lead.customer_id, stayed.lead.duplicate_of), (Some(customer.clone()), None));
-    assert_eq!(stayed.deliveries.len(), 1, "the released lead is delivered now");
-    let unknown = leadrelay_core::storage::SplitRequest {
-        leads: vec![LeadId::generate(T0)],
-        new_customer: leadrelay_core::CustomerId::generate(T0),
-        released: Vec::new(),
-        ..req
-    };
-    assert!(matches!(s.split_customer(&unknown).await, Err(StorageError::NotFound)));
 }
