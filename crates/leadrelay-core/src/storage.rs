@@ -374,6 +374,17 @@ pub struct ReplayRequest {
     pub only_dead: bool,
 }
 
+/// What a replay writes, after routing chose the leads: for each lead, its delivery to the
+/// destination is made due now with a fresh attempt budget, or created (with `delivery` as id)
+/// when it has none.
+#[derive(Debug, Clone)]
+pub struct ReplayPlan {
+    /// The destination.
+    pub destination: DestinationId,
+    /// The leads, each with the id a new delivery would get.
+    pub leads: Vec<(LeadId, DeliveryId)>,
+}
+
 /// Publishers, their offers and their destinations: what routing reads.
 #[async_trait::async_trait]
 pub trait CatalogStore: Send + Sync + 'static {
@@ -517,10 +528,18 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// flight (`Conflict` while leased, changing nothing); parked instead while its destination
     /// is disabled. `NotFound` if unknown.
     async fn retry_delivery(&self, id: &DeliveryId, now: Timestamp) -> Result<Delivery>;
-    /// Makes a set of deliveries due now with a fresh attempt budget (see [`ReplayRequest`]) and
-    /// returns how many. Deliveries in flight are left alone and not counted; duplicates get
-    /// none. `NotFound` if the destination does not exist.
-    async fn replay(&self, request: &ReplayRequest, now: Timestamp) -> Result<u64>;
+    /// The leads a replay may send again (see [`ReplayRequest`]), by id after `after`, at most
+    /// `limit`: leads of the destination's publisher received in the range, duplicates left
+    /// out; with `only_dead`, only those whose delivery to the destination is dead. Storage
+    /// does not decide which of them the destination applies to: the caller plans with
+    /// `routing`, the rule every way in uses. `NotFound` if the destination does not exist.
+    async fn replay_candidates(&self, request: &ReplayRequest, after: Option<&LeadId>, limit: u32)
+    -> Result<Vec<Lead>>;
+    /// Carries out a [`ReplayPlan`] in one transaction and returns how many deliveries were
+    /// made due (or parked, when the destination is disabled). Deliveries in flight are left
+    /// alone and not counted; a lead of another publisher is skipped. `NotFound` if the
+    /// destination does not exist.
+    async fn replay(&self, plan: &ReplayPlan, now: Timestamp) -> Result<u64>;
 }
 
 /// Everything leadrelay stores. Hold it as `Arc<dyn Storage>`; a backend implements each part

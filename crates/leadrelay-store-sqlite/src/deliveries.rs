@@ -6,9 +6,9 @@ use std::time::Duration;
 use leadrelay_core::destination::ErrorClass;
 use leadrelay_core::storage::{
     AttemptRecord, ClaimRequest, Claimed, Delivery, DeliveryFilter, NextState, OutboxStore, Page, PageRequest,
-    ReplayRequest, Result, StorageError,
+    ReplayPlan, ReplayRequest, Result, StorageError,
 };
-use leadrelay_core::{DeliveryId, Timestamp};
+use leadrelay_core::{DeliveryId, Lead, LeadId, Timestamp};
 use rusqlite::{OptionalExtension, params};
 
 use crate::rows::{
@@ -100,6 +100,22 @@ fn read_delivery(c: &rusqlite::Connection, id: &str) -> Result<Delivery> {
 const RESET: &str = "UPDATE deliveries SET status = 'pending', attempts = 0, lease_token = NULL, updated_at = ?2,
          next_attempt_at = CASE WHEN (SELECT enabled FROM destinations WHERE id = destination_id) THEN ?2 ELSE NULL END
      WHERE id = ?1 AND NOT (status = 'pending' AND lease_token IS NOT NULL AND next_attempt_at > ?2)";
+
+// A delivery for a lead that never had one to this destination (received before it existed, or
+// before it listed the lead's offer); only for a lead of the destination's publisher.
+const INSERT_REPLAYED: &str = "INSERT INTO deliveries (id, lead_id, destination_id, publisher_id, status, attempts,
+         next_attempt_at, lease_token, last_error, lead_received_at, created_at, updated_at)
+     SELECT ?1, id, ?3, publisher_id, 'pending', 0, ?5, NULL, NULL, received_at, ?6, ?6
+     FROM leads WHERE id = ?2 AND publisher_id = ?4";
+
+fn read_destination(c: &rusqlite::Connection, id: &str) -> Result<leadrelay_core::destination::DestinationRecord> {
+    c.prepare_cached(&format!("SELECT {DESTINATION_COLUMNS} FROM destinations WHERE id = ?1"))
+        .and_then(|mut s| s.query_row([id], destination_row))
+        .optional()
+        .map_err(map_err)?
+        .ok_or(StorageError::NotFound)
+        .and_then(destination_from_row)
+}
 
 #[async_trait::async_trait]
 impl OutboxStore for SqliteStore {
@@ -268,69 +284,64 @@ impl OutboxStore for SqliteStore {
         .await
     }
 
-    async fn replay(&self, req: &ReplayRequest, now: Timestamp) -> Result<u64> {
+    async fn replay_candidates(&self, req: &ReplayRequest, after: Option<&LeadId>, limit: u32) -> Result<Vec<Lead>> {
         let req = req.clone();
-        self
-            .write(move |c| {
-                let dest = c
-                    .prepare_cached(&format!("SELECT {DESTINATION_COLUMNS} FROM destinations WHERE id = ?1"))
-                    .and_then(|mut s| s.query_row([req.destination.as_str()], destination_row))
-                    .optional()
-                    .map_err(map_err)?
-                    .ok_or(StorageError::NotFound)
-                    .and_then(destination_from_row)?;
-                let since = req.since.map_or(i64::MIN, Timestamp::as_millis);
-                let until = req.until.map_or(i64::MAX, Timestamp::as_millis);
-                let status_clause = if req.only_dead { "status = 'dead'" } else { "1 = 1" };
-                let sql = format!(
-                    "SELECT id FROM deliveries WHERE destination_id = ?1 AND {status_clause}
-                     AND lead_received_at >= ?2 AND lead_received_at < ?3"
-                );
-                let ids: Vec<String> = query_rows(c, &sql, params![dest.id.as_str(), since, until], |r| r.get(0), Ok)?;
-                let mut count = 0u64;
-                for id in &ids {
-                    count += c.prepare_cached(RESET).and_then(|mut s| s.execute(params![id, now.as_millis()])).map_err(map_err)? as u64;
-                }
-                if req.only_dead {
-                    return Ok(count);
-                }
-                // Leads of the range that never got a row for this destination (received before it
-                // existed, or before it listed their offer) get one now.
-                let offers = crate::rows::offers_json(&dest.offers);
-                let missing: Vec<(String, i64)> = query_rows(
-                    c,
-                    "SELECT l.id, l.received_at FROM leads l
-                     WHERE l.publisher_id = ?1 AND l.received_at >= ?2 AND l.received_at < ?3
-                       AND (?4 IS NULL OR l.offer_id IN (SELECT value FROM json_each(?4)))
-                       AND l.duplicate_of IS NULL
-                       AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.lead_id = l.id AND d.destination_id = ?5)",
-                    params![dest.publisher.as_str(), since, until, offers, dest.id.as_str()],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                    Ok,
-                )?;
-                let due = dest.enabled.then_some(now.as_millis());
-                for (lead_id, received_at) in missing {
-                    c.prepare_cached(
-                        "INSERT INTO deliveries (id, lead_id, destination_id, publisher_id, status, attempts, next_attempt_at,
-                             lease_token, last_error, lead_received_at, created_at, updated_at)
-                         VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, NULL, NULL, ?6, ?7, ?7)",
-                    )
-                    .and_then(|mut s| {
+        let after = after.map_or_else(String::new, |a| a.as_str().to_owned());
+        self.read(move |c| {
+            let dest = read_destination(c, req.destination.as_str())?;
+            let since = req.since.map_or(i64::MIN, Timestamp::as_millis);
+            let until = req.until.map_or(i64::MAX, Timestamp::as_millis);
+            let dead_only = if req.only_dead {
+                "AND EXISTS (SELECT 1 FROM deliveries d WHERE d.lead_id = leads.id AND d.destination_id = ?6 AND d.status = 'dead')"
+            } else {
+                "AND ?6 IS NOT NULL"
+            };
+            let sql = format!(
+                "SELECT {LEAD_COLUMNS} FROM leads
+                 WHERE publisher_id = ?1 AND received_at >= ?2 AND received_at < ?3 AND duplicate_of IS NULL
+                   AND id > ?4 {dead_only}
+                 ORDER BY id LIMIT ?5"
+            );
+            query_rows(
+                c,
+                &sql,
+                params![dest.publisher.as_str(), since, until, after, limit, dest.id.as_str()],
+                lead_row,
+                |r| r.into_lead(),
+            )
+        })
+        .await
+    }
+
+    async fn replay(&self, plan: &ReplayPlan, now: Timestamp) -> Result<u64> {
+        let plan = plan.clone();
+        self.write(move |c| {
+            let dest = read_destination(c, plan.destination.as_str())?;
+            let due = dest.enabled.then_some(now.as_millis());
+            let mut count = 0u64;
+            for (lead, delivery) in &plan.leads {
+                let existing: Option<String> = c
+                    .prepare_cached("SELECT id FROM deliveries WHERE lead_id = ?1 AND destination_id = ?2")
+                    .and_then(|mut s| s.query_row(params![lead.as_str(), dest.id.as_str()], |r| r.get(0)).optional())
+                    .map_err(map_err)?;
+                let n = match existing {
+                    Some(id) => c.prepare_cached(RESET).and_then(|mut s| s.execute(params![id, now.as_millis()])),
+                    None => c.prepare_cached(INSERT_REPLAYED).and_then(|mut s| {
                         s.execute(params![
-                            DeliveryId::generate(now).as_str(),
-                            lead_id,
+                            delivery.as_str(),
+                            lead.as_str(),
                             dest.id.as_str(),
                             dest.publisher.as_str(),
                             due,
-                            received_at,
                             now.as_millis()
                         ])
-                    })
-                    .map_err(map_err)?;
-                    count += 1;
+                    }),
                 }
-                Ok(count)
-            })
-            .await
+                .map_err(map_err)?;
+                count += n as u64;
+            }
+            Ok(count)
+        })
+        .await
     }
 }

@@ -1,9 +1,12 @@
 //! Deliveries: reading them, retrying one, replaying many.
 
-use leadrelay_core::DeliveryId;
-use leadrelay_core::storage::{Delivery, DeliveryFilter, Page, PageRequest, ReplayRequest, StorageError};
+use leadrelay_core::storage::{Delivery, DeliveryFilter, Page, PageRequest, ReplayPlan, ReplayRequest, StorageError};
+use leadrelay_core::{DeliveryId, LeadId, routing};
 
 use super::{Ops, OpsError, OpsResult};
+
+/// Leads read and queued per storage call during a replay.
+const REPLAY_PAGE: u32 = 500;
 
 impl Ops {
     /// Sends one delivery again now, with a fresh attempt budget.
@@ -24,7 +27,11 @@ impl Ops {
         Ok(d)
     }
 
-    /// Replays deliveries to a destination; returns how many were queued.
+    /// Replays deliveries to a destination; returns how many were queued. The leads of the
+    /// range are planned with `routing`, as at ingest, so a replay never sends a lead where
+    /// ingest would not have (a lead whose personal data was withheld never reaches a CRM).
+    /// Each page of leads is queued in one storage call; a replay cut short can simply be run
+    /// again.
     ///
     /// # Errors
     /// `NotFound`; `Invalid` when `until` is before `since`.
@@ -34,12 +41,36 @@ impl Ops {
         {
             return Err(OpsError::field("until", "must be later than since"));
         }
-        let n = match self.storage.replay(&request, self.clock.now()).await {
-            Err(StorageError::NotFound) => return Err(OpsError::NotFound("destination")),
-            other => other?,
-        };
-        self.wake.notify_one();
-        Ok(n)
+        let destination = self.get_destination(&request.destination).await?;
+        let now = self.clock.now();
+        let mut after: Option<LeadId> = None;
+        let mut queued = 0;
+        loop {
+            let page = match self.storage.replay_candidates(&request, after.as_ref(), REPLAY_PAGE).await {
+                Err(StorageError::NotFound) => return Err(OpsError::NotFound("destination")),
+                other => other?,
+            };
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            let leads: Vec<(LeadId, DeliveryId)> = page
+                .iter()
+                .filter(|lead| routing::applies(lead, &destination, &self.destinations))
+                .map(|lead| (lead.id.clone(), DeliveryId::generate(now)))
+                .collect();
+            let full = page.len() == REPLAY_PAGE as usize;
+            if !leads.is_empty() {
+                let plan = ReplayPlan { destination: destination.id.clone(), leads };
+                queued += match self.storage.replay(&plan, now).await {
+                    Err(StorageError::NotFound) => return Err(OpsError::NotFound("destination")),
+                    other => other?,
+                };
+                self.wake.notify_one();
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(queued)
     }
 
     /// One delivery.

@@ -218,3 +218,30 @@ async fn validate_sends_a_test_lead_in_the_marketplace_format_and_explains_failu
     assert!(a.body["hint"].as_str().unwrap().contains("port"), "{}", a.body);
     assert_eq!(app.post("/v1/destinations/dst_01a20a0762607c72a156aa91071bfdac/validate", json!({})).await.status, 404);
 }
+
+#[tokio::test]
+async fn a_replay_never_sends_a_lead_without_personal_data_to_a_crm_destination() {
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let receiver = TestReceiver::start().await;
+    let (dest, _) = app.https_destination(&receiver.url(), None).await;
+    let path = app.ingest_path(None).await;
+    let student = app.ingest(&path, example_for("stu@uni.edu")).await;
+    assert_eq!(student.status, 202, "{}", student.body);
+    let buyer = app.ingest(&path, example_for("buyer@contoso.com")).await.body["id"].as_str().unwrap().to_owned();
+    receiver.wait_until(Duration::from_secs(10), "the buyer's lead", |r| r.len() == 1).await;
+
+    let mut sent = 1;
+    for (body, replayed) in
+        [(json!({}), 1), (json!({"since": "2020-01-01T00:00:00Z"}), 1), (json!({"only_dead": true}), 0)]
+    {
+        let a = app.post(&format!("/v1/destinations/{dest}/replay"), body.clone()).await;
+        assert_eq!((a.status, a.body["replayed"].as_u64()), (202, Some(replayed)), "{body}: {}", a.body);
+        sent += replayed;
+        receiver.wait_until(Duration::from_secs(10), "the buyer's lead again", |r| r.len() as u64 == sent).await;
+    }
+    let ids = receiver.delivered_ids();
+    assert_eq!(ids.into_iter().collect::<Vec<_>>(), vec![buyer], "only the buyer's lead, never the student's");
+    let student = app.get(&format!("/v1/leads/{}", student.body["id"].as_str().unwrap())).await.body;
+    assert!(student["deliveries"].as_array().unwrap().is_empty(), "{student:#}");
+}

@@ -29,6 +29,8 @@ poll_interval_ms = 50
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
+    /// The app's worker; with `worker.enabled = false` a test drives it with `run_once`.
+    pub worker: leadrelay_server::worker::Worker,
     _dir: tempfile::TempDir,
     shutdown: CancellationToken,
 }
@@ -66,11 +68,12 @@ impl TestApp {
             clock,
         };
         let app = Application::build(config, parts, AdminToken::from_plain(ADMIN)).unwrap();
+        let worker = app.worker.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
         tokio::spawn(app.run(listener, shutdown.clone()));
-        Self { base, client: reqwest::Client::new(), _dir: dir, shutdown }
+        Self { base, client: reqwest::Client::new(), worker, _dir: dir, shutdown }
     }
 
     pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>, auth: bool) -> Answer {
