@@ -5,6 +5,7 @@ mod crm;
 mod customers;
 mod delivery;
 mod errors;
+mod hubspot;
 mod ingest;
 mod isolation;
 mod lead_csv;
