@@ -7,6 +7,7 @@ pub mod azure_table;
 pub mod dynamics;
 pub mod email;
 pub mod https;
+pub mod hubspot;
 pub mod marketo;
 pub mod network;
 pub mod pacing;
@@ -35,6 +36,7 @@ pub fn registry(options: NetworkOptions, link_base: String) -> Destinations {
         .with(Arc::new(email::EmailConnector::new(net.clone(), link_base)))
         .with(Arc::new(dynamics::DynamicsConnector::new(net.clone())))
         .with(Arc::new(marketo::MarketoConnector::new(net.clone())))
+        .with(Arc::new(hubspot::HubspotConnector::new(net.clone())))
         .retired("azure_blob", AZURE_BLOB_RETIRED)
 }
 

@@ -6,6 +6,7 @@ mod customers;
 mod delivery;
 mod errors;
 mod fairness;
+mod hubspot;
 mod ingest;
 mod isolation;
 mod lead_csv;

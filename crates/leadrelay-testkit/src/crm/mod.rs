@@ -3,6 +3,7 @@
 //! can be told to answer with the vendor's documented errors.
 
 pub mod dynamics;
+pub mod hubspot;
 pub mod marketo;
 pub mod salesforce;
 
