@@ -21,6 +21,7 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct DestinationIn {
     /// 1-200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
     /// The connector (`https`, `email`, `azure_table`, `salesforce`, `dynamics365`, `marketo`,
     /// and any this build adds; the document lists this server's).

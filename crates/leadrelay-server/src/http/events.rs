@@ -21,6 +21,7 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct EventIn {
     /// `publisherid.offerid` of a registered offer.
+    #[schema(pattern = "^[a-z0-9_-]{1,64}\\.[a-z0-9_-]{1,128}$")]
     offer: String,
     /// Where the customer acted.
     #[schema(schema_with = marketplaces)]

@@ -44,8 +44,10 @@ impl From<CustomerIn> for Customer {
 #[serde(deny_unknown_fields)]
 pub struct LeadIn {
     /// The publisher id.
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     publisher: String,
     /// `publisherid.offerid`, an offer of `publisher` (registered or not).
+    #[schema(pattern = "^[a-z0-9_-]{1,64}\\.[a-z0-9_-]{1,128}$")]
     offer: Option<String>,
     offer_title: Option<String>,
     /// `Source-Action|Offer`, e.g. `AzureMarketplace-INS|contoso.crm`.

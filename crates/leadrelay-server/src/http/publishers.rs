@@ -28,8 +28,10 @@ pub fn publisher_from_path(raw: &str) -> Result<PublisherId, ApiError> {
 #[serde(deny_unknown_fields)]
 pub struct PublisherIn {
     /// Lowercase letters, digits, `-` and `_` (the marketplace's publisher id).
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     id: String,
     /// 1-200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
 }
 
@@ -70,6 +72,7 @@ pub async fn create_publisher(
 #[serde(deny_unknown_fields)]
 pub struct OfferIn {
     /// 1-200 characters; leads whose `LeadSource` names no offer id match it (any case).
+    #[schema(min_length = 1, max_length = 200)]
     title: String,
     #[serde(rename = "type")]
     #[schema(schema_with = offer_types)]
@@ -243,6 +246,7 @@ pub async fn get_offer(
 #[serde(deny_unknown_fields)]
 pub struct IngestKeyIn {
     /// Bind the key to this registered offer: its leads belong to it whatever they say.
+    #[schema(pattern = "^[a-z0-9_-]{1,64}\\.[a-z0-9_-]{1,128}$")]
     offer: Option<String>,
 }
 
