@@ -10,7 +10,7 @@ pub struct Customer {
     pub first_name: Option<String>,
     /// Last name.
     pub last_name: Option<String>,
-    /// Email as received (trimmed).
+    /// Email as received.
     pub email: Option<String>,
     /// Phone as received (free text).
     pub phone: Option<String>,
@@ -37,21 +37,15 @@ impl fmt::Debug for Customer {
     }
 }
 
-/// Trims a raw value; blank becomes `None`.
-pub fn clean(v: Option<String>) -> Option<String> {
-    let v = v?;
-    let t = v.trim();
-    if t.is_empty() {
-        None
-    } else if t.len() == v.len() {
-        Some(v)
-    } else {
-        Some(t.to_owned())
-    }
+/// A raw value as received; only the empty string means absent (the marketplace sends `""` for
+/// a field it has no value for). Nothing is trimmed: `" "` and `"Campaigns: "` reach
+/// destinations exactly so. Matching normalises on its own (see [`Customer::match_key`]).
+pub fn present(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.is_empty())
 }
 
 impl Customer {
-    /// Builds a customer from raw values, trimming each and treating blanks as absent.
+    /// Builds a customer from raw values, kept exactly as received (empty strings are absent).
     pub fn from_raw(
         first_name: Option<String>,
         last_name: Option<String>,
@@ -62,13 +56,13 @@ impl Customer {
         title: Option<String>,
     ) -> Self {
         Self {
-            first_name: clean(first_name),
-            last_name: clean(last_name),
-            email: clean(email),
-            phone: clean(phone),
-            country: clean(country),
-            company: clean(company),
-            title: clean(title),
+            first_name: present(first_name),
+            last_name: present(last_name),
+            email: present(email),
+            phone: present(phone),
+            country: present(country),
+            company: present(company),
+            title: present(title),
         }
     }
 
@@ -94,10 +88,16 @@ impl Customer {
 
     /// The email's domain, lowercased, without a trailing dot.
     pub fn email_domain(&self) -> Option<String> {
-        let e = self.email.as_deref()?;
+        let e = self.email.as_deref()?.trim();
         let (_, domain) = e.rsplit_once('@')?;
         let d = domain.trim().trim_end_matches('.').to_lowercase();
         (!d.is_empty()).then_some(d)
+    }
+
+    /// Whether the email, with surrounding spaces ignored, is shaped like an address (absent
+    /// counts as shaped: there is nothing to refuse).
+    pub fn email_is_shaped(&self) -> bool {
+        self.email.as_deref().is_none_or(|e| is_email_shaped(e.trim()))
     }
 
     /// Whether every field is absent.
@@ -185,7 +185,8 @@ mod tests {
     #[test]
     fn values_are_normalised_for_matching_and_kept_raw_for_delivery() {
         let c = with("  JSmith@Microsoft.com ", "+1 (617) 555-5555", "USA");
-        assert_eq!(c.email.as_deref(), Some("JSmith@Microsoft.com"));
+        assert_eq!(c.email.as_deref(), Some("  JSmith@Microsoft.com "), "kept exactly as received");
+        assert!(c.email_is_shaped());
         assert_eq!(c.normalized_email().as_deref(), Some("jsmith@microsoft.com"));
         assert_eq!(c.normalized_phone().as_deref(), Some("16175555555"));
         assert_eq!(c.country.as_deref(), Some("USA"));
@@ -196,9 +197,12 @@ mod tests {
     }
 
     #[test]
-    fn blank_values_are_absent() {
-        let c = Customer::from_raw(Some("".into()), Some("  ".into()), None, None, None, None, None);
+    fn only_empty_values_are_absent_and_spaces_are_kept() {
+        let c = Customer::from_raw(Some("".into()), None, None, None, None, None, None);
         assert!(c.is_empty());
+        let c = Customer::from_raw(Some(" ".into()), Some("One ".into()), None, None, None, None, None);
+        assert_eq!((c.first_name.as_deref(), c.last_name.as_deref()), (Some(" "), Some("One ")));
+        assert_eq!(c.match_key(), None, "blank names never match anything");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The lead: one customer action on one offer, as stored and delivered.
 //!
-//! A [`LeadDraft`] holds what an ingest route read off the wire (lenient, raw strings);
+//! A [`LeadDraft`] holds what a way in read off the wire (lenient, raw strings);
 //! [`Lead::from_draft`] turns it into a [`Lead`] whose every value is valid by construction.
+//! Values are kept exactly as received (only `""` means absent): what the marketplace sent is
+//! what destinations get. Matching and parsing normalise on their own copies.
 
 use std::fmt;
 
@@ -86,6 +88,9 @@ pub struct LeadDraft {
     pub offer_title: Option<String>,
     /// `LeadSource` as received.
     pub lead_source: Option<String>,
+    /// The `LeadSource` already in parts, when the way in built it rather than received it
+    /// (marketplace events, test leads). It wins over parsing `lead_source`.
+    pub parsed_source: Option<LeadSource>,
     /// `ActionCode` as received (wins over the action part of `LeadSource`).
     pub action_code: Option<String>,
     /// Customer fields, raw.
@@ -126,40 +131,72 @@ impl LeadRules {
     }
 }
 
-/// Why a draft is not a lead. Each variant names the field (by its wire path) and the rule.
+/// A field of a lead, named apart from any wire format: each way in (the native API, the
+/// marketplace's JSON, a CSV row) names it its own way when it reports an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LeadField {
+    /// The owning publisher.
+    Publisher,
+    /// The offer id.
+    Offer,
+    /// `LeadSource`.
+    LeadSource,
+    /// `OfferTitle`.
+    OfferTitle,
+    /// The customer's first name.
+    FirstName,
+    /// The customer's last name.
+    LastName,
+    /// The customer's email.
+    Email,
+    /// The customer's phone.
+    Phone,
+    /// The customer's country.
+    Country,
+    /// The customer's company.
+    Company,
+    /// The customer's job title.
+    Title,
+    /// `Description` (notes).
+    Description,
+    /// The campaign id.
+    Campaign,
+}
+
+/// Why a draft is not a lead. Each variant names the field and the rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LeadError {
     /// No publisher could be determined.
-    #[error("publisher: is required")]
+    #[error("is required")]
     MissingPublisher,
     /// The `LeadSource` string cannot be read.
-    #[error("LeadSource: {0}")]
+    #[error("{0}")]
     LeadSource(#[from] LeadSourceError),
     /// Neither a `LeadSource` nor a source was given.
-    #[error("LeadSource: is required (e.g. 'AzureMarketplace' or 'AzureMarketplace-INS|contoso.crm')")]
+    #[error("is required (e.g. 'AzureMarketplace' or 'AzureMarketplace-INS|contoso.crm')")]
     MissingSource,
     /// A field is longer than allowed.
-    #[error("{field}: is longer than {max} bytes")]
+    #[error("is longer than {max} bytes")]
     TooLong {
-        /// The wire path of the field.
-        field: &'static str,
+        /// The field.
+        field: LeadField,
         /// The limit.
         max: usize,
     },
 }
 
 impl LeadError {
-    /// The wire path of the offending field.
-    pub fn field(&self) -> &'static str {
+    /// The offending field; the error's `Display` is the rule it breaks.
+    pub fn field(&self) -> LeadField {
         match self {
-            Self::MissingPublisher => "publisher",
-            Self::LeadSource(_) | Self::MissingSource => "LeadSource",
-            Self::TooLong { field, .. } => field,
+            Self::MissingPublisher => LeadField::Publisher,
+            Self::LeadSource(_) | Self::MissingSource => LeadField::LeadSource,
+            Self::TooLong { field, .. } => *field,
         }
     }
 }
 
-fn check_len(field: &'static str, v: &Option<String>, max: usize) -> Result<(), LeadError> {
+fn check_len(field: LeadField, v: &Option<String>, max: usize) -> Result<(), LeadError> {
     match v {
         Some(s) if s.len() > max => Err(LeadError::TooLong { field, max }),
         _ => Ok(()),
@@ -177,32 +214,36 @@ impl Lead {
         received_at: Timestamp,
         rules: &LeadRules,
     ) -> Result<Lead, LeadError> {
+        use crate::customer::present;
         let publisher = draft.publisher.ok_or(LeadError::MissingPublisher)?;
-        let raw_lead_source = crate::customer::clean(draft.lead_source);
-        let parsed = match &raw_lead_source {
-            Some(raw) => LeadSource::parse(raw)?,
-            None => return Err(LeadError::MissingSource),
+        let raw_lead_source = present(draft.lead_source);
+        let parsed = match (draft.parsed_source, &raw_lead_source) {
+            (Some(parsed), _) => parsed,
+            (None, Some(raw)) if !raw.trim().is_empty() => LeadSource::parse(raw)?,
+            (None, _) => return Err(LeadError::MissingSource),
         };
         let action = draft.action_code.as_deref().and_then(ActionCode::parse).or(parsed.action.clone());
         let c = &draft.customer;
+        let offer_title = present(draft.offer_title);
+        let campaign = present(draft.campaign);
         for (field, v) in [
-            ("UserDetails.FirstName", &c.first_name),
-            ("UserDetails.LastName", &c.last_name),
-            ("UserDetails.Email", &c.email),
-            ("UserDetails.Phone", &c.phone),
-            ("UserDetails.Country", &c.country),
-            ("UserDetails.Company", &c.company),
-            ("UserDetails.Title", &c.title),
-            ("OfferTitle", &draft.offer_title),
-            ("LeadSource", &raw_lead_source),
-            ("campaign", &draft.campaign),
+            (LeadField::FirstName, &c.first_name),
+            (LeadField::LastName, &c.last_name),
+            (LeadField::Email, &c.email),
+            (LeadField::Phone, &c.phone),
+            (LeadField::Country, &c.country),
+            (LeadField::Company, &c.company),
+            (LeadField::Title, &c.title),
+            (LeadField::OfferTitle, &offer_title),
+            (LeadField::LeadSource, &raw_lead_source),
+            (LeadField::Campaign, &campaign),
         ] {
             check_len(field, v, MAX_FIELD_BYTES)?;
         }
-        let description = crate::customer::clean(draft.description);
-        check_len("Description", &description, MAX_DESCRIPTION_BYTES)?;
-        let offer_title = crate::customer::clean(draft.offer_title)
-            .or_else(|| parsed.offer.clone().filter(|o| crate::offer::OfferId::parse(o).is_err()));
+        let description = present(draft.description);
+        check_len(LeadField::Description, &description, MAX_DESCRIPTION_BYTES)?;
+        let offer_title =
+            offer_title.or_else(|| parsed.offer.clone().filter(|o| crate::offer::OfferId::parse(o).is_err()));
         let is_test = draft.is_test
             || test_lead::looks_like_test_lead(
                 &draft.customer,
@@ -229,7 +270,7 @@ impl Lead {
             raw_lead_source,
             customer,
             description,
-            campaign: crate::customer::clean(draft.campaign),
+            campaign,
             is_test,
             pii_withheld,
             received_at,
@@ -306,14 +347,44 @@ mod tests {
     fn a_missing_lead_source_is_refused_naming_the_field() {
         let mut d = draft("x");
         d.lead_source = Some("  ".into());
-        assert_eq!(build(d).unwrap_err().field(), "LeadSource");
+        assert_eq!(build(d).unwrap_err().field(), LeadField::LeadSource);
+    }
+
+    #[test]
+    fn values_are_kept_exactly_as_received() {
+        let mut d = draft("AzureMarketplace-INS|contoso.crm");
+        d.description = Some("Campaigns: ".into());
+        d.offer_title = Some(" ".into());
+        d.customer.company = Some(" Contoso ".into());
+        let lead = build(d).unwrap();
+        assert_eq!(lead.description.as_deref(), Some("Campaigns: "));
+        assert_eq!(lead.offer_title.as_deref(), Some(" "));
+        assert_eq!(lead.customer.company.as_deref(), Some(" Contoso "));
+        assert_eq!(lead.raw_lead_source.as_deref(), Some("AzureMarketplace-INS|contoso.crm"));
+    }
+
+    #[test]
+    fn a_lead_source_in_parts_is_used_as_is_and_no_raw_string_is_invented() {
+        let mut d = draft("ignored");
+        d.lead_source = None;
+        d.parsed_source = Some(LeadSource {
+            source: Source::AppSource,
+            action: Some(ActionCode::Plt),
+            offer: Some("contoso.crm".into()),
+        });
+        let lead = build(d).unwrap();
+        assert_eq!(lead.lead_source_string(), "AppSource (SPZA)-PLT");
+        assert_eq!(lead.raw_lead_source, None);
+        assert_eq!(lead.stage.as_str(), "initial_interest");
     }
 
     #[test]
     fn an_oversized_field_is_refused_naming_it() {
         let mut d = draft("AzureMarketplace");
         d.customer.company = Some("x".repeat(MAX_FIELD_BYTES + 1));
-        assert_eq!(build(d).unwrap_err().field(), "UserDetails.Company");
+        let err = build(d).unwrap_err();
+        assert_eq!(err.field(), LeadField::Company);
+        assert_eq!(err.to_string(), format!("is longer than {MAX_FIELD_BYTES} bytes"));
     }
 
     #[test]

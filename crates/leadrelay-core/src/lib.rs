@@ -23,7 +23,7 @@ pub mod test_lead;
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use customer::Customer;
 pub use ids::{CustomerId, DeliveryId, DestinationId, IngestKeyId, LeadId, PublisherId, TokenId};
-pub use lead::{Lead, LeadDraft, LeadError, LeadRules};
+pub use lead::{Lead, LeadDraft, LeadError, LeadField, LeadRules};
 pub use offer::{OfferId, OfferType};
 pub use source::{ActionCode, LeadSource, Source};
 pub use stage::{Stage, StageTable};

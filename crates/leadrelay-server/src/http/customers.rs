@@ -1,26 +1,39 @@
 //! Customers: the merged timeline of one buyer's leads, and undoing a wrong merge.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use leadrelay_core::access::Scope;
 use leadrelay_core::storage::CustomerDetail;
 use leadrelay_core::{CustomerId, LeadId};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::http::error::ApiError;
-use crate::http::extract::{Body, Caller, parse_json};
-use crate::http::leads::lead_out;
+use crate::http::extract::{Caller, PathParams, ValidJson};
+use crate::http::leads::LeadOut;
 use crate::state::AppState;
 
-fn customer_out(c: &CustomerDetail) -> Value {
-    json!({
-        "id": c.id.as_str(),
-        "publisher": c.publisher.as_str(),
-        "created_at": c.created_at.to_rfc3339(),
-        "lead_count": c.leads.len(),
-        "timeline": c.leads.iter().map(lead_out).collect::<Vec<_>>(),
-    })
+/// A customer with its leads, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerDetailOut {
+    id: String,
+    publisher: String,
+    #[schema(format = DateTime)]
+    created_at: String,
+    lead_count: usize,
+    timeline: Vec<LeadOut>,
+}
+
+impl From<&CustomerDetail> for CustomerDetailOut {
+    fn from(c: &CustomerDetail) -> Self {
+        Self {
+            id: c.id.to_string(),
+            publisher: c.publisher.to_string(),
+            created_at: c.created_at.to_rfc3339(),
+            lead_count: c.leads.len(),
+            timeline: c.leads.iter().map(LeadOut::from).collect(),
+        }
+    }
 }
 
 fn customer_id(raw: &str) -> Result<CustomerId, ApiError> {
@@ -28,33 +41,49 @@ fn customer_id(raw: &str) -> Result<CustomerId, ApiError> {
 }
 
 /// `GET /v1/customers/{id}`: the customer with its leads across offers, oldest first.
+#[utoipa::path(
+    get, path = "/v1/customers/{id}", tag = "customers",
+    params(("id" = String, Path, description = "`cus_…`")),
+    responses((status = 200, description = "The customer", body = CustomerDetailOut)),
+    security(("bearer" = []))
+)]
 pub async fn get_customer(
     caller: Caller,
     State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    PathParams(id): PathParams<String>,
+) -> Result<Json<CustomerDetailOut>, ApiError> {
     let customer = state.ops.get_customer(&customer_id(&id)?).await?;
     caller.check(&customer.publisher, Scope::Read, "customer")?;
-    Ok(Json(customer_out(&customer)))
+    Ok(Json(CustomerDetailOut::from(&customer)))
 }
 
 /// `POST /v1/customers/{id}/split` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SplitIn {
+    /// Leads of this customer (`lead_…`) that move to a new customer.
     lead_ids: Vec<String>,
 }
 
 /// `POST /v1/customers/{id}/split` → 200 with the new customer holding `lead_ids`.
+#[utoipa::path(
+    post, path = "/v1/customers/{id}/split", tag = "customers",
+    params(("id" = String, Path, description = "`cus_…`")),
+    request_body = SplitIn,
+    responses(
+        (status = 200, description = "The new customer", body = CustomerDetailOut),
+        (status = 409, description = "The customer changed meanwhile", body = crate::http::error::ErrorOut),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn split_customer(
     caller: Caller,
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Body(body): Body,
-) -> Result<Json<Value>, ApiError> {
+    PathParams(id): PathParams<String>,
+    ValidJson(input): ValidJson<SplitIn>,
+) -> Result<Json<CustomerDetailOut>, ApiError> {
     let id = customer_id(&id)?;
     caller.check(&state.ops.get_customer(&id).await?.publisher, Scope::Write, "customer")?;
-    let input: SplitIn = parse_json(&body)?;
     let leads = input
         .lead_ids
         .iter()
@@ -63,5 +92,5 @@ pub async fn split_customer(
             LeadId::parse(l).ok_or_else(|| ApiError::field(format!("lead_ids[{i}]"), "is not a lead id (lead_…)"))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(customer_out(&state.ops.split_customer(&id, leads).await?)))
+    Ok(Json(CustomerDetailOut::from(&state.ops.split_customer(&id, leads).await?)))
 }

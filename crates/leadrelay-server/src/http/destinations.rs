@@ -1,60 +1,112 @@
-//! Destinations: create, read, enable/disable, replay.
+//! Destinations: create, read, enable/disable, validate, replay.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use leadrelay_core::access::Scope;
 use leadrelay_core::destination::DestinationRecord;
 use leadrelay_core::storage::ReplayRequest;
 use leadrelay_core::{DestinationId, OfferId, Timestamp};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::http::error::ApiError;
-use crate::http::extract::{Body, Caller, parse_json, parse_optional_json};
+use crate::http::extract::{Caller, OptionalJson, PathParams, ValidJson};
 use crate::http::publishers::publisher_from_path;
 use crate::state::AppState;
 
 /// `POST /v1/publishers/{publisher}/destinations` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DestinationIn {
+    /// 1-200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
+    /// The connector (`https`, `email`, `azure_table`, `salesforce`, `dynamics365`, `marketo`,
+    /// and any this build adds; the document lists this server's).
     kind: String,
+    /// The kind's settings (see docs/API.md); secrets are write-only.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     settings: Value,
+    /// Registered offers of this publisher it applies to; absent: every offer.
     offers: Option<Vec<String>>,
 }
 
 /// A destination as the API shows it: secrets left out.
-pub fn destination_out(state: &AppState, d: &DestinationRecord) -> Value {
-    json!({
-        "id": d.id.as_str(),
-        "publisher": d.publisher.as_str(),
-        "name": d.name,
-        "kind": d.kind,
-        "settings": state.ops.destinations().public_settings(&d.kind, &d.settings),
-        "offers": d.offers.as_ref().map(|o| o.iter().map(OfferId::as_str).collect::<Vec<_>>()),
-        "enabled": d.enabled,
-        "disabled_reason": d.disabled_reason,
-        "consecutive_failures": d.consecutive_failures,
-        "failing_since": d.failing_since.map(Timestamp::to_rfc3339),
-        "created_at": d.created_at.to_rfc3339(),
-        "updated_at": d.updated_at.to_rfc3339(),
-    })
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DestinationOut {
+    id: String,
+    publisher: String,
+    name: String,
+    kind: String,
+    /// The settings without their secrets.
+    #[schema(value_type = Object)]
+    settings: Value,
+    offers: Option<Vec<String>>,
+    enabled: bool,
+    disabled_reason: Option<String>,
+    consecutive_failures: u32,
+    #[schema(format = DateTime)]
+    failing_since: Option<String>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
 }
 
-/// `POST /v1/publishers/{publisher}/destinations` → 201. A secret the server generated is in
-/// the answer this once.
+impl DestinationOut {
+    fn new(state: &AppState, d: &DestinationRecord) -> Self {
+        Self {
+            id: d.id.to_string(),
+            publisher: d.publisher.to_string(),
+            name: d.name.clone(),
+            kind: d.kind.clone(),
+            settings: state.ops.destinations().public_settings(&d.kind, &d.settings),
+            offers: d.offers.as_ref().map(|o| o.iter().map(OfferId::to_string).collect()),
+            enabled: d.enabled,
+            disabled_reason: d.disabled_reason.clone(),
+            consecutive_failures: d.consecutive_failures,
+            failing_since: d.failing_since.map(Timestamp::to_rfc3339),
+            created_at: d.created_at.to_rfc3339(),
+            updated_at: d.updated_at.to_rfc3339(),
+        }
+    }
+}
+
+/// A new destination: a secret the server generated is shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedDestinationOut {
+    #[serde(flatten)]
+    destination: DestinationOut,
+    /// A secret the server generated (a webhook's `whsec_…`), shown only now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    generated_secret: Option<String>,
+}
+
+/// A publisher's destinations.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DestinationListOut {
+    items: Vec<DestinationOut>,
+}
+
+/// `POST /v1/publishers/{publisher}/destinations` → 201.
+#[utoipa::path(
+    post, path = "/v1/publishers/{publisher}/destinations", tag = "destinations",
+    params(("publisher" = String, Path)),
+    request_body = DestinationIn,
+    responses((status = 201, description = "Created", body = CreatedDestinationOut)),
+    security(("bearer" = []))
+)]
 pub async fn create_destination(
     caller: Caller,
     State(state): State<AppState>,
-    Path(publisher): Path<String>,
-    Body(body): Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    PathParams(publisher): PathParams<String>,
+    ValidJson(input): ValidJson<DestinationIn>,
+) -> Result<(StatusCode, Json<CreatedDestinationOut>), ApiError> {
     let publisher = publisher_from_path(&publisher)?;
     caller.check(&publisher, Scope::Write, "publisher")?;
-    let input: DestinationIn = parse_json(&body)?;
     let offers = input
         .offers
         .map(|list| {
@@ -64,110 +116,169 @@ pub async fn create_destination(
                 .collect::<Result<Vec<_>, _>>()
         })
         .transpose()?;
-    let settings = if input.settings.is_null() { json!({}) } else { input.settings };
-    let (record, generated) =
+    let settings = if input.settings.is_null() { Value::Object(serde_json::Map::new()) } else { input.settings };
+    let (record, generated_secret) =
         state.ops.create_destination(&publisher, input.name, &input.kind, settings, offers).await?;
-    let mut out = destination_out(&state, &record);
-    if let Some(secret) = generated {
-        out["generated_secret"] = json!(secret);
-    }
-    Ok((StatusCode::CREATED, Json(out)))
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedDestinationOut { destination: DestinationOut::new(&state, &record), generated_secret }),
+    ))
 }
 
 /// `GET /v1/publishers/{publisher}/destinations`
+#[utoipa::path(
+    get, path = "/v1/publishers/{publisher}/destinations", tag = "destinations",
+    params(("publisher" = String, Path)),
+    responses((status = 200, description = "The publisher's destinations", body = DestinationListOut)),
+    security(("bearer" = []))
+)]
 pub async fn list_destinations(
     caller: Caller,
     State(state): State<AppState>,
-    Path(publisher): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    PathParams(publisher): PathParams<String>,
+) -> Result<Json<DestinationListOut>, ApiError> {
     let publisher = publisher_from_path(&publisher)?;
     caller.check(&publisher, Scope::Read, "publisher")?;
     let list = state.ops.list_destinations(&publisher).await?;
-    Ok(Json(json!({ "items": list.iter().map(|d| destination_out(&state, d)).collect::<Vec<_>>() })))
-}
-
-fn destination_id(raw: &str) -> Result<DestinationId, ApiError> {
-    DestinationId::parse(raw).ok_or(ApiError::NotFound("destination"))
+    Ok(Json(DestinationListOut { items: list.iter().map(|d| DestinationOut::new(&state, d)).collect() }))
 }
 
 /// The destination named in the path, if the caller may use it with `scope`.
 async fn authorized(state: &AppState, caller: &Caller, raw: &str, scope: Scope) -> Result<DestinationRecord, ApiError> {
-    let d = state.ops.get_destination(&destination_id(raw)?).await?;
+    let id = DestinationId::parse(raw).ok_or(ApiError::NotFound("destination"))?;
+    let d = state.ops.get_destination(&id).await?;
     caller.check(&d.publisher, scope, "destination")?;
     Ok(d)
 }
 
 /// `GET /v1/destinations/{id}`
+#[utoipa::path(
+    get, path = "/v1/destinations/{id}", tag = "destinations",
+    params(("id" = String, Path, description = "`dst_…`")),
+    responses((status = 200, description = "The destination", body = DestinationOut)),
+    security(("bearer" = []))
+)]
 pub async fn get_destination(
     caller: Caller,
     State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    PathParams(id): PathParams<String>,
+) -> Result<Json<DestinationOut>, ApiError> {
     let d = authorized(&state, &caller, &id, Scope::Read).await?;
-    Ok(Json(destination_out(&state, &d)))
+    Ok(Json(DestinationOut::new(&state, &d)))
 }
 
 /// `POST /v1/destinations/{id}/enable`: resumes delivery, including the backlog.
+#[utoipa::path(
+    post, path = "/v1/destinations/{id}/enable", tag = "destinations",
+    params(("id" = String, Path, description = "`dst_…`")),
+    responses((status = 200, description = "Enabled", body = DestinationOut)),
+    security(("bearer" = []))
+)]
 pub async fn enable_destination(
     caller: Caller,
     State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    PathParams(id): PathParams<String>,
+) -> Result<Json<DestinationOut>, ApiError> {
     let d = authorized(&state, &caller, &id, Scope::Write).await?;
     let d = state.ops.set_destination_enabled(&d.id, true).await?;
-    Ok(Json(destination_out(&state, &d)))
+    Ok(Json(DestinationOut::new(&state, &d)))
 }
 
 /// `POST /v1/destinations/{id}/disable`: pauses delivery; leads keep queueing.
+#[utoipa::path(
+    post, path = "/v1/destinations/{id}/disable", tag = "destinations",
+    params(("id" = String, Path, description = "`dst_…`")),
+    responses((status = 200, description = "Disabled", body = DestinationOut)),
+    security(("bearer" = []))
+)]
 pub async fn disable_destination(
     caller: Caller,
     State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    PathParams(id): PathParams<String>,
+) -> Result<Json<DestinationOut>, ApiError> {
     let d = authorized(&state, &caller, &id, Scope::Write).await?;
     let d = state.ops.set_destination_enabled(&d.id, false).await?;
-    Ok(Json(destination_out(&state, &d)))
+    Ok(Json(DestinationOut::new(&state, &d)))
 }
 
-/// `POST /v1/destinations/{id}/validate` → 200 `{"ok": true}` or
-/// `{"ok": false, "error": "...", "hint": "..."}` after sending a test lead now.
+/// The destination's answer to a test lead sent now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValidationOut {
+    /// It took the test lead.
+    ok: bool,
+    test_lead_id: String,
+    /// The receiver's HTTP status, if it answered.
+    status_code: Option<u16>,
+    /// What went wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// What to fix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<String>,
+    /// What to check by hand when the destination cannot confirm the write.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+}
+
+/// `POST /v1/destinations/{id}/validate`: sends a test lead now.
+#[utoipa::path(
+    post, path = "/v1/destinations/{id}/validate", tag = "destinations",
+    params(("id" = String, Path, description = "`dst_…`")),
+    responses((status = 200, description = "The destination's answer", body = ValidationOut)),
+    security(("bearer" = []))
+)]
 pub async fn validate_destination(
     caller: Caller,
     State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    PathParams(id): PathParams<String>,
+) -> Result<Json<ValidationOut>, ApiError> {
     let d = authorized(&state, &caller, &id, Scope::Write).await?;
     let v = state.ops.validate_destination(&d.id).await?;
-    let mut out = json!({ "ok": v.error.is_none(), "test_lead_id": v.lead_id.as_str(), "status_code": v.status });
-    if let Some((error, hint)) = v.error {
-        out["error"] = json!(error);
-        out["hint"] = json!(hint);
-    }
-    if let Some(note) = v.note {
-        out["note"] = json!(note);
-    }
-    Ok(Json(out))
+    let (error, hint) = v.error.map_or((None, None), |(e, h)| (Some(e), Some(h)));
+    Ok(Json(ValidationOut {
+        ok: error.is_none(),
+        test_lead_id: v.lead_id.to_string(),
+        status_code: v.status,
+        error,
+        hint,
+        note: v.note,
+    }))
 }
 
-/// `POST /v1/destinations/{id}/replay` body.
-#[derive(Debug, Default, Deserialize)]
+/// `POST /v1/destinations/{id}/replay` body (optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayIn {
+    /// RFC 3339 time or a date: leads received from then.
     since: Option<String>,
+    /// RFC 3339 time or a date: leads received before then.
     until: Option<String>,
+    /// Only dead-lettered deliveries.
     #[serde(default)]
     only_dead: bool,
 }
 
-/// `POST /v1/destinations/{id}/replay` → 202 `{"replayed": n}`.
+/// How many deliveries were queued again.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplayedOut {
+    replayed: u64,
+}
+
+/// `POST /v1/destinations/{id}/replay` → 202.
+#[utoipa::path(
+    post, path = "/v1/destinations/{id}/replay", tag = "destinations",
+    params(("id" = String, Path, description = "`dst_…`")),
+    request_body(content = Option<ReplayIn>, description = "Optional; an empty body replays every lead"),
+    responses((status = 202, description = "Queued", body = ReplayedOut)),
+    security(("bearer" = []))
+)]
 pub async fn replay_destination(
     caller: Caller,
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Body(body): Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    PathParams(id): PathParams<String>,
+    OptionalJson(input): OptionalJson<ReplayIn>,
+) -> Result<(StatusCode, Json<ReplayedOut>), ApiError> {
     let destination = authorized(&state, &caller, &id, Scope::Write).await?.id;
-    let input: ReplayIn = parse_optional_json(&body)?;
     let time = |name: &str, v: Option<String>| {
         v.as_deref().map(Timestamp::parse_rfc3339).transpose().map_err(|rule| ApiError::field(name, rule))
     };
@@ -177,6 +288,6 @@ pub async fn replay_destination(
         until: time("until", input.until)?,
         only_dead: input.only_dead,
     };
-    let n = state.ops.replay(request).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "replayed": n }))))
+    let replayed = state.ops.replay(request).await?;
+    Ok((StatusCode::ACCEPTED, Json(ReplayedOut { replayed })))
 }

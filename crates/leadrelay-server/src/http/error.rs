@@ -1,4 +1,4 @@
-//! The one error type of the HTTP API and its JSON envelope:
+//! The one error type of the HTTP API and its JSON envelope, [`ErrorOut`]:
 //! `{"error": {"code": "...", "message": "...", "fields": [{"path": "...", "message": "..."}]}}`.
 //! Codes are stable (see docs/API.md). Internal errors answer an opaque body; their cause is
 //! logged once by the logging middleware, which finds it in a response extension.
@@ -8,7 +8,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use leadrelay_core::destination::FieldError;
 use leadrelay_core::storage::StorageError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// An API error.
 #[derive(Debug)]
@@ -25,14 +26,20 @@ pub enum ApiError {
     NotFound(&'static str),
     /// 409: conflicts with the current state.
     Conflict(String),
-    /// 413: the body is larger than `server.max_body_bytes`.
+    /// 413: the body is larger than the route accepts (its limit in bytes).
     PayloadTooLarge(usize),
-    /// 415: the body must be JSON.
-    UnsupportedMediaType,
+    /// 414: the path and query are longer than the server reads (its limit in bytes).
+    UriTooLong(usize),
+    /// 415: the body's `Content-Type` or `Content-Encoding` is not one the route reads.
+    UnsupportedMediaType(String),
+    /// 431: the request's headers are larger than the server reads.
+    HeadersTooLarge(String),
     /// 405
     MethodNotAllowed,
     /// 503: storage is unavailable; try again.
     Unavailable,
+    /// 503: the request took longer than `server.request_timeout_ms`.
+    Timeout,
     /// 500: a bug; the cause is logged, never sent.
     Internal(String),
 }
@@ -41,25 +48,112 @@ pub enum ApiError {
 #[derive(Debug, Clone)]
 pub struct InternalCause(pub String);
 
+/// Every error answer: `{"error": {…}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorOut {
+    /// What went wrong.
+    pub error: ErrorBody,
+}
+
+/// The error itself.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable, for programs.
+    pub code: ErrorCode,
+    /// For people; never echoes a submitted value.
+    pub message: String,
+    /// With `validation_failed`: each field that breaks a rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<FieldErrorOut>>,
+}
+
+/// A field that breaks a rule.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldErrorOut {
+    /// Where, in the request's own shape (`customer.email`, `UserDetails.Email`, `[2].offer`).
+    pub path: String,
+    /// The rule (`is not an email address`).
+    pub message: String,
+}
+
+impl From<&FieldError> for FieldErrorOut {
+    fn from(f: &FieldError) -> Self {
+        Self { path: f.path.clone(), message: f.message.clone() }
+    }
+}
+
+/// The stable error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400
+    InvalidJson,
+    /// 401
+    Unauthorized,
+    /// 403
+    Forbidden,
+    /// 404
+    NotFound,
+    /// 405
+    MethodNotAllowed,
+    /// 409
+    Conflict,
+    /// 413
+    PayloadTooLarge,
+    /// 414
+    UriTooLong,
+    /// 415
+    UnsupportedMediaType,
+    /// 422
+    ValidationFailed,
+    /// 431
+    HeadersTooLarge,
+    /// 500
+    Internal,
+    /// 503
+    Unavailable,
+}
+
 impl ApiError {
     /// A single-field validation error.
     pub fn field(path: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Validation(vec![FieldError::new(path, message)])
     }
 
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    /// The envelope for a bare status some layer answered without a body (a safety net: every
+    /// known source answers with this type already).
+    pub fn for_status(status: StatusCode) -> Self {
+        match status.as_u16() {
+            400 => Self::InvalidJson("the request could not be read".to_owned()),
+            401 => Self::Unauthorized,
+            403 => Self::Forbidden("not allowed".to_owned()),
+            404 => Self::NotFound("route"),
+            405 => Self::MethodNotAllowed,
+            409 => Self::Conflict("conflicts with the current state".to_owned()),
+            413 => Self::PayloadTooLarge(0),
+            414 => Self::UriTooLong(0),
+            415 => Self::UnsupportedMediaType("the body's Content-Type or Content-Encoding is not accepted".to_owned()),
+            431 => Self::HeadersTooLarge("the request's headers are too large".to_owned()),
+            503 => Self::Unavailable,
+            _ => Self::Internal(format!("a layer answered {status} without a body")),
+        }
+    }
+
+    fn status_and_code(&self) -> (StatusCode, ErrorCode) {
         match self {
-            Self::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
-            Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            Self::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Self::InvalidJson(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidJson),
+            Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ValidationFailed),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            Self::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
+            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge),
+            Self::UriTooLong(_) => (StatusCode::URI_TOO_LONG, ErrorCode::UriTooLong),
+            Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorCode::UnsupportedMediaType),
+            Self::HeadersTooLarge(_) => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, ErrorCode::HeadersTooLarge),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed),
+            Self::Unavailable | Self::Timeout => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
         }
     }
 
@@ -69,30 +163,38 @@ impl ApiError {
             Self::Validation(fields) if fields.len() == 1 => format!("{} {}", fields[0].path, fields[0].message),
             Self::Validation(fields) => format!("{} fields are invalid", fields.len()),
             Self::Unauthorized => "missing or invalid bearer token (send 'Authorization: Bearer <token>')".to_owned(),
-            Self::Forbidden(why) => why.clone(),
+            Self::Forbidden(why) | Self::Conflict(why) => why.clone(),
             Self::NotFound(what) => format!("{what} not found"),
-            Self::Conflict(why) => why.clone(),
-            Self::PayloadTooLarge(max) => {
-                format!(
-                    "the body is larger than this route accepts (server.max_body_bytes is {max} bytes; CSV imports take up to 64 MiB)"
-                )
-            }
-            Self::UnsupportedMediaType => "the body must be JSON (Content-Type: application/json)".to_owned(),
+            Self::PayloadTooLarge(0) => "the body is larger than this route accepts".to_owned(),
+            Self::PayloadTooLarge(max) => format!(
+                "the body is larger than this route accepts ({max} bytes after decompression; \
+                 server.max_body_bytes sets it for JSON routes, CSV imports take up to 64 MiB)"
+            ),
+            Self::UriTooLong(0) => "the path and query are too long".to_owned(),
+            Self::UriTooLong(max) => format!("the path and query are longer than {max} bytes"),
+            Self::UnsupportedMediaType(why) | Self::HeadersTooLarge(why) => why.clone(),
             Self::MethodNotAllowed => "this method is not allowed on this route".to_owned(),
             Self::Unavailable => "storage is temporarily unavailable; retry the request".to_owned(),
+            Self::Timeout => "the request took longer than server.request_timeout_ms; retry it".to_owned(),
             Self::Internal(_) => "internal error".to_owned(),
         }
+    }
+
+    /// The envelope of this error.
+    pub fn body(&self) -> ErrorOut {
+        let (_, code) = self.status_and_code();
+        let fields = match self {
+            Self::Validation(fields) => Some(fields.iter().map(FieldErrorOut::from).collect()),
+            _ => None,
+        };
+        ErrorOut { error: ErrorBody { code, message: self.message(), fields } }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
-        let mut body = json!({ "code": code, "message": self.message() });
-        if let Self::Validation(fields) = &self {
-            body["fields"] = fields.iter().map(|f| json!({ "path": f.path, "message": f.message })).collect();
-        }
-        let mut response = (status, Json(json!({ "error": body }))).into_response();
+        let (status, _) = self.status_and_code();
+        let mut response = (status, Json(self.body())).into_response();
         if let Self::Internal(cause) = self {
             response.extensions_mut().insert(InternalCause(cause));
         }
@@ -146,5 +248,13 @@ mod tests {
         assert!(response.extensions().get::<InternalCause>().is_some());
         let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
         assert!(!String::from_utf8_lossy(&body).contains("secret detail"));
+    }
+
+    #[test]
+    fn a_bare_status_gets_the_envelope_with_the_same_status() {
+        for status in [400, 401, 403, 404, 405, 409, 413, 414, 415, 431, 503] {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert_eq!(ApiError::for_status(status).status_and_code().0, status);
+        }
     }
 }

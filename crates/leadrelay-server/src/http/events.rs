@@ -1,90 +1,104 @@
 //! `POST /v1/marketplace/events`: the marketplace operator reports a customer action; it becomes
-//! a lead in the marketplace's own format for the offer's publisher.
+//! a lead in the marketplace's own format for the offer's publisher (`ops::report_event`).
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use leadrelay_core::marketplace::{CustomerAction, Marketplace};
-use leadrelay_core::{LeadDraft, LeadId, LeadSource, OfferId};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use leadrelay_core::{LeadId, OfferId};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::http::error::ApiError;
-use crate::http::extract::{Body, Caller, parse_json};
+use crate::http::extract::{EventReporter, ValidJson, object};
 use crate::http::leads::CustomerIn;
-use crate::ops::LeadSubmission;
+use crate::http::openapi::string_enum;
+use crate::ops::MarketplaceEvent;
 use crate::state::AppState;
 
 /// A marketplace event.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventIn {
+    /// `publisherid.offerid` of a registered offer.
+    #[schema(pattern = "^[a-z0-9_-]{1,64}\\.[a-z0-9_-]{1,128}$")]
     offer: String,
+    /// Where the customer acted.
+    #[schema(schema_with = marketplaces)]
     marketplace: String,
+    /// What the customer did.
+    #[schema(schema_with = actions)]
     action: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     customer: CustomerIn,
+    /// Must be `true`: the customer agreed to share their details with the publisher.
     consent: Option<bool>,
+    /// The customer's notes (the lead's `description`).
     notes: Option<String>,
     campaign: Option<String>,
 }
 
-/// `POST /v1/marketplace/events` → 202
-/// `{"id","lead_source","action_code","stage","customer_id","duplicate_of"}`.
+fn marketplaces() -> utoipa::openapi::Object {
+    string_enum(Marketplace::ALL.map(Marketplace::as_str))
+}
+
+fn actions() -> utoipa::openapi::Object {
+    string_enum(CustomerAction::ALL.map(CustomerAction::as_str))
+}
+
+/// The lead an event became.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventOut {
+    id: String,
+    lead_source: String,
+    action_code: Option<String>,
+    stage: String,
+    customer_id: Option<String>,
+    duplicate_of: Option<String>,
+}
+
+fn one_of(name: &str, all: impl IntoIterator<Item = &'static str>) -> ApiError {
+    ApiError::field(name, format!("must be one of: {}", all.into_iter().collect::<Vec<_>>().join(", ")))
+}
+
+/// `POST /v1/marketplace/events` → 202 with the lead it became.
+#[utoipa::path(
+    post, path = "/v1/marketplace/events", tag = "marketplace",
+    request_body = EventIn,
+    responses((status = 202, description = "The lead it became", body = EventOut)),
+    security(("bearer" = []))
+)]
 pub async fn create_event(
-    caller: Caller,
+    _reporter: EventReporter,
     State(state): State<AppState>,
-    Body(body): Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    if !matches!(caller, Caller::Admin | Caller::Marketplace) {
-        return Err(ApiError::Forbidden("marketplace events need a marketplace token or the admin token".to_owned()));
-    }
-    let input: EventIn = parse_json(&body)?;
-    let marketplace = Marketplace::parse(&input.marketplace).ok_or_else(|| {
-        let all: Vec<&str> = Marketplace::ALL.iter().map(|m| m.as_str()).collect();
-        ApiError::field("marketplace", format!("must be one of: {}", all.join(", ")))
-    })?;
-    let action = CustomerAction::parse(&input.action).ok_or_else(|| {
-        let all: Vec<&str> = CustomerAction::ALL.iter().map(|a| a.as_str()).collect();
-        ApiError::field("action", format!("must be one of: {}", all.join(", ")))
-    })?;
-    if input.consent != Some(true) {
-        return Err(ApiError::field(
-            "consent",
-            "must be true: a lead is shared with the publisher only when the customer agreed to it",
-        ));
-    }
-    let offer_id = OfferId::parse(&input.offer).map_err(|rule| ApiError::field("offer", rule))?;
-    let customer = input.customer.into_customer("customer")?;
-    let offer = state.ops.find_offer(&offer_id).await?;
-    let lead_source = LeadSource {
-        source: marketplace.source(),
-        action: Some(action.action_code()),
-        offer: Some(offer.id.to_string()),
-    };
-    let draft = LeadDraft {
-        publisher: Some(offer.publisher.clone()),
-        offer: None,
-        offer_title: Some(offer.title.clone()),
-        lead_source: Some(lead_source.to_string()),
-        action_code: None,
-        customer,
-        description: input.notes,
-        campaign: input.campaign,
-        is_test: false,
-    };
-    let leads =
-        state.ops.accept_leads(vec![LeadSubmission { draft, offer_hint: Some(offer.id.to_string()) }], None).await?;
-    let lead = &leads[0];
+    ValidJson(input): ValidJson<EventIn>,
+) -> Result<(StatusCode, Json<EventOut>), ApiError> {
+    let marketplace = Marketplace::parse(&input.marketplace)
+        .ok_or_else(|| one_of("marketplace", Marketplace::ALL.map(Marketplace::as_str)))?;
+    let action = CustomerAction::parse(&input.action)
+        .ok_or_else(|| one_of("action", CustomerAction::ALL.map(CustomerAction::as_str)))?;
+    let offer = OfferId::parse(&input.offer).map_err(|rule| ApiError::field("offer", rule))?;
+    let lead = state
+        .ops
+        .report_event(MarketplaceEvent {
+            offer,
+            marketplace,
+            action,
+            customer: input.customer.into(),
+            consent: input.consent,
+            notes: input.notes,
+            campaign: input.campaign,
+        })
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({
-            "id": lead.id.as_str(),
-            "lead_source": lead.lead_source_string(),
-            "action_code": lead.action.as_ref().map(|a| a.as_str()),
-            "stage": lead.stage.as_str(),
-            "customer_id": lead.customer_id.as_ref().map(|c| c.as_str()),
-            "duplicate_of": lead.duplicate_of.as_ref().map(LeadId::as_str),
-        })),
+        Json(EventOut {
+            id: lead.id.to_string(),
+            lead_source: lead.lead_source_string(),
+            action_code: lead.action.as_ref().map(|a| a.as_str().to_owned()),
+            stage: lead.stage.as_str().to_owned(),
+            customer_id: lead.customer_id.as_ref().map(|c| c.to_string()),
+            duplicate_of: lead.duplicate_of.as_ref().map(LeadId::to_string),
+        }),
     ))
 }

@@ -1,10 +1,28 @@
 //! Extractors owned by the app, so every rejection uses our error envelope: JSON bodies with
-//! field paths, and bearer authentication visible in each handler's signature.
+//! field paths, path parameters, and bearer authentication visible in each handler's signature.
+//!
+//! How a JSON body is read, on every JSON route ([`ValidJson`], [`OptionalJson`],
+//! [`JsonBatch`]):
+//! 1. `Content-Type` is `application/json` (or `…+json`), with at most a UTF-8 `charset`; a
+//!    missing type and `application/x-www-form-urlencoded` (what `curl -d` sends) are read as
+//!    JSON too; anything else is 415. The marketplace's ingest route reads any type.
+//! 2. `Content-Encoding` gzip or deflate was undone by the router's decompression layer; the
+//!    size limit counts the decompressed bytes (413).
+//! 3. A UTF-8 byte-order mark before the JSON is skipped (.NET senders write one).
+//! 4. The whole body must be JSON (400 `invalid_json`, with the position) before any field is
+//!    looked at, so a truncated body is never reported as a wrong field.
+//! 5. The shape: an object where an object is expected (an array there is 422 naming the
+//!    field, `body` at the top), each field of its type, no unknown fields (422 with the path).
+
+use std::marker::PhantomData;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::HeaderMap;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, de::IgnoredAny};
 
 use leadrelay_core::PublisherId;
 use leadrelay_core::access::Scope;
@@ -19,63 +37,250 @@ impl FromRequest<AppState> for Body {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let limit = req.extensions().get::<BodyLimit>().map_or(state.config.server.max_body_bytes, |BodyLimit(n)| *n);
         match Bytes::from_request(req, state).await {
             Ok(b) => Ok(Self(b)),
             Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::PayloadTooLarge(state.config.server.max_body_bytes))
+                Err(ApiError::PayloadTooLarge(limit))
             }
-            Err(rejection) => Err(ApiError::InvalidJson(rejection.body_text())),
+            Err(_) => Err(ApiError::InvalidJson("the body could not be read completely".to_owned())),
         }
     }
 }
 
-/// Parses bytes as JSON into `T`, reporting the path of the first wrong field.
+/// A route's own body limit, when it differs from `server.max_body_bytes` (set by the router
+/// next to axum's `DefaultBodyLimit`, so the 413 can say which limit applied).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// Checks that a JSON route's body is declared as JSON (see the module docs for the rule).
 ///
 /// # Errors
-/// 400 for syntax errors, 422 with the field path for type and shape errors.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = match serde_path_to_error::deserialize::<_, T>(&mut de) {
-        Ok(v) => v,
-        Err(e) => {
-            let inner = e.inner();
-            if inner.is_syntax() || inner.is_eof() {
-                return Err(ApiError::InvalidJson(format!("line {} column {}", inner.line(), inner.column())));
-            }
-            let path = e.path().to_string();
-            let path = if path == "." { "body".to_owned() } else { path };
-            return Err(ApiError::field(path, describe_serde(inner)));
-        }
+/// 415 naming what is accepted.
+pub fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(CONTENT_TYPE) else { return Ok(()) };
+    let refuse = || {
+        ApiError::UnsupportedMediaType(
+            "the body must be JSON: send 'Content-Type: application/json' (UTF-8)".to_owned(),
+        )
     };
-    de.end().map_err(|e| {
-        ApiError::InvalidJson(format!("trailing characters at line {} column {}", e.line(), e.column()))
-    })?;
-    Ok(value)
+    let value = value.to_str().map_err(|_| refuse())?;
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    let json = essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"));
+    if !json && essence != "application/x-www-form-urlencoded" {
+        return Err(refuse());
+    }
+    for param in parts {
+        if let Some((name, charset)) = param.split_once('=')
+            && name.trim().eq_ignore_ascii_case("charset")
+            && !matches!(charset.trim().trim_matches('"').to_ascii_lowercase().as_str(), "utf-8" | "utf8" | "us-ascii")
+        {
+            return Err(refuse());
+        }
+    }
+    Ok(())
 }
 
-/// As [`parse_json`], but an empty body means "all defaults" (for optional request bodies).
+/// A JSON object body read into `T` by the rules in the module docs.
+pub struct ValidJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ValidJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        check_json_content_type(req.headers())?;
+        let Body(bytes) = Body::from_request(req, state).await?;
+        parse_json(&bytes).map(Self)
+    }
+}
+
+/// As [`ValidJson`], but an empty body means "all defaults" (for optional request bodies).
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let declared = check_json_content_type(req.headers());
+        let Body(bytes) = Body::from_request(req, state).await?;
+        if strip_bom(&bytes).iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(T::default()));
+        }
+        declared?;
+        parse_json(&bytes).map(Self)
+    }
+}
+
+/// A body holding one JSON object or an array of them: `single` tells which it was. Errors in
+/// an array are named `[i].field`.
+pub struct JsonBatch<T> {
+    /// The items, in order.
+    pub items: Vec<T>,
+    /// The body was one object, not an array.
+    pub single: bool,
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBatch<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        check_json_content_type(req.headers())?;
+        let Body(bytes) = Body::from_request(req, state).await?;
+        let batch: OneOrMany<T> = parse_with(&bytes)?;
+        Ok(match batch {
+            OneOrMany::One(item) => Self { items: vec![item], single: true },
+            OneOrMany::Many(items) => Self { items, single: false },
+        })
+    }
+}
+
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object or an array of objects")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(OneOrMany::One)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+                while let Some(Object(item)) = seq.next_element::<Object<T>>()? {
+                    items.push(item);
+                }
+                Ok(OneOrMany::Many(items))
+            }
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+/// `T`, which must be a JSON object: serde's derive would also read a struct from an array of
+/// its field values, which no client means.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        object(d).map(Object)
+    }
+}
+
+/// Reads a struct only from a JSON object (for `#[serde(deserialize_with = "object")]` on
+/// fields holding structs, and for every top-level body).
 ///
 /// # Errors
-/// As [`parse_json`].
-pub fn parse_optional_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) { Ok(T::default()) } else { parse_json(bytes) }
+/// "invalid type" for anything but an object, and the struct's own errors.
+pub fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    struct V<T>(PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    d.deserialize_map(V(PhantomData))
 }
 
-/// serde's message without the value it quotes (the value may be personal data).
-fn describe_serde(e: &serde_json::Error) -> String {
+fn strip_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+}
+
+/// Parses a body as a JSON object into `T`, reporting the path of the first wrong field.
+///
+/// # Errors
+/// 400 when the body is not JSON, 422 with the field path for type and shape errors.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    parse_with::<Object<T>>(bytes).map(|Object(v)| v)
+}
+
+/// Parses a body as any JSON value (for routes that read the shape themselves).
+///
+/// # Errors
+/// 400 when the body is not JSON.
+pub fn parse_json_value(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    parse_with(bytes)
+}
+
+fn parse_with<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let bytes = strip_bom(bytes);
+    // Syntax first, over the whole body, so `{"a":` is 400 whatever its first key says.
+    let mut syntax = serde_json::Deserializer::from_slice(bytes);
+    IgnoredAny::deserialize(&mut syntax)
+        .and_then(|_| syntax.end())
+        .map_err(|e| ApiError::InvalidJson(format!("line {} column {}", e.line(), e.column())))?;
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| field_error(&e.path().to_string(), e.inner()))
+}
+
+/// A field error from serde's, named by path and without the value it quotes (the value may be
+/// personal data).
+fn field_error(path: &str, e: &serde_json::Error) -> ApiError {
     let msg = e.to_string();
-    let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
-    if let Some(rest) = msg.strip_prefix("invalid type: ") {
+    let msg = msg.split(" at line ").next().unwrap_or(&msg);
+    let join = |parent: &str, child: &str| {
+        if parent == "." || parent.is_empty() { child.to_owned() } else { format!("{parent}.{child}") }
+    };
+    let at = |p: &str| if p == "." || p.is_empty() { "body".to_owned() } else { p.to_owned() };
+    if let Some(rest) = msg.strip_prefix("missing field `") {
+        let name = rest.split('`').next().unwrap_or(rest);
+        return ApiError::field(join(path, name), "is required");
+    }
+    if let Some(rest) = msg.strip_prefix("unknown field `") {
+        let (name, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let expected = expected.trim_start_matches(", ").replace('`', "");
+        let expected = expected
+            .strip_prefix("expected one of ")
+            .or_else(|| expected.strip_prefix("expected "))
+            .unwrap_or(&expected);
+        let parent = path.rsplit_once('.').map_or(".", |(p, _)| p);
+        let path = if path.ends_with(name) { path.to_owned() } else { join(parent, name) };
+        return ApiError::field(at(&path), format!("is not a field here (expected one of: {expected})"));
+    }
+    let message = if let Some(rest) = msg.strip_prefix("invalid type: ") {
         // "invalid type: string \"abc\", expected u32" -> "must be u32, not a string"
         let (got, expected) = rest.split_once(", expected ").unwrap_or((rest, "another type"));
-        let got = got.split_whitespace().next().unwrap_or(got);
-        return format!("must be {expected}, not {got}");
-    }
-    if let Some(rest) = msg.strip_prefix("invalid value: ") {
+        let got = match got.split_whitespace().next().unwrap_or(got) {
+            "sequence" => "an array",
+            "map" => "an object",
+            "string" => "a string",
+            "integer" | "floating" => "a number",
+            "boolean" => "a boolean",
+            "null" | "unit" => "null",
+            other => other,
+        };
+        format!("must be {expected}, not {got}")
+    } else if let Some(rest) = msg.strip_prefix("invalid value: ") {
         let expected = rest.split_once(", expected ").map_or("a valid value", |(_, e)| e);
-        return format!("must be {expected}");
+        format!("must be {expected}")
+    } else {
+        msg.to_owned()
+    };
+    ApiError::field(at(path), message)
+}
+
+/// Path parameters; a value that cannot be read (bad percent-encoding) names nothing: 404.
+pub struct PathParams<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Self(v))
+            .map_err(|_| ApiError::NotFound("resource"))
     }
-    msg
 }
 
 /// An authenticated caller: the admin, a marketplace operator, or one publisher with scopes.
@@ -171,15 +376,58 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The admin token, checked before the body is read (so a wrong token is told 403, not
+/// which field its body lacks).
+pub struct AdminCaller;
+
+impl FromRequestParts<AppState> for AdminCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Caller::from_request_parts(parts, state).await?.require_admin().map(|()| Self)
+    }
+}
+
+/// A caller that may report marketplace events: a marketplace token or the admin token.
+pub struct EventReporter;
+
+impl FromRequestParts<AppState> for EventReporter {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        match Caller::from_request_parts(parts, state).await? {
+            Caller::Admin | Caller::Marketplace => Ok(Self),
+            Caller::Publisher { .. } => {
+                Err(ApiError::Forbidden("marketplace events need a marketplace token or the admin token".to_owned()))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     struct Probe {
         name: String,
         count: u32,
+        #[serde(default, deserialize_with = "object")]
+        inner: Inner,
+    }
+
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        email: Option<String>,
+    }
+
+    fn paths(err: ApiError) -> Vec<String> {
+        let ApiError::Validation(fields) = err else { panic!("expected validation, got {err:?}") };
+        fields.into_iter().map(|f| f.path).collect()
     }
 
     #[test]
@@ -191,8 +439,55 @@ mod tests {
     }
 
     #[test]
-    fn syntax_errors_are_invalid_json() {
+    fn syntax_errors_are_invalid_json_even_when_a_key_is_unknown() {
         assert!(matches!(parse_json::<Probe>(b"{\"name\": "), Err(ApiError::InvalidJson(_))));
         assert!(matches!(parse_json::<Probe>(br#"{"name": "x", "count": 1} trailing"#), Err(ApiError::InvalidJson(_))));
+        assert!(matches!(parse_json::<Probe>(b"{\"a\":"), Err(ApiError::InvalidJson(_))));
+        assert!(matches!(parse_json::<Probe>(b"[1,"), Err(ApiError::InvalidJson(_))));
+    }
+
+    #[test]
+    fn arrays_where_objects_belong_are_refused_by_path() {
+        assert_eq!(paths(parse_json::<Probe>(br#"["x", 1]"#).unwrap_err()), ["body"]);
+        assert_eq!(
+            paths(parse_json::<Probe>(br#"{"name": "x", "count": 1, "inner": ["a@b.co"]}"#).unwrap_err()),
+            ["inner"]
+        );
+    }
+
+    #[test]
+    fn missing_and_unknown_fields_are_named() {
+        assert_eq!(paths(parse_json::<Probe>(br#"{"name": "x"}"#).unwrap_err()), ["count"]);
+        let err = parse_json::<Probe>(br#"{"name": "x", "count": 1, "inner": {"mail": "a"}}"#).unwrap_err();
+        assert_eq!(paths(err), ["inner.mail"]);
+        assert_eq!(paths(parse_json::<Probe>(br#"{"nme": "x", "count": 1}"#).unwrap_err()), ["nme"]);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let probe = parse_json::<Probe>(b"\xEF\xBB\xBF{\"name\": \"x\", \"count\": 1}").unwrap();
+        assert_eq!(probe.count, 1);
+    }
+
+    #[test]
+    fn json_and_lenient_types_pass_and_others_are_refused() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(CONTENT_TYPE, v.parse().unwrap());
+            check_json_content_type(&h)
+        };
+        assert!(check_json_content_type(&HeaderMap::new()).is_ok(), "missing is lenient");
+        for ok in [
+            "application/json",
+            "Application/JSON; charset=UTF-8",
+            "application/merge-patch+json",
+            "application/x-www-form-urlencoded",
+        ] {
+            assert!(with(ok).is_ok(), "{ok}");
+        }
+        for refused in ["text/plain", "text/csv", "multipart/form-data; boundary=x", "application/json; charset=latin1"]
+        {
+            assert!(matches!(with(refused), Err(ApiError::UnsupportedMediaType(_))), "{refused}");
+        }
     }
 }

@@ -2,21 +2,35 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
+/// `{"status": "ok"}` or `{"status": "ready"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthOut {
+    #[schema(schema_with = states)]
+    status: &'static str,
+}
+
+fn states() -> utoipa::openapi::Object {
+    crate::http::openapi::string_enum(["ok", "ready"])
+}
+
 /// `GET /healthz`: the process answers.
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Alive", body = HealthOut)))]
+pub async fn healthz() -> Json<HealthOut> {
+    Json(HealthOut { status: "ok" })
 }
 
 /// `GET /readyz`: storage answers too.
 ///
 /// # Errors
 /// 503 when storage does not answer.
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "Ready", body = HealthOut)))]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthOut>, ApiError> {
     state.ops.storage().ping().await.map_err(|_| ApiError::Unavailable)?;
-    Ok(Json(json!({ "status": "ready" })))
+    Ok(Json(HealthOut { status: "ready" }))
 }

@@ -1,19 +1,51 @@
 //! `POST /v1/ingest/microsoft/{key}`: the marketplace's HTTPS-endpoint JSON. The key in the path
 //! is the credential. Keys are matched case-insensitively at every level (the marketplace's own
 //! samples disagree on casing), `null` and missing fields are tolerated, and a lead is never
-//! refused for an unknown offer.
+//! refused for an unknown offer. The route is lenient about `Content-Type` (the marketplace's
+//! sender is not ours to fix): any type is read as JSON.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
+use leadrelay_core::Customer;
 use leadrelay_core::destination::FieldError;
-use leadrelay_core::{Customer, LeadDraft};
-use serde_json::{Map, Value, json};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use crate::http::error::ApiError;
-use crate::http::extract::Body;
-use crate::ops::{LeadSubmission, OpsError};
+use crate::http::extract::{Body, PathParams, parse_json_value};
+use crate::http::leads::LeadIdOut;
+use crate::ops::{LeadOrigin, LeadSubmission, OpsError};
 use crate::state::AppState;
+
+/// The marketplace's HTTPS-endpoint payload as documented (for the OpenAPI document: the route
+/// itself reads keys in any case and tolerates `null` and missing fields).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "PascalCase")]
+#[allow(dead_code)]
+pub struct MicrosoftLeadDoc {
+    user_details: Option<UserDetailsDoc>,
+    /// `Source-Action|Offer`, e.g. `AzureMarketplace-INS|contoso.crm`; `Unknown` when absent.
+    lead_source: Option<String>,
+    action_code: Option<String>,
+    offer_title: Option<String>,
+    description: Option<String>,
+}
+
+/// `UserDetails` of [`MicrosoftLeadDoc`].
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "PascalCase")]
+#[allow(dead_code)]
+pub struct UserDetailsDoc {
+    first_name: Option<String>,
+    last_name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    country: Option<String>,
+    company: Option<String>,
+    title: Option<String>,
+}
 
 /// The marketplace payload, read leniently.
 #[derive(Debug, Default)]
@@ -97,34 +129,35 @@ impl MicrosoftLeadIn {
     }
 }
 
-/// `POST /v1/ingest/microsoft/{key}` → 202 `{"id": "lead_…"}` after the lead is committed.
+/// `POST /v1/ingest/microsoft/{key}`: the marketplace's lead, answered 202 after it is stored.
+/// The key in the path is the credential.
+#[utoipa::path(
+    post, path = "/v1/ingest/microsoft/{key}", tag = "ingest",
+    params(("key" = String, Path, description = "The ingest key (the credential; any case)")),
+    request_body(content = MicrosoftLeadDoc, description = "The marketplace's JSON; keys in any case, any Content-Type"),
+    responses((status = 202, description = "Stored", body = LeadIdOut))
+)]
 pub async fn ingest_microsoft(
     State(state): State<AppState>,
-    Path(key): Path<String>,
+    PathParams(key): PathParams<String>,
     Body(body): Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<LeadIdOut>), ApiError> {
     let key = state.ops.authenticate_ingest_key(&key).await.map_err(|e| match e {
         OpsError::NotFound(_) => ApiError::NotFound("ingest key"),
         other => other.into(),
     })?;
-    let value: Value = crate::http::extract::parse_json(&body)?;
-    let input = MicrosoftLeadIn::from_json(&value)?;
-    let offer_hint =
-        input.lead_source.as_deref().and_then(|s| leadrelay_core::LeadSource::parse(s).ok()).and_then(|ls| ls.offer);
-    let draft = LeadDraft {
-        publisher: Some(key.publisher.clone()),
-        offer: None,
-        offer_title: input.offer_title,
-        // The marketplace may omit LeadSource (2018 form); keep the lead anyway.
-        lead_source: Some(input.lead_source.filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "Unknown".to_owned())),
-        action_code: input.action_code,
-        customer: input.customer,
-        description: input.description,
-        campaign: None,
-        is_test: false,
-    };
-    let leads = state.ops.accept_leads(vec![LeadSubmission { draft, offer_hint }], key.offer.as_ref()).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "id": leads[0].id.as_str() }))))
+    let input = MicrosoftLeadIn::from_json(&parse_json_value(&body)?)?;
+    // The marketplace may omit LeadSource (2018 form); keep the lead anyway.
+    let lead_source = input.lead_source.filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "Unknown".to_owned());
+    let submission = LeadSubmission::new(LeadOrigin::Marketplace, key.publisher.clone())
+        .lead_source(Some(lead_source))
+        .offer(key.offer.clone())
+        .offer_title(input.offer_title)
+        .action_code(input.action_code)
+        .customer(input.customer)
+        .description(input.description);
+    let leads = state.ops.accept_leads(vec![submission]).await?;
+    Ok((StatusCode::ACCEPTED, Json(LeadIdOut { id: leads[0].id.to_string() })))
 }
 
 #[cfg(test)]

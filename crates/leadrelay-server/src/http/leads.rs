@@ -1,29 +1,30 @@
 //! The native lead API and the lead list.
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use leadrelay_core::access::Scope;
 use leadrelay_core::storage::{Attempt, Delivery, LeadFilter};
-use leadrelay_core::{Customer, CustomerId, Lead, LeadDraft, LeadId, OfferId, PublisherId};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use leadrelay_core::{Customer, CustomerId, Lead, LeadId, OfferId, PublisherId};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::http::error::ApiError;
-use crate::http::extract::{Body, Caller, parse_json};
+use crate::http::extract::{Caller, JsonBatch, PathParams, object};
 use crate::http::query::Query;
-use crate::ops::LeadSubmission;
+use crate::ops::{LeadOrigin, LeadSubmission};
 use crate::state::AppState;
 
 /// The most leads one `POST /v1/leads` may carry.
 pub const MAX_BATCH: usize = 1000;
 
-/// Customer fields of a lead or a marketplace event.
-#[derive(Debug, Default, Deserialize)]
+/// Customer fields of a lead or a marketplace event, kept exactly as sent.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerIn {
     first_name: Option<String>,
     last_name: Option<String>,
+    /// Refused unless it looks like an address (spaces around it are ignored for the check).
     email: Option<String>,
     phone: Option<String>,
     country: Option<String>,
@@ -31,42 +32,31 @@ pub struct CustomerIn {
     title: Option<String>,
 }
 
-impl CustomerIn {
-    /// The domain customer; an email that is not an address is refused at `{prefix}.email`.
-    ///
-    /// # Errors
-    /// 422 naming the email field.
-    pub fn into_customer(self, prefix: &str) -> Result<Customer, ApiError> {
-        let c = Customer::from_raw(
-            self.first_name,
-            self.last_name,
-            self.email,
-            self.phone,
-            self.country,
-            self.company,
-            self.title,
-        );
-        match &c.email {
-            Some(email) if !leadrelay_core::customer::is_email_shaped(email) => {
-                Err(ApiError::field(format!("{prefix}.email"), "is not an email address"))
-            }
-            _ => Ok(c),
-        }
+impl From<CustomerIn> for Customer {
+    fn from(c: CustomerIn) -> Self {
+        Customer::from_raw(c.first_name, c.last_name, c.email, c.phone, c.country, c.company, c.title)
     }
 }
 
 /// A lead in marketplace form: either `lead_source` (`Source-Action|Offer`) or `source` +
 /// `action`; `offer` optional.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeadIn {
+    /// The publisher id.
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     publisher: String,
+    /// `publisherid.offerid`, an offer of `publisher` (registered or not).
+    #[schema(pattern = "^[a-z0-9_-]{1,64}\\.[a-z0-9_-]{1,128}$")]
     offer: Option<String>,
     offer_title: Option<String>,
+    /// `Source-Action|Offer`, e.g. `AzureMarketplace-INS|contoso.crm`.
     lead_source: Option<String>,
+    /// Instead of `lead_source`: the source part.
     source: Option<String>,
+    /// With `source`: the action code (`INS`, `PLT`, `Create`, …).
     action: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     customer: CustomerIn,
     description: Option<String>,
     campaign: Option<String>,
@@ -77,11 +67,6 @@ impl LeadIn {
         let publisher = PublisherId::parse(&self.publisher).map_err(|rule| ApiError::field("publisher", rule))?;
         let offer =
             self.offer.as_deref().map(OfferId::parse).transpose().map_err(|rule| ApiError::field("offer", rule))?;
-        if let Some(o) = &offer
-            && !o.belongs_to(&publisher)
-        {
-            return Err(ApiError::field("offer", format!("must be an offer of publisher '{publisher}'")));
-        }
         let lead_source = match (self.lead_source, self.source) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::field("source", "give either lead_source or source (+ action), not both"));
@@ -95,44 +80,71 @@ impl LeadIn {
                 ));
             }
         };
-        let hint = offer
-            .as_ref()
-            .map(|o| o.as_str().to_owned())
-            .or_else(|| leadrelay_core::LeadSource::parse(&lead_source).ok().and_then(|ls| ls.offer));
-        let customer = self.customer.into_customer("customer")?;
-        Ok(LeadSubmission {
-            draft: LeadDraft {
-                publisher: Some(publisher),
-                offer: None,
-                offer_title: self.offer_title,
-                lead_source: Some(lead_source),
-                action_code: self.action,
-                customer,
-                description: self.description,
-                campaign: self.campaign,
-                is_test: false,
-            },
-            offer_hint: hint,
-        })
+        Ok(LeadSubmission::new(LeadOrigin::Native, publisher)
+            .lead_source(Some(lead_source))
+            .offer(offer)
+            .offer_title(self.offer_title)
+            .action_code(self.action)
+            .customer(self.customer.into())
+            .description(self.description)
+            .campaign(self.campaign))
     }
 }
 
+/// `POST /v1/leads` takes one lead or an array of them (for the document; the route reads it
+/// with [`JsonBatch`]).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum LeadsIn {
+    /// One lead.
+    One(Box<LeadIn>),
+    /// Up to 1,000, all stored or none.
+    Many(Vec<LeadIn>),
+}
+
+/// The answer to one lead: its id.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeadIdOut {
+    /// `lead_…`
+    pub id: String,
+}
+
+/// The answer to a batch: the ids, in order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeadIdsOut {
+    /// `lead_…`, one per lead sent.
+    pub ids: Vec<String>,
+}
+
+/// `POST /v1/leads` answers one id or many.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum AcceptedOut {
+    /// For one lead.
+    One(LeadIdOut),
+    /// For an array.
+    Many(LeadIdsOut),
+}
+
 /// `POST /v1/leads`: one lead or an array of up to 1,000, all stored or none.
+#[utoipa::path(
+    post, path = "/v1/leads", tag = "leads",
+    request_body(content = LeadsIn, description = "One lead object, or an array of up to 1,000"),
+    responses((status = 202, description = "Stored (all or none)", body = AcceptedOut)),
+    security(("bearer" = []))
+)]
 pub async fn create_leads(
     caller: Caller,
     State(state): State<AppState>,
-    Body(body): Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let value: Value = parse_json(&body)?;
-    let (items, single) = match value {
-        Value::Array(items) => (items, false),
-        other => (vec![other], true),
-    };
-    if items.is_empty() || items.len() > MAX_BATCH {
+    batch: JsonBatch<LeadIn>,
+) -> Result<(StatusCode, Json<AcceptedOut>), ApiError> {
+    if batch.items.is_empty() || batch.items.len() > MAX_BATCH {
         return Err(ApiError::field("body", format!("must hold 1 to {MAX_BATCH} leads")));
     }
-    let mut submissions = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
+    let single = batch.single;
+    let mut submissions = Vec::with_capacity(batch.items.len());
+    for (i, lead) in batch.items.into_iter().enumerate() {
         let prefix = |e: ApiError| match e {
             ApiError::Validation(fields) if !single => ApiError::Validation(
                 fields
@@ -142,80 +154,251 @@ pub async fn create_leads(
             ),
             other => other,
         };
-        let lead: LeadIn = parse_json(&serde_json::to_vec(&item).unwrap_or_default()).map_err(prefix)?;
         let submission = lead.into_submission().map_err(prefix)?;
-        if let Some(p) = &submission.draft.publisher {
-            caller.check(p, Scope::Ingest, "publisher").map_err(prefix)?;
-        }
+        caller.check(submission.publisher(), Scope::Ingest, "publisher")?;
         submissions.push(submission);
     }
-    let leads = state.ops.accept_leads(submissions, None).await?;
+    let leads = state.ops.accept_leads(submissions).await?;
     let body = if single {
-        json!({ "id": leads[0].id.as_str() })
+        AcceptedOut::One(LeadIdOut { id: leads[0].id.to_string() })
     } else {
-        json!({ "ids": leads.iter().map(|l| l.id.as_str()).collect::<Vec<_>>() })
+        AcceptedOut::Many(LeadIdsOut { ids: leads.iter().map(|l| l.id.to_string()).collect() })
     };
     Ok((StatusCode::ACCEPTED, Json(body)))
 }
 
+/// A lead's customer as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerOut {
+    first_name: Option<String>,
+    last_name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    /// As received (`US`, `USA`, `United States`).
+    country: Option<String>,
+    /// ISO 3166-1 alpha-2, when `country` is recognisable.
+    country_code: Option<&'static str>,
+    company: Option<String>,
+    title: Option<String>,
+}
+
 /// A lead as the API shows it.
-pub fn lead_out(l: &Lead) -> Value {
-    let c = &l.customer;
-    json!({
-        "id": l.id.as_str(),
-        "publisher": l.publisher.as_str(),
-        "offer": l.offer.as_ref().map(OfferId::as_str),
-        "offer_title": l.offer_title,
-        "lead_source": l.lead_source_string(),
-        "raw_lead_source": l.raw_lead_source,
-        "source": l.source.as_str(),
-        "action_code": l.action.as_ref().map(|a| a.as_str()),
-        "stage": l.stage.as_str(),
-        "customer": {
-            "first_name": c.first_name, "last_name": c.last_name, "email": c.email, "phone": c.phone,
-            "country": c.country, "country_code": c.country_code(), "company": c.company, "title": c.title,
-        },
-        "description": l.description,
-        "campaign": l.campaign,
-        "is_test": l.is_test,
-        "pii_withheld": l.pii_withheld,
-        "received_at": l.received_at.to_rfc3339(),
-        "customer_id": l.customer_id.as_ref().map(|c| c.as_str()),
-        "duplicate_of": l.duplicate_of.as_ref().map(LeadId::as_str),
-        "merge_reason": l.merge_reason,
-    })
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeadOut {
+    id: String,
+    publisher: String,
+    offer: Option<String>,
+    offer_title: Option<String>,
+    /// `Source-Action|Offer`, rebuilt from the parts.
+    lead_source: String,
+    /// The `LeadSource` string exactly as received, when one was.
+    raw_lead_source: Option<String>,
+    source: String,
+    action_code: Option<String>,
+    stage: String,
+    customer: CustomerOut,
+    description: Option<String>,
+    campaign: Option<String>,
+    is_test: bool,
+    pii_withheld: bool,
+    #[schema(format = DateTime)]
+    received_at: String,
+    customer_id: Option<String>,
+    duplicate_of: Option<String>,
+    merge_reason: Option<String>,
+}
+
+impl From<&Lead> for LeadOut {
+    fn from(l: &Lead) -> Self {
+        let c = &l.customer;
+        Self {
+            id: l.id.to_string(),
+            publisher: l.publisher.to_string(),
+            offer: l.offer.as_ref().map(OfferId::to_string),
+            offer_title: l.offer_title.clone(),
+            lead_source: l.lead_source_string(),
+            raw_lead_source: l.raw_lead_source.clone(),
+            source: l.source.as_str().to_owned(),
+            action_code: l.action.as_ref().map(|a| a.as_str().to_owned()),
+            stage: l.stage.as_str().to_owned(),
+            customer: CustomerOut {
+                first_name: c.first_name.clone(),
+                last_name: c.last_name.clone(),
+                email: c.email.clone(),
+                phone: c.phone.clone(),
+                country: c.country.clone(),
+                country_code: c.country_code(),
+                company: c.company.clone(),
+                title: c.title.clone(),
+            },
+            description: l.description.clone(),
+            campaign: l.campaign.clone(),
+            is_test: l.is_test,
+            pii_withheld: l.pii_withheld,
+            received_at: l.received_at.to_rfc3339(),
+            customer_id: l.customer_id.as_ref().map(|c| c.to_string()),
+            duplicate_of: l.duplicate_of.as_ref().map(LeadId::to_string),
+            merge_reason: l.merge_reason.clone(),
+        }
+    }
 }
 
 /// A delivery as the API shows it.
-pub fn delivery_out(d: &Delivery) -> Value {
-    json!({
-        "id": d.id.as_str(),
-        "lead_id": d.lead_id.as_str(),
-        "destination": d.destination.as_str(),
-        "status": d.status.as_str(),
-        "attempts": d.attempts,
-        "next_attempt_at": d.next_attempt_at.map(|t| t.to_rfc3339()),
-        "last_error": d.last_error,
-        "created_at": d.created_at.to_rfc3339(),
-        "updated_at": d.updated_at.to_rfc3339(),
-    })
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryOut {
+    id: String,
+    lead_id: String,
+    destination: String,
+    #[schema(schema_with = delivery_statuses)]
+    status: &'static str,
+    /// Attempts counted against the retry schedule.
+    attempts: u32,
+    #[schema(format = DateTime)]
+    next_attempt_at: Option<String>,
+    last_error: Option<String>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
 }
 
-fn attempt_out(a: &Attempt) -> Value {
-    json!({
-        "number": a.number,
-        "started_at": a.started_at.to_rfc3339(),
-        "duration_ms": a.duration_ms,
-        "status_code": a.status_code,
-        "error_class": a.error_class.map(|e| e.as_str()),
-        "message": a.message,
-        "response_excerpt": a.excerpt,
-    })
+fn delivery_statuses() -> utoipa::openapi::Object {
+    crate::http::openapi::string_enum(["pending", "delivered", "dead"])
 }
 
-/// Query parameters shared by the lead list and the CSV export.
-pub const LEAD_FILTERS: [&str; 11] =
-    ["publisher", "offer", "customer", "source", "action", "stage", "q", "is_test", "since", "until", "cursor"];
+impl From<&Delivery> for DeliveryOut {
+    fn from(d: &Delivery) -> Self {
+        Self {
+            id: d.id.to_string(),
+            lead_id: d.lead_id.to_string(),
+            destination: d.destination.to_string(),
+            status: d.status.as_str(),
+            attempts: d.attempts,
+            next_attempt_at: d.next_attempt_at.map(|t| t.to_rfc3339()),
+            last_error: d.last_error.clone(),
+            created_at: d.created_at.to_rfc3339(),
+            updated_at: d.updated_at.to_rfc3339(),
+        }
+    }
+}
+
+/// One attempt of a delivery.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptOut {
+    number: u32,
+    #[schema(format = DateTime)]
+    started_at: String,
+    duration_ms: u64,
+    status_code: Option<u16>,
+    #[schema(schema_with = error_classes)]
+    error_class: Option<&'static str>,
+    message: Option<String>,
+    /// The start of the receiver's answer.
+    response_excerpt: Option<String>,
+}
+
+fn error_classes() -> utoipa::openapi::Object {
+    let mut schema = crate::http::openapi::string_enum(["transient", "throttled", "permanent", "gone"]);
+    crate::http::openapi::make_nullable(&mut schema);
+    schema
+}
+
+impl From<&Attempt> for AttemptOut {
+    fn from(a: &Attempt) -> Self {
+        Self {
+            number: a.number,
+            started_at: a.started_at.to_rfc3339(),
+            duration_ms: a.duration_ms,
+            status_code: a.status_code,
+            error_class: a.error_class.map(|e| e.as_str()),
+            message: a.message.clone(),
+            response_excerpt: a.excerpt.clone(),
+        }
+    }
+}
+
+/// A delivery with its attempts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryDetailOut {
+    #[serde(flatten)]
+    delivery: DeliveryOut,
+    attempt_log: Vec<AttemptOut>,
+}
+
+/// A lead with its deliveries and their attempts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeadDetailOut {
+    #[serde(flatten)]
+    lead: LeadOut,
+    deliveries: Vec<DeliveryDetailOut>,
+}
+
+/// A page of leads, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeadPageOut {
+    items: Vec<LeadOut>,
+    /// Pass back as `cursor`; `null` at the end.
+    next_cursor: Option<String>,
+}
+
+/// The lead list's filters (the CSV export takes the same but `limit`).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct LeadListQuery {
+    /// Only this publisher's leads (a publisher token sees only its own).
+    publisher: Option<String>,
+    /// `publisherid.offerid`.
+    offer: Option<String>,
+    /// `cus_…`
+    customer: Option<String>,
+    /// The source part (`AzureMarketplace`, `AppSource`, …).
+    source: Option<String>,
+    /// The action code (`INS`, `PLT`, …), any case.
+    action: Option<String>,
+    /// The funnel stage.
+    stage: Option<String>,
+    /// Text in first or last name, email or company.
+    q: Option<String>,
+    is_test: Option<bool>,
+    /// RFC 3339 time or a date.
+    since: Option<String>,
+    /// RFC 3339 time or a date.
+    until: Option<String>,
+    /// Page size.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// The CSV export's filters: the lead list's without `limit`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct LeadExportQuery {
+    /// Only this publisher's leads (a publisher token sees only its own).
+    publisher: Option<String>,
+    /// `publisherid.offerid`.
+    offer: Option<String>,
+    /// `cus_…`
+    customer: Option<String>,
+    /// The source part (`AzureMarketplace`, `AppSource`, …).
+    source: Option<String>,
+    /// The action code (`INS`, `PLT`, …), any case.
+    action: Option<String>,
+    /// The funnel stage.
+    stage: Option<String>,
+    /// Text in first or last name, email or company.
+    q: Option<String>,
+    is_test: Option<bool>,
+    /// RFC 3339 time or a date.
+    since: Option<String>,
+    /// RFC 3339 time or a date.
+    until: Option<String>,
+    /// Ignored by the export (it streams every matching lead); accepted for symmetry.
+    cursor: Option<String>,
+}
 
 /// The lead filter from query parameters, limited to what the caller may see.
 ///
@@ -236,38 +419,48 @@ pub fn lead_filter(q: &Query, caller: &Caller) -> Result<LeadFilter, ApiError> {
     })
 }
 
-/// `GET /v1/leads?offer&customer&source&action&stage&q&is_test&since&until&limit&cursor`
+/// `GET /v1/leads`: the list, newest first.
+#[utoipa::path(
+    get, path = "/v1/leads", tag = "leads",
+    params(LeadListQuery),
+    responses((status = 200, description = "A page of leads", body = LeadPageOut)),
+    security(("bearer" = []))
+)]
 pub async fn list_leads(
     caller: Caller,
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, ApiError> {
-    let mut allowed = LEAD_FILTERS.to_vec();
-    allowed.push("limit");
-    let q = Query::parse(raw.as_deref(), &allowed)?;
+) -> Result<Json<LeadPageOut>, ApiError> {
+    let q = Query::parse_for::<LeadListQuery>(raw.as_deref())?;
     let filter = lead_filter(&q, &caller)?;
     let page = state.ops.list_leads(&filter, &q.page()?).await?;
-    Ok(Json(json!({ "items": page.items.iter().map(lead_out).collect::<Vec<_>>(), "next_cursor": page.next_cursor })))
+    Ok(Json(LeadPageOut { items: page.items.iter().map(LeadOut::from).collect(), next_cursor: page.next_cursor }))
 }
 
 /// `GET /v1/leads/{id}`: the lead with its deliveries and their attempts.
+#[utoipa::path(
+    get, path = "/v1/leads/{id}", tag = "leads",
+    params(("id" = String, Path, description = "`lead_…`")),
+    responses((status = 200, description = "The lead", body = LeadDetailOut)),
+    security(("bearer" = []))
+)]
 pub async fn get_lead(
     caller: Caller,
     State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    PathParams(id): PathParams<String>,
+) -> Result<Json<LeadDetailOut>, ApiError> {
     let id = LeadId::parse(&id).ok_or(ApiError::NotFound("lead"))?;
     let detail = state.ops.get_lead(&id).await?;
     caller.check(&detail.lead.publisher, Scope::Read, "lead")?;
-    let mut out = lead_out(&detail.lead);
-    out["deliveries"] = detail
-        .deliveries
-        .iter()
-        .map(|(d, attempts)| {
-            let mut v = delivery_out(d);
-            v["attempt_log"] = attempts.iter().map(attempt_out).collect();
-            v
-        })
-        .collect();
-    Ok(Json(out))
+    Ok(Json(LeadDetailOut {
+        lead: LeadOut::from(&detail.lead),
+        deliveries: detail
+            .deliveries
+            .iter()
+            .map(|(d, attempts)| DeliveryDetailOut {
+                delivery: DeliveryOut::from(d),
+                attempt_log: attempts.iter().map(AttemptOut::from).collect(),
+            })
+            .collect(),
+    }))
 }

@@ -1,5 +1,6 @@
 //! The HTTP API. `router.rs` lists every route; one module per resource holds its handlers and
-//! wire types (`…In` for requests, `…Out` for answers).
+//! wire types (`…In` for requests, `…Out` for answers); `openapi.rs` publishes the contract
+//! generated from them. Handlers translate HTTP to the use cases in `ops` and back, nothing more.
 
 pub mod customers;
 pub mod deliveries;
@@ -11,6 +12,8 @@ pub mod health;
 pub mod ingest;
 pub mod lead_csv;
 pub mod leads;
+pub mod middleware;
+pub mod openapi;
 pub mod publishers;
 pub mod query;
 pub mod router;

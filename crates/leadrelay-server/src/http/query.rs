@@ -22,6 +22,22 @@ impl Query {
     /// # Errors
     /// 422 naming the unknown parameter.
     pub fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<Self, ApiError> {
+        Self::parse_names(raw, allowed)
+    }
+
+    /// As [`Query::parse`], with the names the route documents in its OpenAPI parameters
+    /// (`P`), so the document and the check cannot drift apart.
+    ///
+    /// # Errors
+    /// 422 naming the unknown parameter.
+    pub fn parse_for<P: utoipa::IntoParams>(raw: Option<&str>) -> Result<Self, ApiError> {
+        let names: Vec<String> =
+            P::into_params(|| Some(utoipa::openapi::path::ParameterIn::Query)).into_iter().map(|p| p.name).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        Self::parse_names(raw, &names)
+    }
+
+    fn parse_names(raw: Option<&str>, allowed: &[&str]) -> Result<Self, ApiError> {
         let mut map = HashMap::new();
         for (k, v) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
             if !allowed.contains(&k.as_ref()) {

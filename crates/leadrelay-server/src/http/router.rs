@@ -1,88 +1,92 @@
-//! Every route of the API, in one place.
+//! Every route of the API, in one place. Routes are registered with `routes!`, which takes
+//! each handler's `#[utoipa::path]` along, so the OpenAPI document describes exactly what is
+//! served.
 
-use std::time::{Duration, Instant};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderName, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
+use axum::{Extension, Router, middleware};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
-use crate::http::error::{ApiError, InternalCause};
+use crate::http::error::ApiError;
+use crate::http::extract::BodyLimit;
+use crate::http::middleware::{self as mw, REQUEST_ID};
+use crate::http::openapi::{self, ApiDoc};
 use crate::http::{customers, deliveries, destinations, events, health, ingest, lead_csv, leads, publishers};
 use crate::state::AppState;
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The routes and the OpenAPI document describing them (before [`openapi::finish`]).
+fn routes() -> OpenApiRouter<AppState> {
+    let import = routes!(lead_csv::import_leads).map(|r| {
+        r.layer::<_, Infallible>(DefaultBodyLimit::max(lead_csv::MAX_IMPORT_BYTES))
+            .layer::<_, Infallible>(Extension(BodyLimit(lead_csv::MAX_IMPORT_BYTES)))
+    });
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(openapi::docs_page))
+        .routes(routes!(publishers::create_publisher))
+        .routes(routes!(publishers::put_offer, publishers::get_offer))
+        .routes(routes!(destinations::create_destination, destinations::list_destinations))
+        .routes(routes!(publishers::publish_offer))
+        .routes(routes!(publishers::create_ingest_key))
+        .routes(routes!(publishers::create_token))
+        .routes(routes!(publishers::revoke_token))
+        .routes(routes!(publishers::create_marketplace_token))
+        .routes(routes!(publishers::revoke_ingest_key))
+        .routes(routes!(ingest::ingest_microsoft))
+        .routes(routes!(events::create_event))
+        .routes(routes!(leads::create_leads, leads::list_leads))
+        .routes(routes!(lead_csv::export_leads))
+        .routes(import)
+        .routes(routes!(leads::get_lead))
+        .routes(routes!(customers::get_customer))
+        .routes(routes!(customers::split_customer))
+        .routes(routes!(destinations::get_destination))
+        .routes(routes!(destinations::enable_destination))
+        .routes(routes!(destinations::disable_destination))
+        .routes(routes!(destinations::replay_destination))
+        .routes(routes!(destinations::validate_destination))
+        .routes(routes!(deliveries::list_deliveries))
+        .routes(routes!(deliveries::get_delivery))
+        .routes(routes!(deliveries::retry_delivery))
+}
+
+/// The OpenAPI document of this build's API, `kinds` being its destination kinds.
+pub fn document(kinds: &[&str]) -> openapi::ApiDocument {
+    let (_, api) = routes().split_for_parts();
+    openapi::finish(api, kinds)
+}
 
 /// The application router with its middleware.
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.server.max_body_bytes;
     let timeout = Duration::from_millis(state.config.server.request_timeout_ms);
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/v1/publishers", post(publishers::create_publisher))
-        .route("/v1/publishers/{publisher}/offers/{offer_id}", put(publishers::put_offer).get(publishers::get_offer))
-        .route(
-            "/v1/publishers/{publisher}/destinations",
-            post(destinations::create_destination).get(destinations::list_destinations),
-        )
-        .route("/v1/publishers/{publisher}/offers/{offer_id}/publish", post(publishers::publish_offer))
-        .route("/v1/publishers/{publisher}/ingest-keys", post(publishers::create_ingest_key))
-        .route("/v1/publishers/{publisher}/tokens", post(publishers::create_token))
-        .route("/v1/publishers/{publisher}/tokens/{id}", axum::routing::delete(publishers::revoke_token))
-        .route("/v1/marketplace/tokens", post(publishers::create_marketplace_token))
-        .route("/v1/publishers/{publisher}/ingest-keys/{id}", axum::routing::delete(publishers::revoke_ingest_key))
-        .route("/v1/ingest/microsoft/{key}", post(ingest::ingest_microsoft))
-        .route("/v1/marketplace/events", post(events::create_event))
-        .route("/v1/leads", post(leads::create_leads).get(leads::list_leads))
-        .route("/v1/leads/export.csv", get(lead_csv::export_leads))
-        .route(
-            "/v1/leads/import.csv",
-            post(lead_csv::import_leads).layer(DefaultBodyLimit::max(lead_csv::MAX_IMPORT_BYTES)),
-        )
-        .route("/v1/leads/{id}", get(leads::get_lead))
-        .route("/v1/customers/{id}", get(customers::get_customer))
-        .route("/v1/customers/{id}/split", post(customers::split_customer))
-        .route("/v1/destinations/{id}", get(destinations::get_destination))
-        .route("/v1/destinations/{id}/enable", post(destinations::enable_destination))
-        .route("/v1/destinations/{id}/disable", post(destinations::disable_destination))
-        .route("/v1/destinations/{id}/replay", post(destinations::replay_destination))
-        .route("/v1/destinations/{id}/validate", post(destinations::validate_destination))
-        .route("/v1/deliveries", get(deliveries::list_deliveries))
-        .route("/v1/deliveries/{id}", get(deliveries::get_delivery))
-        .route("/v1/deliveries/{id}/retry", post(deliveries::retry_delivery))
+    let (routes, api) = routes().split_for_parts();
+    let kinds: Vec<&str> = state.ops.destinations().kinds().collect();
+    let doc = Arc::new(openapi::finish(api, &kinds));
+    routes
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(Extension(doc))
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn(log_request))
+        .layer(RequestDecompressionLayer::new())
+        .layer(middleware::from_fn(mw::check_content_encoding))
         .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(middleware::from_fn_with_state(timeout, mw::timeout))
+        .layer(middleware::from_fn(mw::limit_request_head))
+        .layer(middleware::from_fn(mw::log_request))
+        .layer(middleware::from_fn(mw::envelope_bare_errors))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
-}
-
-/// One line per request: method, the *matched* route (never the raw path, which can hold an
-/// ingest key), status, duration and request id; the cause of a 500 is logged here, once.
-async fn log_request(req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().map_or("<unmatched>", |p| p.as_str()).to_owned();
-    let request_id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    let response = next.run(req).await;
-    let status = response.status().as_u16();
-    let duration_ms = started.elapsed().as_millis() as u64;
-    if let Some(InternalCause(cause)) = response.extensions().get::<InternalCause>() {
-        tracing::error!(request_id, %method, route, http.status_code = status, duration_ms, error = %cause, "request failed");
-    } else if status >= 500 {
-        tracing::warn!(request_id, %method, route, http.status_code = status, duration_ms, "request");
-    } else {
-        tracing::debug!(request_id, %method, route, http.status_code = status, duration_ms, "request");
-    }
-    response
 }

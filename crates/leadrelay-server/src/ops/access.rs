@@ -23,10 +23,7 @@ impl Ops {
                 return Err(OpsError::field("offer", format!("must be an offer of publisher '{publisher}'")));
             }
             if matches!(self.storage.get_offer(o).await, Err(StorageError::NotFound)) {
-                return Err(OpsError::field(
-                    "offer",
-                    "is not a known offer; create it first with PUT .../offers/{offer_id}",
-                ));
+                return Err(OpsError::field("offer", "is not a known offer of this publisher"));
             }
         }
         // Lowercase letters and digits only, so the key survives any URL handling.
@@ -62,7 +59,7 @@ impl Ops {
         for (i, s) in scopes.iter().enumerate() {
             if s.is_publisher_scope() != publisher.is_some() {
                 let rule = if publisher.is_some() {
-                    "must be ingest, read, write or admin (marketplace tokens are created with POST /v1/marketplace/tokens)"
+                    "must be ingest, read, write or admin (the marketplace scope is for tokens of no publisher)"
                 } else {
                     "must be marketplace"
                 };

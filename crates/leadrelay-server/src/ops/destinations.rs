@@ -1,8 +1,8 @@
 //! Destinations: create with the connector's checks, enable and disable, and Validate (a test lead sent now).
 
 use leadrelay_core::destination::{DestinationRecord, FieldError};
-use leadrelay_core::storage::{LeadWithDeliveries, Offer, StorageError};
-use leadrelay_core::{DestinationId, Lead, LeadDraft, LeadId, OfferId, PublisherId};
+use leadrelay_core::storage::{Offer, StorageError};
+use leadrelay_core::{DestinationId, LeadId, OfferId, PublisherId};
 
 use super::{Ops, OpsError, OpsResult};
 
@@ -50,10 +50,7 @@ impl Ops {
                         format!("must be an offer of publisher '{publisher}'"),
                     ));
                 } else if !catalog.offers.iter().any(|known| &known.id == o) {
-                    errors.push(FieldError::new(
-                        format!("offers[{i}]"),
-                        "is not a known offer; create it first with PUT .../offers/{offer_id}",
-                    ));
+                    errors.push(FieldError::new(format!("offers[{i}]"), "is not a known offer of this publisher"));
                 }
             }
         }
@@ -142,25 +139,7 @@ impl Ops {
         offer: Option<&Offer>,
     ) -> OpsResult<Validation> {
         let now = self.clock.now();
-        let marker = leadrelay_core::test_lead::marker_at(now);
-        let draft = LeadDraft {
-            publisher: Some(record.publisher.clone()),
-            offer: offer.map(|o| o.id.clone()),
-            offer_title: Some(offer.map_or_else(|| "leadrelay test lead".to_owned(), |o| o.title.clone())),
-            lead_source: Some("AzureMarketplace".to_owned()),
-            action_code: Some("INS".to_owned()),
-            customer: leadrelay_core::test_lead::test_customer(now),
-            description: Some(marker),
-            campaign: None,
-            is_test: true,
-        };
-        let lead = Lead::from_draft(draft, LeadId::generate(now), now, &self.policy.rules)?;
-        self.storage
-            .insert_leads(
-                &[LeadWithDeliveries { lead: lead.clone(), deliveries: Vec::new() }],
-                self.policy.duplicate_window,
-            )
-            .await?;
+        let lead = self.store_test_lead(&record.publisher, offer).await?;
         let result = match self.destinations.build(record) {
             Ok(destination) => {
                 destination.send(&lead, leadrelay_core::destination::SendContext { attempt: 1, now }).await

@@ -8,19 +8,24 @@ mod cache;
 mod customers;
 mod deliveries;
 mod destinations;
+mod events;
+pub mod lead_csv;
 mod leads;
 mod publishers;
 
 pub use cache::TtlCache;
 pub use destinations::Validation;
-pub use leads::LeadSubmission;
+pub use events::MarketplaceEvent;
+pub use lead_csv::{CsvImport, RowFailure};
+pub use leads::{LeadOrigin, LeadSubmission};
+pub use publishers::DestinationTest;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use leadrelay_core::destination::{DestinationRecord, Destinations, FieldError, NetworkPolicy};
 use leadrelay_core::storage::{ApiToken, IngestKey, Offer, Storage, StorageError};
-use leadrelay_core::{Clock, LeadError, LeadRules, OfferType, PublisherId};
+use leadrelay_core::{Clock, LeadRules, OfferType, PublisherId};
 use tokio::sync::Notify;
 
 /// Why a use case failed. Handlers map it to a status in one place (`http::error`).
@@ -43,14 +48,6 @@ pub enum OpsError {
 impl OpsError {
     fn field(path: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Invalid(vec![FieldError::new(path, message)])
-    }
-}
-
-impl From<LeadError> for OpsError {
-    fn from(e: LeadError) -> Self {
-        let text = e.to_string();
-        let message = text.split_once(": ").map_or(text.as_str(), |(_, m)| m).to_owned();
-        Self::field(e.field(), message)
     }
 }
 
@@ -156,10 +153,7 @@ impl Ops {
         );
         match known {
             Err(StorageError::NotFound) => {
-                return Err(OpsError::field(
-                    "publisher",
-                    "is not a known publisher; create it with POST /v1/publishers",
-                ));
+                return Err(OpsError::field("publisher", "is not a known publisher"));
             }
             other => drop(other?),
         }

@@ -6,6 +6,41 @@ use leadrelay_core::{OfferId, OfferType, PublisherId};
 
 use super::{Ops, OpsError, OpsResult};
 
+/// One destination's answer to the test lead a publish sent it, as recorded on the offer
+/// (`last_validation`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DestinationTest {
+    /// The destination's id.
+    pub destination: String,
+    /// Its name.
+    pub name: String,
+    /// Its kind.
+    pub kind: String,
+    /// Whether it took the test lead.
+    pub ok: bool,
+    /// The receiver's HTTP status, if it answered.
+    pub status_code: Option<u16>,
+    /// The test lead that was sent.
+    pub test_lead_id: String,
+    /// What went wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What to fix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// What to check by hand when the destination cannot confirm the write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl DestinationTest {
+    /// The results recorded by the offer's last publish; `None` if it was never published (or
+    /// the record cannot be read, which only a hand-edited database could cause).
+    pub fn recorded(offer: &Offer) -> Option<Vec<Self>> {
+        offer.last_validation.clone().and_then(|v| serde_json::from_value(v).ok())
+    }
+}
+
 impl Ops {
     /// One publisher.
     ///
@@ -122,7 +157,7 @@ impl Ops {
                 "destinations",
                 format!(
                     "an offer of type '{}' needs a lead destination before it is published (rule: \
-                     offers.destination_required_for); add one with POST /v1/publishers/{publisher}/destinations",
+                     offers.destination_required_for); add a destination for it first",
                     offer.offer_type.as_str()
                 ),
             ));
@@ -131,25 +166,26 @@ impl Ops {
         for d in destinations {
             results.push((d, self.send_test_lead(d, Some(&offer)).await?));
         }
-        let summary: Vec<serde_json::Value> = results
-            .iter()
+        let summary: Vec<DestinationTest> = results
+            .into_iter()
             .map(|(d, v)| {
-                let mut r = serde_json::json!({
-                    "destination": d.id.as_str(), "name": d.name, "kind": d.kind, "ok": v.error.is_none(),
-                    "status_code": v.status, "test_lead_id": v.lead_id.as_str(),
-                });
-                if let Some((error, hint)) = &v.error {
-                    r["error"] = serde_json::json!(error);
-                    r["hint"] = serde_json::json!(hint);
+                let (error, hint) = v.error.map_or((None, None), |(e, h)| (Some(e), Some(h)));
+                DestinationTest {
+                    destination: d.id.to_string(),
+                    name: d.name.clone(),
+                    kind: d.kind.clone(),
+                    ok: error.is_none(),
+                    status_code: v.status,
+                    test_lead_id: v.lead_id.to_string(),
+                    error,
+                    hint,
+                    note: v.note,
                 }
-                if let Some(note) = &v.note {
-                    r["note"] = serde_json::json!(note);
-                }
-                r
             })
             .collect();
+        let summary = serde_json::to_value(summary).expect("plain fields always serialise");
         let now = self.clock.now();
-        self.storage.record_publication(&offer.id, now, &serde_json::Value::Array(summary)).await?;
+        self.storage.record_publication(&offer.id, now, &summary).await?;
         self.get_offer(publisher, id).await
     }
 }

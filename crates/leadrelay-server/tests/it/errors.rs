@@ -164,3 +164,265 @@ async fn without_the_private_network_switch_loopback_destinations_are_refused() 
         assert_eq!(a.body["error"]["fields"][0]["path"], "settings.url");
     }
 }
+
+/// Sends `body` with exactly these headers (and the admin token when `auth`).
+pub async fn send_with(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+    auth: bool,
+) -> crate::support::Answer {
+    let mut req = app.client.request(method, format!("{}{path}", app.base)).body(body);
+    if auth {
+        req = req.bearer_auth(crate::support::ADMIN);
+    }
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let content_type = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+    let bytes = res.bytes().await.unwrap();
+    let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    if status >= 400 {
+        assert_eq!(content_type.as_deref(), Some("application/json"), "{status} {path} answered without the envelope");
+        assert!(body["error"]["code"].is_string(), "{status} {path}: {body}");
+    }
+    crate::support::Answer { status, body }
+}
+
+/// Every route that reads a JSON body, with a body it would accept.
+async fn json_routes(app: &TestApp) -> Vec<(Method, String, serde_json::Value)> {
+    app.contoso().await;
+    let dst = app
+        .post(
+            "/v1/publishers/contoso/destinations",
+            json!({"name": "h", "kind": "https", "settings": {"url": "http://127.0.0.1:9/h"}}),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let lead = app
+        .post("/v1/leads", json!({"publisher": "contoso", "lead_source": "SPZA", "customer": {"email": "a@b.co"}}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let customer = app.get(&format!("/v1/leads/{lead}")).await.body["customer_id"].as_str().unwrap().to_owned();
+    vec![
+        (Method::POST, "/v1/publishers".into(), json!({"id": "fabrikam", "name": "Fabrikam"})),
+        (Method::PUT, "/v1/publishers/contoso/offers/contoso.new".into(), json!({"title": "New", "type": "saas"})),
+        (
+            Method::POST,
+            "/v1/publishers/contoso/destinations".into(),
+            json!({"name": "x", "kind": "https", "settings": {"url": "http://127.0.0.1:9/x"}}),
+        ),
+        (Method::POST, "/v1/publishers/contoso/ingest-keys".into(), json!({"offer": "contoso.crm"})),
+        (Method::POST, "/v1/publishers/contoso/tokens".into(), json!({"scopes": ["read"]})),
+        (Method::POST, "/v1/marketplace/tokens".into(), json!({"scopes": ["marketplace"]})),
+        (
+            Method::POST,
+            "/v1/marketplace/events".into(),
+            json!({"offer": "contoso.crm", "marketplace": "AppSource", "action": "contact_me", "consent": true}),
+        ),
+        (Method::POST, "/v1/leads".into(), json!({"publisher": "contoso", "lead_source": "SPZA"})),
+        (Method::POST, format!("/v1/destinations/{dst}/replay"), json!({"only_dead": true})),
+        (Method::POST, format!("/v1/customers/{customer}/split"), json!({"lead_ids": [lead]})),
+    ]
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_400_invalid_json_on_every_route() {
+    let app = TestApp::spawn().await;
+    let routes = json_routes(&app).await;
+    let ingest = app.ingest_path(None).await;
+    for (method, path, _) in routes.iter().cloned().chain([(Method::POST, ingest, json!({}))]) {
+        for broken in [&b"{\"a\":"[..], b"{\"id\": \"x\"", b"not json", b"{} {}"] {
+            let a =
+                send_with(&app, method.clone(), &path, &[("content-type", "application/json")], broken.to_vec(), true)
+                    .await;
+            assert_eq!(
+                (a.status, a.body["error"]["code"].as_str()),
+                (400, Some("invalid_json")),
+                "{method} {path} with {:?}: {}",
+                String::from_utf8_lossy(broken),
+                a.body
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_json_array_where_an_object_is_expected_is_refused_naming_the_field() {
+    let app = TestApp::spawn().await;
+    for (method, path, body) in json_routes(&app).await {
+        let values: Vec<serde_json::Value> = body.as_object().unwrap().values().cloned().collect();
+        let a = app.send(method.clone(), &path, Some(json!(values).to_string().into_bytes()), true).await;
+        if path == "/v1/leads" {
+            assert_eq!(a.status, 422, "{path}: {}", a.body);
+            assert_eq!(a.body["error"]["fields"][0]["path"], "[0]", "{}", a.body);
+        } else {
+            assert_eq!(
+                (a.status, a.body["error"]["fields"][0]["path"].as_str()),
+                (422, Some("body")),
+                "{method} {path}: {}",
+                a.body
+            );
+        }
+    }
+    let a = app.post("/v1/leads", json!({"publisher": "contoso", "lead_source": "SPZA", "customer": ["a@b.co"]})).await;
+    assert_eq!((a.status, a.body["error"]["fields"][0]["path"].as_str()), (422, Some("customer")), "{}", a.body);
+    assert!(a.body["error"]["fields"][0]["message"].as_str().unwrap().contains("object"), "{}", a.body);
+}
+
+#[tokio::test]
+async fn a_content_type_other_than_json_is_415_and_what_curl_sends_by_default_is_read() {
+    let app = TestApp::spawn().await;
+    let routes = json_routes(&app).await;
+    for (method, path, body) in &routes {
+        for refused in
+            ["text/plain", "text/csv", "multipart/form-data; boundary=x", "application/json; charset=iso-8859-1"]
+        {
+            let a = send_with(
+                &app,
+                method.clone(),
+                path,
+                &[("content-type", refused)],
+                body.to_string().into_bytes(),
+                true,
+            )
+            .await;
+            assert_eq!(
+                (a.status, a.body["error"]["code"].as_str()),
+                (415, Some("unsupported_media_type")),
+                "{method} {path} as {refused}: {}",
+                a.body
+            );
+        }
+    }
+    let publisher = |id: &str| json!({"id": id, "name": id}).to_string().into_bytes();
+    let curl_default = [("content-type", "application/x-www-form-urlencoded")];
+    assert_eq!(send_with(&app, Method::POST, "/v1/publishers", &curl_default, publisher("p1"), true).await.status, 201);
+    assert_eq!(
+        send_with(&app, Method::POST, "/v1/publishers", &[], publisher("p2"), true).await.status,
+        201,
+        "no type"
+    );
+    let utf8 = [("content-type", "application/json; charset=utf-8")];
+    assert_eq!(send_with(&app, Method::POST, "/v1/publishers", &utf8, publisher("p3"), true).await.status, 201);
+
+    let ingest = app.ingest_path(None).await;
+    let lead = documented_example().to_string().into_bytes();
+    let a = send_with(&app, Method::POST, &ingest, &[("content-type", "text/plain")], lead, false).await;
+    assert_eq!(a.status, 202, "the marketplace's route reads any type: {}", a.body);
+}
+
+#[tokio::test]
+async fn oversized_request_heads_are_answered_414_and_431_in_the_envelope() {
+    let app = TestApp::spawn().await;
+    let long = format!("/v1/leads?q={}", "x".repeat(10 * 1024));
+    let a = send_with(&app, Method::GET, &long, &[], Vec::new(), true).await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (414, Some("uri_too_long")));
+
+    let names: Vec<String> = (0..70).map(|i| format!("x-extra-{i}")).collect();
+    let many: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "1")).collect();
+    let a = send_with(&app, Method::GET, "/healthz", &many, Vec::new(), false).await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (431, Some("headers_too_large")));
+
+    let big = "y".repeat(40 * 1024);
+    let a = send_with(&app, Method::GET, "/healthz", &[("x-big", big.as_str())], Vec::new(), false).await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (431, Some("headers_too_large")));
+}
+
+#[tokio::test]
+async fn a_request_slower_than_the_timeout_answers_503_in_the_envelope() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(&format!("{}\n[server]\nrequest_timeout_ms = 300\n", crate::support::FAST)).await;
+    let addr = app.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /v1/publishers HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\n\
+         content-length: 100\r\nconnection: close\r\n\r\n{{\"id\":",
+        crate::support::ADMIN
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_string(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("content-type: application/json"), "{answer}");
+    assert!(answer.contains("\"code\":\"unavailable\""), "{answer}");
+}
+
+#[tokio::test]
+async fn a_gzip_bomb_is_refused_with_413_after_reading_no_more_than_the_limit() {
+    use std::io::Write;
+    let app = TestApp::spawn_with(&format!("{}\n[server]\nmax_body_bytes = 4096\n", crate::support::FAST)).await;
+    app.contoso().await;
+    let path = app.ingest_path(None).await;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(b"{\"Description\": \"").unwrap();
+    let zeros = vec![b'0'; 1024 * 1024];
+    for _ in 0..64 {
+        gz.write_all(&zeros).unwrap();
+    }
+    let bomb = gz.finish().unwrap();
+    assert!(bomb.len() < 1024 * 1024, "64 MiB inflate from {} bytes", bomb.len());
+    let started = std::time::Instant::now();
+    let a = send_with(&app, Method::POST, &path, &[("content-encoding", "gzip")], bomb, false).await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (413, Some("payload_too_large")), "{}", a.body);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "it stopped at the limit instead of inflating");
+    assert_eq!(app.lead_count().await, 0);
+}
+
+#[tokio::test]
+async fn field_paths_follow_each_routes_own_shape() {
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let long = "x".repeat(600);
+    let a = app
+        .post("/v1/leads", json!({"publisher": "contoso", "lead_source": "SPZA", "customer": {"company": long}}))
+        .await;
+    assert_eq!(
+        (a.status, a.body["error"]["fields"][0]["path"].as_str()),
+        (422, Some("customer.company")),
+        "{}",
+        a.body
+    );
+    let a = app
+        .post("/v1/leads", json!({"publisher": "contoso", "lead_source": "SPZA", "description": "x".repeat(9000)}))
+        .await;
+    assert_eq!(a.body["error"]["fields"][0]["path"], "description", "{}", a.body);
+
+    let path = app.ingest_path(None).await;
+    let a = app.ingest(&path, json!({"LeadSource": "SPZA", "UserDetails": {"Company": long}})).await;
+    assert_eq!(
+        (a.status, a.body["error"]["fields"][0]["path"].as_str()),
+        (422, Some("UserDetails.Company")),
+        "{}",
+        a.body
+    );
+
+    let batch = json!([
+        {"publisher": "contoso", "lead_source": "SPZA"},
+        {"publisher": "nobody", "lead_source": "SPZA"},
+    ]);
+    let a = app.post("/v1/leads", batch).await;
+    assert_eq!((a.status, a.body["error"]["fields"][0]["path"].as_str()), (422, Some("[1].publisher")), "{}", a.body);
+    assert_eq!(
+        a.body["error"]["fields"][0]["message"], "is not a known publisher",
+        "a domain message, no route: {}",
+        a.body
+    );
+    let batch = json!([{"publisher": "contoso", "lead_source": "SPZA"}, {"publisher": "contoso", "lead_source": "SPZA", "customer": {"phone": 5}}]);
+    let a = app.post("/v1/leads", batch).await;
+    assert_eq!(a.body["error"]["fields"][0]["path"], "[1].customer.phone", "{}", a.body);
+    assert_eq!(app.lead_count().await, 0);
+}

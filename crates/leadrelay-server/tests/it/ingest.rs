@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use leadrelay_testkit::TestReceiver;
+use reqwest::Method;
 use serde_json::json;
 
 use crate::support::{TestApp, documented_example, status_of};
@@ -177,4 +178,136 @@ async fn an_edu_lead_is_stored_without_personal_data_and_not_sent_to_a_crm() {
     let ordinary = app.ingest(&path, documented_example()).await;
     app.wait_for_lead(ordinary.body["id"].as_str().unwrap(), "delivery", |d| status_of(d) == ["delivered"]).await;
     assert_eq!(receiver.requests().len(), 1, "only the ordinary lead reached the receiver");
+}
+
+#[tokio::test]
+async fn raw_values_reach_the_destination_exactly_as_received() {
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let receiver = TestReceiver::start().await;
+    app.https_destination(&receiver.url(), None).await;
+    let path = app.ingest_path(None).await;
+    let mut lead = documented_example();
+    lead["Description"] = json!("Campaigns: ");
+    lead["UserDetails"]["Company"] = json!(" ");
+    lead["UserDetails"]["FirstName"] = json!("  Some ");
+    let a = app.ingest(&path, lead.clone()).await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    receiver.wait_until(Duration::from_secs(10), "one delivery", |r| !r.is_empty()).await;
+    let got = receiver.requests()[0].json();
+    assert_eq!(got["Description"], "Campaigns: ");
+    assert_eq!(got["UserDetails"]["Company"], " ");
+    assert_eq!(got["UserDetails"]["FirstName"], "  Some ");
+    let stored = app.get(&format!("/v1/leads/{}", a.body["id"].as_str().unwrap())).await.body;
+    assert_eq!(stored["description"], "Campaigns: ");
+    assert!(stored["customer_id"].is_string(), "matching still normalises: {stored}");
+}
+
+#[tokio::test]
+async fn an_offer_id_in_the_lead_source_is_the_offer_even_when_it_is_not_registered() {
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let path = app.ingest_path(None).await;
+    let offer_of = |body: serde_json::Value| {
+        let app = &app;
+        let path = path.clone();
+        async move {
+            let a = app.ingest(&path, body).await;
+            assert_eq!(a.status, 202, "{}", a.body);
+            app.get(&format!("/v1/leads/{}", a.body["id"].as_str().unwrap())).await.body
+        }
+    };
+    let lead =
+        offer_of(json!({"LeadSource": "AzureMarketplace-INS|contoso.unregistered", "OfferTitle": "Contoso CRM"})).await;
+    assert_eq!(lead["offer"], "contoso.unregistered", "the named id wins over a title match");
+    assert_eq!(lead["offer_title"], "Contoso CRM");
+    let lead = offer_of(json!({"LeadSource": "AzureMarketplace-INS|fabrikam.crm", "OfferTitle": "Contoso ERP"})).await;
+    assert_eq!(lead["offer"], "contoso.erp", "another publisher's id is ignored, the title still matches");
+    let lead = offer_of(json!({"LeadSource": "AzureMarketplace-INS", "OfferTitle": " contoso erp "})).await;
+    assert_eq!(lead["offer"], "contoso.erp", "with no offer named, the title decides");
+    assert_eq!(lead["offer_title"], " contoso erp ", "and the title is kept as sent");
+}
+
+#[tokio::test]
+async fn bodies_as_real_senders_write_them_are_read() {
+    use std::io::Write;
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let path = app.ingest_path(None).await;
+    let mut bom_json = b"\xEF\xBB\xBF".to_vec();
+    bom_json.extend(crate::support::example_for("bom@fabrikam.com").to_string().into_bytes());
+    let json_utf8 = ("content-type", "application/json; charset=utf-8");
+
+    let a = crate::errors::send_with(&app, Method::POST, &path, &[json_utf8], bom_json.clone(), false).await;
+    assert_eq!(a.status, 202, "a byte-order mark and a charset: {}", a.body);
+
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&bom_json).unwrap();
+    let gzip = gz.finish().unwrap();
+    for coding in ["gzip", "GZIP ", "x-gzip"] {
+        let a = crate::errors::send_with(
+            &app,
+            Method::POST,
+            &path,
+            &[json_utf8, ("content-encoding", coding)],
+            gzip.clone(),
+            false,
+        )
+        .await;
+        assert_eq!(a.status, 202, "{coding}: {}", a.body);
+    }
+    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    zlib.write_all(&bom_json).unwrap();
+    let a = crate::errors::send_with(
+        &app,
+        Method::POST,
+        &path,
+        &[("content-encoding", "deflate")],
+        zlib.finish().unwrap(),
+        false,
+    )
+    .await;
+    assert_eq!(a.status, 202, "deflate: {}", a.body);
+
+    let a = crate::errors::send_with(&app, Method::POST, &path, &[("content-encoding", "br")], bom_json.clone(), false)
+        .await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (415, Some("unsupported_media_type")));
+
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b"\xEF\xBB\xBFnot json at all").unwrap();
+    let a = crate::errors::send_with(
+        &app,
+        Method::POST,
+        &path,
+        &[("content-encoding", "gzip")],
+        gz.finish().unwrap(),
+        false,
+    )
+    .await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (400, Some("invalid_json")), "{}", a.body);
+    let a = crate::errors::send_with(
+        &app,
+        Method::POST,
+        &path,
+        &[("content-encoding", "gzip")],
+        b"not gzip".to_vec(),
+        false,
+    )
+    .await;
+    assert_eq!(a.status, 400, "a body that does not inflate: {}", a.body);
+
+    let native = json!({"publisher": "contoso", "lead_source": "SPZA", "customer": {"email": "gz@fabrikam.com"}});
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(native.to_string().as_bytes()).unwrap();
+    let a = crate::errors::send_with(
+        &app,
+        Method::POST,
+        "/v1/leads",
+        &[("content-encoding", "gzip")],
+        gz.finish().unwrap(),
+        true,
+    )
+    .await;
+    assert_eq!(a.status, 202, "every JSON route inflates: {}", a.body);
+    assert_eq!(app.lead_count().await, 6);
 }

@@ -120,5 +120,42 @@ async fn an_import_of_a_referrals_export_reports_bad_rows_and_keeps_the_good_one
 }
 
 async fn import_status(app: &TestApp, query: &str, body: &str) -> u16 {
-    app.send(Method::POST, &format!("/v1/leads/import.csv{query}"), Some(body.as_bytes().to_vec()), true).await.status
+    let headers = [("content-type", "text/csv")];
+    let path = format!("/v1/leads/import.csv{query}");
+    crate::errors::send_with(app, Method::POST, &path, &headers, body.as_bytes().to_vec(), true).await.status
+}
+
+#[tokio::test]
+async fn an_import_keeps_cells_as_written_skips_a_byte_order_mark_and_refuses_json() {
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let csv =
+        "\u{feff}Email,Lead Source,Notes,Company\nsome@fabrikam.com,AzureMarketplace-INS|contoso.crm,Campaigns: , \n";
+    let answer = import(&app, "?publisher=contoso", csv).await;
+    assert_eq!(answer["imported"], 1, "{answer}");
+    let lead = &app.get("/v1/leads?q=fabrikam").await.body["items"][0];
+    assert_eq!(lead["description"], "Campaigns: ");
+    assert_eq!(lead["customer"]["company"], " ");
+    assert_eq!(lead["offer"], "contoso.crm");
+
+    let path = "/v1/leads/import.csv?publisher=contoso";
+    let json = [("content-type", "application/json")];
+    let a = crate::errors::send_with(&app, Method::POST, path, &json, csv.as_bytes().to_vec(), true).await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (415, Some("unsupported_media_type")));
+    for lenient in ["text/plain; charset=utf-8", "application/vnd.ms-excel", "application/x-www-form-urlencoded"] {
+        let a = crate::errors::send_with(
+            &app,
+            Method::POST,
+            path,
+            &[("content-type", lenient)],
+            csv.as_bytes().to_vec(),
+            true,
+        )
+        .await;
+        assert_eq!(a.status, 200, "{lenient}: {}", a.body);
+    }
+    let bad_row = "email,lead_source\nnot-an-email,SPZA\nok@fabrikam.com,SPZA-PLT|fabrikam.crm\n";
+    let answer = import(&app, "?publisher=contoso", bad_row).await;
+    assert_eq!(answer["failed"][0]["errors"][0]["path"], "email", "{answer}");
+    assert_eq!(answer["imported"], 1, "{answer}");
 }
