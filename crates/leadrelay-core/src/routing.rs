@@ -27,7 +27,14 @@ pub fn applies(lead: &Lead, destination: &DestinationRecord, kinds: &Destination
     if lead.pii_withheld && kinds.role(&d.kind) != Some(DestinationRole::NotifiesPeople) {
         return false;
     }
-    match (&d.offers, &lead.offer) {
+    takes_offer(d, lead.offer.as_ref())
+}
+
+/// Whether a destination takes leads of `offer` (`None`: a lead whose offer is not known): one
+/// that lists no offers takes every lead, one that lists offers only theirs. Publishing an
+/// offer tests exactly the destinations this names.
+pub fn takes_offer(destination: &DestinationRecord, offer: Option<&crate::offer::OfferId>) -> bool {
+    match (&destination.offers, offer) {
         (None, _) => true,
         (Some(list), Some(offer)) => list.contains(offer),
         (Some(_), None) => false,

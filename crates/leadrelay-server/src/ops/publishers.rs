@@ -2,7 +2,7 @@
 
 use leadrelay_core::destination::DestinationRecord;
 use leadrelay_core::storage::{Offer, Publisher, StorageError, Upserted};
-use leadrelay_core::{OfferId, OfferType, PublisherId};
+use leadrelay_core::{OfferId, OfferType, PublisherId, routing};
 
 use super::{Ops, OpsError, OpsResult};
 
@@ -150,7 +150,7 @@ impl Ops {
         let destinations: Vec<&DestinationRecord> = catalog
             .destinations
             .iter()
-            .filter(|d| d.offers.as_ref().is_none_or(|list| list.contains(&offer.id)))
+            .filter(|d| d.publisher == offer.publisher && routing::takes_offer(d, Some(&offer.id)))
             .collect();
         if destinations.is_empty() && self.policy.destination_required_for.contains(&offer.offer_type) {
             return Err(OpsError::field(

@@ -28,28 +28,28 @@ async fn a_receiver_that_fails_for_a_while_still_gets_the_lead_once_recovered() 
 
 #[tokio::test]
 async fn retry_after_is_honoured_without_using_up_attempts() {
-    let app = TestApp::spawn().await;
+    let (app, clock) = TestApp::spawn_stepped().await;
     app.contoso().await;
     let receiver = TestReceiver::start().await;
-    receiver.respond_with(429, Some("1"));
+    receiver.respond_with(429, Some("30"));
     app.https_destination(&receiver.url(), None).await;
     let path = app.ingest_path(None).await;
     let id = app.ingest(&path, documented_example()).await.body["id"].as_str().unwrap().to_owned();
-    receiver.wait_until(Duration::from_secs(5), "the first attempt", |r| !r.is_empty()).await;
-    let lead = app
-        .wait_for_lead(&id, "the throttled attempt recorded", |d| {
-            d[0]["attempt_log"].as_array().is_some_and(|l| !l.is_empty())
-        })
-        .await;
-    assert_eq!(
-        receiver.requests().len(),
-        1,
-        "no second attempt before Retry-After (1 s) although the schedule says 100 ms"
-    );
+    let step = app.worker.run_once().await.unwrap();
+    assert_eq!((step.claimed, step.retrying), (1, 1));
+    clock.advance(Duration::from_secs(29));
+    assert!(app.worker.run_once().await.unwrap().is_idle(), "no second attempt before Retry-After (30 s)");
+    assert_eq!(receiver.requests().len(), 1, "although the schedule says 100 ms");
+    let lead = app.get(&format!("/v1/leads/{id}")).await.body;
     assert_eq!(lead["deliveries"][0]["attempts"], 0, "a throttled attempt does not count");
     assert_eq!(lead["deliveries"][0]["attempt_log"][0]["error_class"], "throttled");
     receiver.respond_with(200, None);
-    app.wait_for_lead(&id, "delivered", |d| status_of(d) == ["delivered"]).await;
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(app.worker.run_once().await.unwrap().delivered, 1);
+    assert_eq!(
+        status_of(app.get(&format!("/v1/leads/{id}")).await.body["deliveries"].as_array().unwrap()),
+        ["delivered"]
+    );
 }
 
 #[tokio::test]
@@ -83,48 +83,56 @@ async fn a_permanent_failure_is_dead_lettered_at_once_and_can_be_retried() {
 
 #[tokio::test]
 async fn exhausted_retries_dead_letter_and_a_replay_of_dead_letters_delivers_them() {
-    let app = TestApp::spawn().await;
+    let (app, clock) = TestApp::spawn_stepped().await;
     app.contoso().await;
     let receiver = TestReceiver::start().await;
     receiver.respond_with(500, None);
     let (dest, _) = app.https_destination(&receiver.url(), None).await;
     let path = app.ingest_path(None).await;
     let id = app.ingest(&path, documented_example()).await.body["id"].as_str().unwrap().to_owned();
-    let lead = app.wait_for_lead(&id, "dead after the schedule", |d| status_of(d) == ["dead"]).await;
+    for attempt in 1..=5 {
+        let step = app.worker.run_once().await.unwrap();
+        assert_eq!((step.claimed, step.retrying), (1, 1), "attempt {attempt} is retried");
+        assert!(app.worker.run_once().await.unwrap().is_idle(), "not before its due time");
+        clock.advance(Duration::from_millis(500));
+    }
+    assert_eq!(app.worker.run_once().await.unwrap().dead, 1, "the sixth failure gives up");
+    let lead = app.get(&format!("/v1/leads/{id}")).await.body;
+    assert_eq!(status_of(lead["deliveries"].as_array().unwrap()), ["dead"]);
     assert_eq!(lead["deliveries"][0]["attempts"], 6, "the first attempt and five retries");
     assert_eq!(receiver.requests().len(), 6);
 
     receiver.respond_with(200, None);
     let a = app.post(&format!("/v1/destinations/{dest}/replay"), json!({"only_dead": true})).await;
     assert_eq!((a.status, a.body["replayed"].as_u64()), (202, Some(1)));
-    app.wait_for_lead(&id, "delivered after replay", |d| status_of(d) == ["delivered"]).await;
+    assert_eq!(app.worker.run_once().await.unwrap().delivered, 1, "delivered after replay");
 }
 
 #[tokio::test]
 async fn gone_disables_the_destination_and_its_queue_waits_until_enabled() {
-    let app = TestApp::spawn().await;
+    let (app, _clock) = TestApp::spawn_stepped().await;
     app.contoso().await;
     let receiver = TestReceiver::start().await;
     receiver.respond_with(410, None);
     let (dest, _) = app.https_destination(&receiver.url(), None).await;
     let path = app.ingest_path(None).await;
-    let first = app.ingest(&path, documented_example()).await.body["id"].as_str().unwrap().to_owned();
-    app.wait_for_lead(&first, "dead letter", |d| status_of(d) == ["dead"]).await;
+    app.ingest(&path, documented_example()).await;
+    assert_eq!(app.worker.run_once().await.unwrap().dead, 1);
     let d = app.get(&format!("/v1/destinations/{dest}")).await.body;
     assert_eq!(d["enabled"], false);
     assert!(d["disabled_reason"].as_str().unwrap().contains("410"));
 
     receiver.respond_with(200, None);
     let second = app.ingest(&path, example_for("second@contoso.com")).await.body["id"].as_str().unwrap().to_owned();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(receiver.requests().len(), 1, "nothing is sent to a disabled destination");
+    assert!(app.worker.run_once().await.unwrap().is_idle(), "nothing is sent to a disabled destination");
+    assert_eq!(receiver.requests().len(), 1);
     assert_eq!(
         status_of(app.get(&format!("/v1/leads/{second}")).await.body["deliveries"].as_array().unwrap()),
         ["pending"]
     );
 
     assert_eq!(app.post(&format!("/v1/destinations/{dest}/enable"), json!({})).await.status, 200);
-    app.wait_for_lead(&second, "the backlog delivered", |d| status_of(d) == ["delivered"]).await;
+    assert_eq!(app.worker.run_once().await.unwrap().delivered, 1, "the backlog is delivered once enabled");
 }
 
 #[tokio::test]

@@ -49,6 +49,15 @@ impl TestApp {
         Self::spawn_with_clock(overrides, Arc::new(SystemClock)).await
     }
 
+    /// The app with its worker stopped, on a clock the test moves: the test drives delivery
+    /// with `app.worker.run_once()` and `clock.advance(..)`, never by waiting.
+    pub async fn spawn_stepped() -> (Self, Arc<leadrelay_testkit::ManualClock>) {
+        let clock =
+            Arc::new(leadrelay_testkit::ManualClock::new(leadrelay_core::Timestamp::from_millis(1_800_000_000_000)));
+        let config = FAST.replacen("[worker]", "[worker]\nenabled = false", 1);
+        (Self::spawn_with_clock(&config, clock.clone()).await, clock)
+    }
+
     /// The app on a clock the test moves (the worker's due times and the leads' times).
     pub async fn spawn_with_clock(overrides: &str, clock: Arc<dyn leadrelay_core::Clock>) -> Self {
         leadrelay_server::telemetry::init_for_tests();
