@@ -71,15 +71,16 @@ pub fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     if !json && essence != "application/x-www-form-urlencoded" {
         return Err(refuse());
     }
-    for param in parts {
-        if let Some((name, charset)) = param.split_once('=')
-            && name.trim().eq_ignore_ascii_case("charset")
+    if declares_utf8(parts) { Ok(()) } else { Err(refuse()) }
+}
+
+/// Whether the parameters of a `Content-Type` (after its `;`) leave the body UTF-8: no
+/// `charset`, or `utf-8` / `us-ascii`. Our bodies are read as UTF-8 only.
+pub fn declares_utf8<'a>(params: impl Iterator<Item = &'a str>) -> bool {
+    !params.filter_map(|p| p.split_once('=')).any(|(name, charset)| {
+        name.trim().eq_ignore_ascii_case("charset")
             && !matches!(charset.trim().trim_matches('"').to_ascii_lowercase().as_str(), "utf-8" | "utf8" | "us-ascii")
-        {
-            return Err(refuse());
-        }
-    }
-    Ok(())
+    })
 }
 
 /// A JSON object body read into `T` by the rules in the module docs.

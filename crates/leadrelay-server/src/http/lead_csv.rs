@@ -146,15 +146,7 @@ fn check_csv_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     ) {
         return Err(refuse());
     }
-    for param in parts {
-        if let Some((name, charset)) = param.split_once('=')
-            && name.trim().eq_ignore_ascii_case("charset")
-            && !matches!(charset.trim().trim_matches('"').to_ascii_lowercase().as_str(), "utf-8" | "utf8" | "us-ascii")
-        {
-            return Err(refuse());
-        }
-    }
-    Ok(())
+    if crate::http::extract::declares_utf8(parts) { Ok(()) } else { Err(refuse()) }
 }
 
 /// `POST /v1/leads/import.csv?publisher=…` with a CSV body: good rows are stored, bad rows
