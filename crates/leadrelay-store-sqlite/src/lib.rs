@@ -176,6 +176,7 @@ impl SqliteStore {
     /// `migrate` is off, or newer than this build.
     pub fn open(path: &Path, options: OpenOptions) -> Result<Self> {
         let lock = if options.exclusive { Some(Arc::new(lock_exclusively(path)?)) } else { None };
+        create_private(path)?;
         let mut conn = Connection::open(path).map_err(map_err)?;
         configure(&conn).map_err(map_err)?;
         if options.migrate {
@@ -222,6 +223,7 @@ impl SqliteStore {
     /// this build or a migration fails.
     pub fn migrate_file(path: &Path) -> Result<(usize, usize)> {
         let _lock = lock_exclusively(path)?;
+        create_private(path)?;
         let mut conn = Connection::open(path).map_err(map_err)?;
         configure(&conn).map_err(map_err)?;
         let applied = migrate(&mut conn)?;
@@ -273,15 +275,32 @@ impl SqliteStore {
     }
 }
 
+/// Creates the database file, if missing, readable and writable by this user only (0600,
+/// whatever the umask). SQLite gives its `-wal` and `-shm` files the database file's mode, so
+/// they are private too. An existing file is never touched.
+fn create_private(path: &Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(unavailable(format!("creating {}: {e}", path.display()))),
+    }
+}
+
 /// Takes an advisory lock on the database file itself (`flock`, which is independent of the
 /// POSIX locks SQLite uses), so two processes configured with one file, even from two data
 /// directories, cannot both serve from it: the second would deliver the first's leads again.
 fn lock_exclusively(path: &Path) -> Result<std::fs::File> {
+    create_private(path)?;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .create(true)
-        .truncate(false)
         .open(path)
         .map_err(|e| unavailable(format!("opening {}: {e}", path.display())))?;
     match file.try_lock() {

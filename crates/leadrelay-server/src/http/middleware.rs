@@ -107,3 +107,36 @@ pub async fn log_request(req: Request, next: Next) -> Response {
     }
     response
 }
+
+/// The longest client-chosen request id we keep; a longer or stranger one is replaced.
+pub const MAX_REQUEST_ID_BYTES: usize = 64;
+
+/// Outermost: a client's `x-request-id` is kept only when it is short and made of letters,
+/// digits, `.`, `_` and `-` (it reaches our logs; anything else could forge or flood them), so a
+/// fresh one is generated instead; and every answer carries the headers that stop a browser
+/// from sniffing types, framing our pages or leaking an ingest-key path as a referrer.
+pub async fn secure_headers(mut req: Request, next: Next) -> Response {
+    let safe = req.headers().get(REQUEST_ID).is_none_or(|v| {
+        let b = v.as_bytes();
+        !b.is_empty()
+            && b.len() <= MAX_REQUEST_ID_BYTES
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+    });
+    if !safe {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        (
+            "content-security-policy",
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+        ),
+    ] {
+        headers.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
+    }
+    response
+}

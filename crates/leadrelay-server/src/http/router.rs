@@ -88,5 +88,6 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(mw::envelope_bare_errors))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(middleware::from_fn(mw::secure_headers))
         .with_state(state)
 }

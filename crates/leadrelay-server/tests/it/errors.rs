@@ -426,3 +426,32 @@ async fn field_paths_follow_each_routes_own_shape() {
     assert_eq!(a.body["error"]["fields"][0]["path"], "[1].customer.phone", "{}", a.body);
     assert_eq!(app.lead_count().await, 0);
 }
+
+#[tokio::test]
+async fn every_answer_carries_the_browser_safety_headers_and_only_a_safe_request_id_is_kept() {
+    let app = TestApp::spawn().await;
+    let client = reqwest::Client::new();
+    for path in ["/healthz", "/v1/leads", "/docs", "/no/such/route"] {
+        let res = client.get(format!("{}{path}", app.base)).send().await.unwrap();
+        let h = res.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        assert!(h["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"), "{path}");
+    }
+    let id_for = |sent: &'static str| {
+        let req = client.get(format!("{}/healthz", app.base)).header("x-request-id", sent);
+        async move { req.send().await.unwrap().headers()["x-request-id"].to_str().unwrap().to_owned() }
+    };
+    assert_eq!(id_for("trace-42_a.b").await, "trace-42_a.b", "a short safe id is kept");
+    for hostile in [
+        "a b",
+        "x\"}{\"level\":\"ERROR",
+        "<script>",
+        "0123456789012345678901234567890123456789012345678901234567890123456789",
+    ] {
+        let got = id_for(hostile).await;
+        assert_ne!(got, hostile);
+        assert!(got.len() == 36 && got.matches('-').count() == 4, "replaced by a generated id: {got}");
+    }
+}

@@ -33,6 +33,37 @@ pub fn print_config(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Creates `dir` (and missing parents) readable by this user only (0700, whatever the umask):
+/// it holds every customer's data. An existing directory others can read is left as the
+/// operator made it, with a warning.
+///
+/// # Errors
+/// When it cannot be created.
+pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        if let Ok(meta) = std::fs::metadata(dir) {
+            let mode = meta.permissions().mode();
+            if meta.is_dir() && mode & 0o077 != 0 {
+                tracing::warn!(
+                    path = %dir.display(),
+                    mode = format!("{:o}", mode & 0o777),
+                    "the data directory can be read by other users; it holds personal data: chmod 700 it"
+                );
+            }
+            return Ok(());
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating the data directory {}", dir.display()))
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir).with_context(|| format!("creating the data directory {}", dir.display()))
+}
+
 /// Opens the configured storage backend: the one place that picks one. `exclusive` is for a
 /// serving process (a second one on the same database is refused).
 ///
@@ -42,8 +73,7 @@ pub fn open_storage(config: &Config, options: OpenOptions) -> anyhow::Result<Arc
     match config.storage_location() {
         StorageLocation::Sqlite(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating the data directory {}", dir.display()))?;
+                private_dir(dir)?;
             }
             match SqliteStore::open(&path, options) {
                 Ok(store) => Ok(Arc::new(store)),
@@ -69,8 +99,7 @@ pub fn migrate_storage(config: &Config) -> anyhow::Result<(String, usize, usize)
     match config.storage_location() {
         StorageLocation::Sqlite(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating the data directory {}", dir.display()))?;
+                private_dir(dir)?;
             }
             match SqliteStore::migrate_file(&path) {
                 Ok((applied, version)) => Ok((path.display().to_string(), applied, version)),

@@ -19,8 +19,7 @@ pub async fn run(mut config: Config, listen: Option<String>) -> anyhow::Result<(
     }
     leadrelay_server::telemetry::init(&config.telemetry);
     let data_dir = config.storage.data_dir.clone();
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    super::private_dir(&data_dir)?;
     let storage =
         super::open_storage(&config, OpenOptions { migrate: config.storage.migrate_on_start, exclusive: true })?;
     let env_token = std::env::var("LEADRELAY_ADMIN_TOKEN").ok();

@@ -207,3 +207,33 @@ async fn sigterm_shuts_down_gracefully_and_a_restart_serves_the_same_data() {
         .unwrap();
     assert_eq!(dup.status(), 409, "the publisher survived the restart");
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_dir_and_the_database_files_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("data");
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"umask 000; exec "$0" serve --listen 127.0.0.1:0 --data-dir "$1""#)
+        .arg(env!("CARGO_BIN_EXE_leadrelay"))
+        .arg(&data)
+        .env("LEADRELAY_ADMIN_TOKEN", ADMIN)
+        .env("RUST_LOG", "warn");
+    let mut server = start(cmd).await;
+    let created = crate::support::client()
+        .post(format!("{}/v1/publishers", server.base))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({"id": "contoso", "name": "Contoso"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "the data directory");
+    for file in ["leadrelay.db", "leadrelay.db-wal", "leadrelay.db-shm"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    server.child.kill().await.unwrap();
+}
