@@ -41,10 +41,10 @@ impl Worker {
                 match &record.next {
                     NextState::Delivered => tracing::debug!(delivery.id = %c.delivery.id, lead.id = %c.lead.id, "delivered"),
                     NextState::RetryAt { at, .. } => {
-                        tracing::info!(delivery.id = %c.delivery.id, lead.id = %c.lead.id, retry_at = %at, error = ?record.attempt.message, "attempt failed; will retry");
+                        tracing::info!(delivery.id = %c.delivery.id, lead.id = %c.lead.id, retry_at = %at, error.class = error_class(&record), http.status_code = record.attempt.status_code, "attempt failed; will retry");
                     }
                     NextState::Dead => {
-                        tracing::warn!(delivery.id = %c.delivery.id, lead.id = %c.lead.id, error = ?record.attempt.message, "delivery dead-lettered");
+                        tracing::warn!(delivery.id = %c.delivery.id, lead.id = %c.lead.id, error.class = error_class(&record), http.status_code = record.attempt.status_code, "delivery dead-lettered");
                     }
                 }
                 records.push(record);
@@ -104,13 +104,13 @@ impl Worker {
             let destination = match self.inner.destinations.build(d) {
                 Ok(destination) => destination,
                 Err(e) => {
-                    tracing::warn!(destination.id = %d.id, error = %e, "a notification destination could not be built");
+                    tracing::warn!(destination.id = %d.id, error.class = e.class.as_str(), "a notification destination could not be built");
                     continue;
                 }
             };
             for notice in notices {
                 if let Err(e) = destination.notify(notice).await {
-                    tracing::warn!(destination.id = %d.id, error = %e, "a notice could not be sent");
+                    tracing::warn!(destination.id = %d.id, error.class = e.class.as_str(), http.status_code = e.status, "a notice could not be sent");
                 }
             }
         }
@@ -181,4 +181,11 @@ impl Worker {
         };
         (record, notices)
     }
+}
+
+/// The error class of a recorded attempt, for logs. Logs carry our classification of a
+/// receiver's answer, never its text: the text is the receiver's, and can hold anything
+/// (an e-mail, a name); it is kept only in the stored attempt.
+fn error_class(record: &AttemptRecord) -> &'static str {
+    record.attempt.error_class.map_or("none", |c| c.as_str())
 }
