@@ -278,7 +278,14 @@ impl DynamicsDestination {
                 )
             });
         }
-        let error = json.get("error").and_then(|e| e.as_str()).unwrap_or("").to_owned();
+        // The `error` field is the receiver's text: only an OAuth error code (`invalid_client`)
+        // is repeated in our message, which reaches the attempt log, Validate and notices.
+        let error = json
+            .get("error")
+            .and_then(|e| e.as_str())
+            .filter(|e| !e.is_empty() && e.len() <= 40 && e.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+            .unwrap_or("")
+            .to_owned();
         let codes: Vec<u64> = json
             .get("error_codes")
             .and_then(|c| c.as_array())

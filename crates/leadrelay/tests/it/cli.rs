@@ -145,6 +145,19 @@ async fn debug_logs_hold_no_personal_data_or_secrets() {
     .await
     .unwrap();
     assert_eq!(d.status(), 201);
+    // A CRM whose token endpoint puts the customer's details into its error text.
+    let dynamics = leadrelay_testkit::crm::dynamics::FakeDynamics::start().await;
+    dynamics.fail_tokens(401, "invalid_client canary.person@contoso.com Canaryfirst", 7_000_215);
+    let settings = serde_json::json!({"url": dynamics.url(), "tenant_id": "contoso.onmicrosoft.com",
+        "client_id": "23456052-aaaa-bbbb-8662-1234df56788f", "client_secret": "canarysecret~value",
+        "token_url": dynamics.token_url("contoso.onmicrosoft.com")});
+    let d = post(
+        "/v1/publishers/contoso/destinations".into(),
+        serde_json::json!({"name": "d365", "kind": "dynamics365", "settings": settings}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(d.status(), 201);
     let key: serde_json::Value =
         post("/v1/publishers/contoso/ingest-keys".into(), serde_json::json!({})).await.unwrap().json().await.unwrap();
     let path = key["path"].as_str().unwrap().to_owned();
@@ -165,6 +178,12 @@ async fn debug_logs_hold_no_personal_data_or_secrets() {
     receiver
         .wait_until(Duration::from_secs(10), "the delivery after a 503", |r| r.iter().any(|x| x.answered == 200))
         .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&log_path).unwrap().contains("delivery dead-lettered") {
+        assert!(tokio::time::Instant::now() < deadline, "the refused CRM delivery was never logged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!dynamics.token_requests().is_empty());
     server.child.kill().await.unwrap();
 
     let text = std::fs::read_to_string(&log_path).unwrap();
