@@ -56,6 +56,12 @@ pub struct ServerConfig {
     pub public_url: String,
     /// Request timeout.
     pub request_timeout_ms: u64,
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// Time to send a request head; also how long an idle keep-alive connection is kept.
+    pub header_read_timeout_ms: u64,
+    /// On shutdown, how long requests in progress may take.
+    pub shutdown_grace_ms: u64,
 }
 
 /// `[storage]`
@@ -313,6 +319,12 @@ impl Config {
                 "worker.lease_ms ({}) must exceed delivery.request_timeout_ms ({}) by at least 10 s",
                 self.worker.lease_ms, self.delivery.request_timeout_ms
             ));
+        }
+        if self.server.max_connections == 0 {
+            problems.push("server.max_connections must be at least 1".to_owned());
+        }
+        if self.server.header_read_timeout_ms == 0 {
+            problems.push("server.header_read_timeout_ms must be at least 1".to_owned());
         }
         if self.worker.concurrency == 0 {
             problems.push("worker.concurrency must be at least 1".to_owned());

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod config;
 pub mod http;
 pub mod ops;
+pub mod serve;
 pub mod state;
 pub mod telemetry;
 pub mod worker;
@@ -73,8 +74,14 @@ impl Application {
         // failing (then the error is returned after the worker has finished its attempts).
         let stop = shutdown.child_token();
         let worker = self.state.config.worker.enabled.then(|| tokio::spawn(self.worker.clone().run(stop.clone())));
+        let server = &self.state.config.server;
+        let limits = serve::ConnectionLimits {
+            max_connections: server.max_connections,
+            header_read_timeout: std::time::Duration::from_millis(server.header_read_timeout_ms),
+            shutdown_grace: std::time::Duration::from_millis(server.shutdown_grace_ms),
+        };
         let app = http::router::router(self.state);
-        let served = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned()).await;
+        let served = serve::serve(listener, app, limits, stop.clone()).await;
         stop.cancel();
         if let Some(w) = worker {
             w.await??;

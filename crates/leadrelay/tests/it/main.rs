@@ -2,5 +2,6 @@
 //! process under load.
 
 mod cli;
+mod connections;
 mod crash;
 mod support;
