@@ -361,6 +361,41 @@ impl BuiltCache {
     }
 }
 
+/// Names of query parameters that carry credentials (Power Automate's `sig`, Azure Functions'
+/// `code`, the usual `key`, `token`, `secret`…), compared case-insensitively as parts of the name.
+const SECRET_QUERY_NAMES: &[&str] = &["sig", "code", "key", "token", "secret", "pass", "auth", "credential"];
+
+/// `https://h/p?api-version=1&sig=abc` → `https://h/p?api-version=1&sig=…`; `None` when the
+/// text is not an http(s) URL or none of its query parameters looks like a credential.
+fn hide_query_values(text: &str) -> Option<String> {
+    let lower = text.get(..8)?.to_ascii_lowercase();
+    if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+        return None;
+    }
+    let (base, rest) = text.split_once('?')?;
+    let (query, fragment) = rest.split_once('#').map_or((rest, None), |(q, f)| (q, Some(f)));
+    let mut changed = false;
+    let hidden: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if SECRET_QUERY_NAMES.iter().any(|s| name.to_ascii_lowercase().contains(s)) => {
+                changed = true;
+                format!("{name}=…")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    if !changed {
+        return None;
+    }
+    let mut out = format!("{base}?{}", hidden.join("&"));
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    Some(out)
+}
+
 /// The registry of connectors, by kind, and of kinds that were retired. Clones share one cache
 /// of built destinations ([`Destinations::build`]), so the worker and the use cases hold the
 /// same built instances.
@@ -438,11 +473,22 @@ impl Destinations {
     }
 
     /// `settings` without the kind's secret fields, for API answers.
+    /// Query-string values of URL settings are hidden too: receivers such as Power Automate put
+    /// their credential in the URL (`sig=…`), and a `read` token must not learn it.
     pub fn public_settings(&self, kind: &str, settings: &serde_json::Value) -> serde_json::Value {
         let mut out = settings.clone();
-        if let (Some(c), Some(map)) = (self.get(kind), out.as_object_mut()) {
-            for key in c.secret_fields() {
-                map.remove(*key);
+        if let Some(map) = out.as_object_mut() {
+            if let Some(c) = self.get(kind) {
+                for key in c.secret_fields() {
+                    map.remove(*key);
+                }
+            }
+            for value in map.values_mut() {
+                if let serde_json::Value::String(text) = value
+                    && let Some(hidden) = hide_query_values(text)
+                {
+                    *text = hidden;
+                }
             }
         }
         out
@@ -463,6 +509,26 @@ impl Destinations {
         let destination = connector.build(&record.settings)?;
         self.built.lock().expect("built destinations").insert(record, Arc::clone(&destination), self.capacity);
         Ok(destination)
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::hide_query_values;
+
+    #[test]
+    fn query_values_of_urls_are_hidden_and_other_text_is_left_alone() {
+        assert_eq!(
+            hide_query_values("https://prod.logic.azure.com/w?api-version=1&sig=s3cr3t").as_deref(),
+            Some("https://prod.logic.azure.com/w?api-version=1&sig=…")
+        );
+        assert_eq!(
+            hide_query_values("https://f.azurewebsites.net/api/x?CODE=abc").as_deref(),
+            Some("https://f.azurewebsites.net/api/x?CODE=…")
+        );
+        assert_eq!(hide_query_values("https://example.com/hook"), None);
+        assert_eq!(hide_query_values("https://webto.salesforce.com/servlet?encoding=UTF-8"), None);
+        assert_eq!(hide_query_values("not a url?sig=1"), None);
     }
 }
 

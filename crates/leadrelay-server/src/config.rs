@@ -188,6 +188,8 @@ pub fn redact_url(url: &str) -> String {
 pub struct DeliveryConfig {
     /// Disable the SSRF guard.
     pub allow_private_destinations: bool,
+    /// Destinations one publisher may have.
+    pub max_destinations_per_publisher: usize,
     /// Attempt timeout.
     pub request_timeout_ms: u64,
     /// Connect timeout.

@@ -41,6 +41,16 @@ impl Ops {
         // A retired kind and an unknown one get the registry's own answers.
         let connector = self.destinations.connector(kind).map_err(|e| OpsError::field("kind", e.to_string()))?;
         self.require_publisher(publisher).await?;
+        let max = self.policy.max_destinations_per_publisher;
+        if self.storage.list_destinations(publisher).await?.len() >= max {
+            return Err(OpsError::field(
+                "destinations",
+                format!(
+                    "a publisher may have at most {max} destinations (rule: delivery.max_destinations_per_publisher); \
+                     one destination can take the leads of several offers"
+                ),
+            ));
+        }
         let catalog = self.catalog(publisher).await?;
         if let Some(list) = &offers {
             for (i, o) in list.iter().enumerate() {

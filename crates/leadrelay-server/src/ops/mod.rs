@@ -78,6 +78,8 @@ pub struct Policy {
     pub destination_required_for: Vec<OfferType>,
     /// Which addresses destinations may reach.
     pub network: NetworkPolicy,
+    /// The most destinations one publisher may have (each lead makes a delivery per destination).
+    pub max_destinations_per_publisher: usize,
 }
 
 impl Policy {
@@ -91,6 +93,7 @@ impl Policy {
             duplicate_window: Duration::from_millis(config.leads.duplicate_window_ms),
             destination_required_for: config.destination_required_for()?,
             network: NetworkPolicy { allow_private: config.delivery.allow_private_destinations },
+            max_destinations_per_publisher: config.delivery.max_destinations_per_publisher,
         })
     }
 }

@@ -455,3 +455,24 @@ async fn every_answer_carries_the_browser_safety_headers_and_only_a_safe_request
         assert!(got.len() == 36 && got.matches('-').count() == 4, "replaced by a generated id: {got}");
     }
 }
+
+#[tokio::test]
+async fn a_publisher_cannot_have_more_destinations_than_the_configured_cap() {
+    let config = crate::support::FAST.replacen(
+        "allow_private_destinations = true\n",
+        "allow_private_destinations = true\nmax_destinations_per_publisher = 2\n",
+        1,
+    );
+    let app = TestApp::spawn_with(&config).await;
+    app.contoso().await;
+    app.https_destination("http://127.0.0.1:9/a", None).await;
+    app.https_destination("http://127.0.0.1:9/b", None).await;
+    let body = json!({"name": "third", "kind": "https", "settings": {"url": "http://127.0.0.1:9/c"}});
+    let a = app.post("/v1/publishers/contoso/destinations", body).await;
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert_eq!(a.body["error"]["fields"][0]["path"], "destinations");
+    assert!(a.body["error"]["message"].as_str().unwrap().contains("at most 2"), "{}", a.body);
+    let listed = app.get("/v1/publishers/contoso/destinations").await.body;
+    let items = listed.as_array().or_else(|| listed["items"].as_array()).expect("a list of destinations");
+    assert_eq!(items.len(), 2, "the third was not stored");
+}

@@ -195,3 +195,16 @@ async fn a_marketplace_token_reports_events_for_any_publisher_and_reads_nothing(
     assert_eq!(call(&app, &token, Method::GET, "/v1/leads", None).await.0, 404);
     assert_eq!(call(&app, &token, Method::GET, "/v1/publishers/contoso/destinations", None).await.0, 404);
 }
+
+#[tokio::test]
+async fn a_credential_in_a_destination_url_is_never_shown_back() {
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let (id, _) =
+        app.https_destination("http://127.0.0.1:9/workflows/run?api-version=2016-06-01&sig=canarysig", None).await;
+    for path in [format!("/v1/destinations/{id}"), "/v1/publishers/contoso/destinations".to_owned()] {
+        let body = app.get(&path).await.body.to_string();
+        assert!(!body.contains("canarysig"), "{path}: {body}");
+        assert!(body.contains("api-version=2016-06-01&sig=…"), "{path}: {body}");
+    }
+}
