@@ -175,10 +175,12 @@ impl SqliteStore {
     /// `Unavailable` if the file cannot be opened; `Other` if the schema is out of date and
     /// `migrate` is off, or newer than this build.
     pub fn open(path: &Path, options: OpenOptions) -> Result<Self> {
+        refuse_empty(path)?;
         let lock = if options.exclusive { Some(Arc::new(lock_exclusively(path)?)) } else { None };
         create_private(path)?;
-        let mut conn = Connection::open(path).map_err(map_err)?;
-        configure(&conn).map_err(map_err)?;
+        let mut conn = Connection::open(path).map_err(|e| damaged(path, &e))?;
+        configure(&conn).map_err(|e| damaged(path, &e))?;
+        check_integrity(&conn, path)?;
         if options.migrate {
             migrate(&mut conn)?;
         } else {
@@ -222,10 +224,12 @@ impl SqliteStore {
     /// `Conflict` while another process serves from it; `Other` when the schema is newer than
     /// this build or a migration fails.
     pub fn migrate_file(path: &Path) -> Result<(usize, usize)> {
+        refuse_empty(path)?;
         let _lock = lock_exclusively(path)?;
         create_private(path)?;
-        let mut conn = Connection::open(path).map_err(map_err)?;
-        configure(&conn).map_err(map_err)?;
+        let mut conn = Connection::open(path).map_err(|e| damaged(path, &e))?;
+        configure(&conn).map_err(|e| damaged(path, &e))?;
+        check_integrity(&conn, path)?;
         let applied = migrate(&mut conn)?;
         Ok((applied, MIGRATIONS.len()))
     }
@@ -273,6 +277,60 @@ impl SqliteStore {
         .await
         .map_err(unavailable)?
     }
+}
+
+/// Refuses an existing file of 0 bytes: SQLite would take it for a new database and start empty,
+/// and every ingest key would then be unknown, so leads would be refused. An empty file is not
+/// what a leadrelay database ever looks like once created.
+fn refuse_empty(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() && meta.len() == 0 => Err(StorageError::Other(
+            format!(
+                "{} is empty (0 bytes), not a leadrelay database; restore it from a backup, or move it away to start with a new, empty database",
+                path.display()
+            )
+            .into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// What opening a file that is not a healthy database means for the operator.
+fn damaged(path: &Path, e: &rusqlite::Error) -> StorageError {
+    use rusqlite::ErrorCode;
+    let what = match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => "is not a SQLite database",
+        Some(ErrorCode::DatabaseCorrupt) => "is damaged (SQLite reports it malformed)",
+        _ => return map_err_ref(e),
+    };
+    StorageError::Other(
+        format!("{} {what}; stop every leadrelay using it and restore it from a backup", path.display()).into(),
+    )
+}
+
+fn map_err_ref(e: &rusqlite::Error) -> StorageError {
+    StorageError::Unavailable(e.to_string())
+}
+
+/// `PRAGMA quick_check` at start: a file truncated or overwritten in part opens fine and fails
+/// later on every request, so it is refused before serving, with what to do.
+fn check_integrity(conn: &Connection, path: &Path) -> Result<()> {
+    let mut stmt = conn.prepare("PRAGMA quick_check(5)").map_err(|e| damaged(path, &e))?;
+    let problems: Vec<String> = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(|e| damaged(path, &e))?;
+    if problems.len() == 1 && problems[0] == "ok" {
+        return Ok(());
+    }
+    Err(StorageError::Other(
+        format!(
+            "{} is damaged (integrity check: {}); stop every leadrelay using it and restore it from a backup",
+            path.display(),
+            problems.first().map_or("no answer", String::as_str)
+        )
+        .into(),
+    ))
 }
 
 /// Creates the database file, if missing, readable and writable by this user only (0600,
@@ -351,7 +409,20 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
 
 #[async_trait::async_trait]
 impl leadrelay_core::storage::Storage for SqliteStore {
+    /// A read, then a small durable write through the writer: a database that can be read but
+    /// not written (disk full, read-only file system) is not ready to take leads.
     async fn ping(&self) -> Result<()> {
-        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err)).await
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err)).await?;
+        let now = leadrelay_core::Clock::now(&leadrelay_core::SystemClock).as_millis().to_string();
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO instance_settings (key, value) VALUES ('readiness_probe', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .and_then(|mut s| s.execute([now]))
+            .map(drop)
+            .map_err(map_err)
+        })
+        .await
     }
 }

@@ -81,7 +81,7 @@ pub fn open_storage(config: &Config, options: OpenOptions) -> anyhow::Result<Arc
                     "another leadrelay is already serving from {}; stop it, or point storage.url (or --data-dir) at another database",
                     path.display()
                 ),
-                Err(e) => bail!("opening {}: {e}", path.display()),
+                Err(e) => bail!("opening {}: {}", path.display(), describe(&e)),
             }
         }
         StorageLocation::Postgres(url) => bail!(
@@ -109,12 +109,20 @@ pub fn migrate_storage(config: &Config) -> anyhow::Result<(String, usize, usize)
                         path.display()
                     )
                 }
-                Err(e) => bail!("migrating {}: {e}", path.display()),
+                Err(e) => bail!("migrating {}: {}", path.display(), describe(&e)),
             }
         }
         StorageLocation::Postgres(url) => bail!(
             "storage.url {url} is not supported by this build yet: PostgreSQL support is planned; leave storage.url empty to use SQLite"
         ),
+    }
+}
+
+/// A storage error with its cause, for a person at a terminal.
+fn describe(e: &StorageError) -> String {
+    match e {
+        StorageError::Other(cause) => cause.to_string(),
+        other => other.to_string(),
     }
 }
 

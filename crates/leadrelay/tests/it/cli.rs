@@ -256,3 +256,28 @@ async fn the_data_dir_and_the_database_files_are_private_whatever_the_umask() {
     }
     server.child.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_damaged_empty_or_foreign_database_is_refused_at_start_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = binary().args(["migrate", "--data-dir"]).arg(dir.path()).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let db = dir.path().join("leadrelay.db");
+    let healthy = std::fs::read(&db).unwrap();
+    let refuse = |contents: Vec<u8>| {
+        let (db, dir) = (db.clone(), dir.path().to_owned());
+        async move {
+            std::fs::write(&db, &contents).unwrap();
+            let out = serve(&dir, &[]).output().await.unwrap();
+            assert!(!out.status.success(), "serve must refuse it");
+            assert_eq!(std::fs::read(&db).unwrap(), contents, "the file is never overwritten");
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        }
+    };
+    let err = refuse(healthy[..healthy.len() / 2].to_vec()).await;
+    assert!(err.contains("damaged") && err.contains("restore it from a backup"), "{err}");
+    let err = refuse(Vec::new()).await;
+    assert!(err.contains("is empty (0 bytes)"), "{err}");
+    let err = refuse(b"these are someone's notes, not a database\n".repeat(100)).await;
+    assert!(err.contains("is not a SQLite database"), "{err}");
+}
