@@ -151,4 +151,52 @@ mod tests {
         assert!(plan(&withheld, std::slice::from_ref(&unknown), &kinds()).is_empty());
         assert_eq!(plan(&lead(None), std::slice::from_ref(&unknown), &kinds()), vec![unknown.id]);
     }
+
+    proptest::proptest! {
+        /// The rule, whatever the mix: only the lead's own publisher's destinations; a withheld
+        /// lead only to kinds that notify people (never to an unknown kind); a destination listing
+        /// offers only for leads of those offers; and `plan` is exactly the destinations `applies` names.
+        #[test]
+        fn routing_keeps_its_rule_for_any_mix_of_destinations(
+            specs in proptest::collection::vec(
+                (0usize..2, 0usize..3, proptest::option::of(proptest::collection::vec(0usize..3, 0..3))),
+                0..12,
+            ),
+            lead_offer in proptest::option::of(0usize..3),
+            withheld: bool,
+        ) {
+            let publishers = ["contoso", "fabrikam"];
+            let kind_names = ["https", "email", "carrier_pigeon"];
+            let offers = ["contoso.crm", "contoso.erp", "contoso.bi"];
+            let ds: Vec<DestinationRecord> = specs
+                .iter()
+                .map(|(p, k, listed)| {
+                    let listed: Option<Vec<&str>> = listed.as_ref().map(|l| l.iter().map(|i| offers[*i]).collect());
+                    let mut d = dest(publishers[*p], listed.as_deref());
+                    d.kind = kind_names[*k].into();
+                    d
+                })
+                .collect();
+            let mut l = lead(lead_offer.map(|i| offers[i]));
+            l.pii_withheld = withheld;
+            let planned = plan(&l, &ds, &kinds());
+            let expected: Vec<DestinationId> = ds.iter().filter(|d| applies(&l, d, &kinds())).map(|d| d.id.clone()).collect();
+            proptest::prop_assert_eq!(&planned, &expected);
+            for d in ds.iter().filter(|d| planned.contains(&d.id)) {
+                proptest::prop_assert_eq!(d.publisher.as_str(), "contoso");
+                if withheld {
+                    proptest::prop_assert_eq!(d.kind.as_str(), "email");
+                }
+                if let Some(list) = &d.offers {
+                    proptest::prop_assert!(l.offer.as_ref().is_some_and(|o| list.contains(o)));
+                }
+            }
+            for d in ds.iter().filter(|d| !planned.contains(&d.id)) {
+                let foreign = d.publisher.as_str() != "contoso";
+                let private = withheld && d.kind != "email";
+                let other_offer = d.offers.as_ref().is_some_and(|list| l.offer.as_ref().is_none_or(|o| !list.contains(o)));
+                proptest::prop_assert!(foreign || private || other_offer, "{:?} was left out for no reason", d);
+            }
+        }
+    }
 }
