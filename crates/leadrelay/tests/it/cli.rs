@@ -281,3 +281,17 @@ async fn a_damaged_empty_or_foreign_database_is_refused_at_start_with_what_to_do
     let err = refuse(b"these are someone's notes, not a database\n".repeat(100)).await;
     assert!(err.contains("is not a SQLite database"), "{err}");
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn serving_from_a_data_dir_others_can_read_warns_how_to_fix_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut server = crate::support::start_logging_to(serve(dir.path(), &[]), log.into()).await;
+    server.child.kill().await.unwrap();
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(text.contains("can be read by other users") && text.contains("chmod 700"), "{text}");
+}
