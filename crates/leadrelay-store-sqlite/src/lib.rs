@@ -176,10 +176,10 @@ impl SqliteStore {
     /// `migrate` is off, or newer than this build.
     pub fn open(path: &Path, options: OpenOptions) -> Result<Self> {
         refuse_empty(path)?;
-        let lock = if options.exclusive { Some(Arc::new(lock_exclusively(path)?)) } else { None };
         create_private(path)?;
-        let mut conn = Connection::open(path).map_err(|e| damaged(path, &e))?;
-        configure(&conn).map_err(|e| damaged(path, &e))?;
+        let lock = if options.exclusive { Some(Arc::new(lock_exclusively(path)?)) } else { None };
+        let mut conn = Connection::open(path).map_err(|e| damaged(path, e))?;
+        configure(&conn).map_err(|e| damaged(path, e))?;
         check_integrity(&conn, path)?;
         if options.migrate {
             migrate(&mut conn)?;
@@ -225,10 +225,10 @@ impl SqliteStore {
     /// this build or a migration fails.
     pub fn migrate_file(path: &Path) -> Result<(usize, usize)> {
         refuse_empty(path)?;
-        let _lock = lock_exclusively(path)?;
         create_private(path)?;
-        let mut conn = Connection::open(path).map_err(|e| damaged(path, &e))?;
-        configure(&conn).map_err(|e| damaged(path, &e))?;
+        let _lock = lock_exclusively(path)?;
+        let mut conn = Connection::open(path).map_err(|e| damaged(path, e))?;
+        configure(&conn).map_err(|e| damaged(path, e))?;
         check_integrity(&conn, path)?;
         let applied = migrate(&mut conn)?;
         Ok((applied, MIGRATIONS.len()))
@@ -296,30 +296,26 @@ fn refuse_empty(path: &Path) -> Result<()> {
 }
 
 /// What opening a file that is not a healthy database means for the operator.
-fn damaged(path: &Path, e: &rusqlite::Error) -> StorageError {
+fn damaged(path: &Path, e: rusqlite::Error) -> StorageError {
     use rusqlite::ErrorCode;
     let what = match e.sqlite_error_code() {
         Some(ErrorCode::NotADatabase) => "is not a SQLite database",
         Some(ErrorCode::DatabaseCorrupt) => "is damaged (SQLite reports it malformed)",
-        _ => return map_err_ref(e),
+        _ => return map_err(e),
     };
     StorageError::Other(
         format!("{} {what}; stop every leadrelay using it and restore it from a backup", path.display()).into(),
     )
 }
 
-fn map_err_ref(e: &rusqlite::Error) -> StorageError {
-    StorageError::Unavailable(e.to_string())
-}
-
 /// `PRAGMA quick_check` at start: a file truncated or overwritten in part opens fine and fails
 /// later on every request, so it is refused before serving, with what to do.
 fn check_integrity(conn: &Connection, path: &Path) -> Result<()> {
-    let mut stmt = conn.prepare("PRAGMA quick_check(5)").map_err(|e| damaged(path, &e))?;
+    let mut stmt = conn.prepare("PRAGMA quick_check(5)").map_err(|e| damaged(path, e))?;
     let problems: Vec<String> = stmt
         .query_map([], |r| r.get::<_, String>(0))
         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-        .map_err(|e| damaged(path, &e))?;
+        .map_err(|e| damaged(path, e))?;
     if problems.len() == 1 && problems[0] == "ok" {
         return Ok(());
     }
@@ -355,7 +351,6 @@ fn create_private(path: &Path) -> Result<()> {
 /// POSIX locks SQLite uses), so two processes configured with one file, even from two data
 /// directories, cannot both serve from it: the second would deliver the first's leads again.
 fn lock_exclusively(path: &Path) -> Result<std::fs::File> {
-    create_private(path)?;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
