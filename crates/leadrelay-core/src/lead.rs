@@ -101,6 +101,9 @@ pub struct LeadDraft {
     pub campaign: Option<String>,
     /// Forced test flag (Validate and Publish send test leads).
     pub is_test: bool,
+    /// Personal data was already withheld where this lead comes from (a re-imported export):
+    /// it stays withheld whatever the fields say now.
+    pub pii_withheld: bool,
 }
 
 /// Rules from configuration that shape a lead.
@@ -253,7 +256,7 @@ impl Lead {
             );
         // The privacy rule: keep source, action, offer, country and time; drop everything that
         // names or reaches the person, including free-text notes.
-        let pii_withheld = rules.withholds(&draft.customer);
+        let pii_withheld = draft.pii_withheld || rules.withholds(&draft.customer);
         let (customer, description) = if pii_withheld {
             (Customer { country: draft.customer.country, ..Customer::default() }, None)
         } else {

@@ -94,7 +94,7 @@ mod tests {
     use super::*;
 
     fn store(dir: &Path) -> leadrelay_store_sqlite::SqliteStore {
-        let options = leadrelay_store_sqlite::OpenOptions { migrate: true, exclusive: false };
+        let options = leadrelay_store_sqlite::OpenOptions { migrate: true, exclusive: false, ..Default::default() };
         leadrelay_store_sqlite::SqliteStore::open(&dir.join("leadrelay.db"), options).unwrap()
     }
 

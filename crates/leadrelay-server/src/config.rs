@@ -74,6 +74,8 @@ pub struct StorageConfig {
     pub url: StorageUrl,
     /// Migrate when serving starts.
     pub migrate_on_start: bool,
+    /// Not ready while the SQLite database's filesystem has less free space than this.
+    pub min_free_bytes: u64,
 }
 
 impl std::fmt::Debug for StorageConfig {
@@ -82,6 +84,7 @@ impl std::fmt::Debug for StorageConfig {
             .field("data_dir", &self.data_dir)
             .field("url", &self.url)
             .field("migrate_on_start", &self.migrate_on_start)
+            .field("min_free_bytes", &self.min_free_bytes)
             .finish()
     }
 }

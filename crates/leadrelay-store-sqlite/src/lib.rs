@@ -50,6 +50,7 @@ pub struct SqliteStore {
     writer: mpsc::Sender<Job>,
     readers: Arc<ReaderPool>,
     path: PathBuf,
+    min_free_bytes: u64,
     /// Held while a serving process uses the file (see [`OpenOptions::exclusive`]).
     _lock: Option<Arc<std::fs::File>>,
 }
@@ -166,6 +167,10 @@ pub struct OpenOptions {
     /// asking for it is refused with [`StorageError::Conflict`] while this store lives.
     /// Leases are never released at start: a dead process's leases expire by themselves.
     pub exclusive: bool,
+    /// [`Storage::ping`] fails while the database's filesystem has less free space than this
+    /// (0: no check), so a serving process is taken out of rotation before writes start
+    /// failing with a full disk, not after.
+    pub min_free_bytes: u64,
 }
 
 impl SqliteStore {
@@ -213,6 +218,7 @@ impl SqliteStore {
             writer: tx,
             readers: Arc::new(ReaderPool { idle: Mutex::new(idle), permits: Semaphore::new(READERS) }),
             path: path.to_owned(),
+            min_free_bytes: options.min_free_bytes,
             _lock: lock,
         })
     }
@@ -347,6 +353,27 @@ fn create_private(path: &Path) -> Result<()> {
     }
 }
 
+impl SqliteStore {
+    /// Fails when the filesystem holding the database has less than `min_free_bytes` free for
+    /// unprivileged writers (what SQLite gets).
+    fn check_free_space(&self) -> Result<()> {
+        if self.min_free_bytes == 0 {
+            return Ok(());
+        }
+        let stats = rustix::fs::statvfs(&self.path)
+            .map_err(|e| unavailable(format!("reading the free space of {}: {e}", self.path.display())))?;
+        let free = stats.f_bavail.saturating_mul(stats.f_frsize);
+        if free < self.min_free_bytes {
+            return Err(unavailable(format!(
+                "only {free} bytes free on the filesystem of {} (storage.min_free_bytes is {}); free some space",
+                self.path.display(),
+                self.min_free_bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Takes an advisory lock on the database file itself (`flock`, which is independent of the
 /// POSIX locks SQLite uses), so two processes configured with one file, even from two data
 /// directories, cannot both serve from it: the second would deliver the first's leads again.
@@ -407,6 +434,7 @@ impl leadrelay_core::storage::Storage for SqliteStore {
     /// A read, then a small durable write through the writer: a database that can be read but
     /// not written (disk full, read-only file system) is not ready to take leads.
     async fn ping(&self) -> Result<()> {
+        self.check_free_space()?;
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err)).await?;
         let now = leadrelay_core::Clock::now(&leadrelay_core::SystemClock).as_millis().to_string();
         self.write(move |c| {

@@ -9,8 +9,11 @@ use leadrelay_store_sqlite::{OpenOptions, SqliteStore};
 /// A new, migrated database in a temporary directory that lives as long as the test.
 async fn fresh(_case: &'static str) -> (tempfile::TempDir, Arc<dyn Storage>) {
     let dir = tempfile::tempdir().unwrap();
-    let store =
-        SqliteStore::open(&dir.path().join("test.db"), OpenOptions { migrate: true, exclusive: false }).unwrap();
+    let store = SqliteStore::open(
+        &dir.path().join("test.db"),
+        OpenOptions { migrate: true, exclusive: false, ..Default::default() },
+    )
+    .unwrap();
     (dir, Arc::new(store))
 }
 
@@ -20,11 +23,12 @@ leadrelay_testkit::storage_contract_tests!(fresh);
 fn a_database_newer_than_this_build_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("future.db");
-    drop(SqliteStore::open(&path, OpenOptions { migrate: true, exclusive: false }).unwrap());
+    drop(SqliteStore::open(&path, OpenOptions { migrate: true, exclusive: false, ..Default::default() }).unwrap());
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 0)", []).unwrap();
     drop(conn);
-    let err = SqliteStore::open(&path, OpenOptions { migrate: true, exclusive: false }).unwrap_err();
+    let err =
+        SqliteStore::open(&path, OpenOptions { migrate: true, exclusive: false, ..Default::default() }).unwrap_err();
     assert!(format!("{err:?}").contains("run a newer leadrelay"), "{err:?}");
 }
 
@@ -39,11 +43,15 @@ fn an_out_of_date_schema_is_refused_without_migrate() {
 fn a_second_serving_process_on_one_database_file_is_refused_while_readers_are_not() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("shared.db");
-    let serving = SqliteStore::open(&path, OpenOptions { migrate: true, exclusive: true }).unwrap();
-    let second = SqliteStore::open(&path, OpenOptions { migrate: true, exclusive: true }).unwrap_err();
+    let serving =
+        SqliteStore::open(&path, OpenOptions { migrate: true, exclusive: true, ..Default::default() }).unwrap();
+    let second =
+        SqliteStore::open(&path, OpenOptions { migrate: true, exclusive: true, ..Default::default() }).unwrap_err();
     assert!(matches!(second, leadrelay_core::storage::StorageError::Conflict), "{second:?}");
     assert!(matches!(SqliteStore::migrate_file(&path), Err(leadrelay_core::storage::StorageError::Conflict)));
-    SqliteStore::open(&path, OpenOptions { migrate: false, exclusive: false }).expect("a reader (the CLI) may open it");
+    SqliteStore::open(&path, OpenOptions { migrate: false, exclusive: false, ..Default::default() })
+        .expect("a reader (the CLI) may open it");
     drop(serving);
-    SqliteStore::open(&path, OpenOptions { migrate: true, exclusive: true }).expect("free again once the first stops");
+    SqliteStore::open(&path, OpenOptions { migrate: true, exclusive: true, ..Default::default() })
+        .expect("free again once the first stops");
 }

@@ -46,6 +46,29 @@ fn actions() -> utoipa::openapi::Object {
     string_enum(CustomerAction::ALL.map(CustomerAction::as_str))
 }
 
+impl EventIn {
+    /// The event this body reports.
+    ///
+    /// # Errors
+    /// 422 naming `marketplace`, `action` or `offer` when one is not a known value.
+    pub fn into_event(self) -> Result<MarketplaceEvent, ApiError> {
+        let marketplace = Marketplace::parse(&self.marketplace)
+            .ok_or_else(|| one_of("marketplace", Marketplace::ALL.map(Marketplace::as_str)))?;
+        let action = CustomerAction::parse(&self.action)
+            .ok_or_else(|| one_of("action", CustomerAction::ALL.map(CustomerAction::as_str)))?;
+        let offer = OfferId::parse(&self.offer).map_err(|rule| ApiError::field("offer", rule))?;
+        Ok(MarketplaceEvent {
+            offer,
+            marketplace,
+            action,
+            customer: self.customer.into(),
+            consent: self.consent,
+            notes: self.notes,
+            campaign: self.campaign,
+        })
+    }
+}
+
 /// The lead an event became.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventOut {
@@ -73,23 +96,7 @@ pub async fn create_event(
     State(state): State<AppState>,
     ValidJson(input): ValidJson<EventIn>,
 ) -> Result<(StatusCode, Json<EventOut>), ApiError> {
-    let marketplace = Marketplace::parse(&input.marketplace)
-        .ok_or_else(|| one_of("marketplace", Marketplace::ALL.map(Marketplace::as_str)))?;
-    let action = CustomerAction::parse(&input.action)
-        .ok_or_else(|| one_of("action", CustomerAction::ALL.map(CustomerAction::as_str)))?;
-    let offer = OfferId::parse(&input.offer).map_err(|rule| ApiError::field("offer", rule))?;
-    let lead = state
-        .ops
-        .report_event(MarketplaceEvent {
-            offer,
-            marketplace,
-            action,
-            customer: input.customer.into(),
-            consent: input.consent,
-            notes: input.notes,
-            campaign: input.campaign,
-        })
-        .await?;
+    let lead = state.ops.report_event(input.into_event()?).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(EventOut {

@@ -25,12 +25,15 @@ pub async fn healthz() -> Json<HealthOut> {
     Json(HealthOut { status: "ok" })
 }
 
-/// `GET /readyz`: storage answers too.
+/// `GET /readyz`: storage answers, can be written, and (SQLite) has room to grow.
 ///
 /// # Errors
-/// 503 when storage does not answer.
+/// 503 when it cannot; the log says why.
 #[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "Ready", body = HealthOut)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthOut>, ApiError> {
-    state.ops.storage().ping().await.map_err(|_| ApiError::Unavailable)?;
+    state.ops.storage().ping().await.map_err(|e| {
+        tracing::warn!(error = %e, "not ready: the storage check failed");
+        ApiError::Unavailable
+    })?;
     Ok(Json(HealthOut { status: "ready" }))
 }

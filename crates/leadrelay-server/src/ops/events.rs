@@ -3,6 +3,7 @@
 //! `LeadSource` is built in parts from the storefront and the action, never as a string.
 
 use leadrelay_core::marketplace::{CustomerAction, Marketplace};
+use leadrelay_core::storage::Offer;
 use leadrelay_core::{Customer, Lead, LeadSource, OfferId};
 
 use super::leads::{LeadOrigin, LeadSubmission};
@@ -27,32 +28,49 @@ pub struct MarketplaceEvent {
     pub campaign: Option<String>,
 }
 
+impl MarketplaceEvent {
+    /// # Errors
+    /// `Invalid` (path `consent`) unless the customer agreed to share their details.
+    pub fn require_consent(&self) -> OpsResult<()> {
+        if self.consent == Some(true) {
+            return Ok(());
+        }
+        Err(OpsError::field(
+            "consent",
+            "must be true: a lead is shared with the publisher only when the customer agreed to it",
+        ))
+    }
+
+    /// The lead this event becomes for `offer` (the registered offer it names).
+    ///
+    /// # Errors
+    /// As [`MarketplaceEvent::require_consent`].
+    pub fn into_submission(self, offer: &Offer) -> OpsResult<LeadSubmission> {
+        self.require_consent()?;
+        let lead_source = LeadSource {
+            source: self.marketplace.source(),
+            action: Some(self.action.action_code()),
+            offer: Some(offer.id.to_string()),
+        };
+        Ok(LeadSubmission::new(LeadOrigin::Event, offer.publisher.clone())
+            .lead_source_parts(lead_source)
+            .offer(Some(offer.id.clone()))
+            .offer_title(Some(offer.title.clone()))
+            .customer(self.customer)
+            .description(self.notes)
+            .campaign(self.campaign))
+    }
+}
+
 impl Ops {
     /// Turns an event into a lead of the offer's publisher (merged and routed like any lead).
     ///
     /// # Errors
     /// `Invalid` unless the customer consented; `NotFound` for an unknown offer.
     pub async fn report_event(&self, event: MarketplaceEvent) -> OpsResult<Lead> {
-        if event.consent != Some(true) {
-            return Err(OpsError::field(
-                "consent",
-                "must be true: a lead is shared with the publisher only when the customer agreed to it",
-            ));
-        }
+        event.require_consent()?;
         let offer = self.find_offer(&event.offer).await?;
-        let lead_source = LeadSource {
-            source: event.marketplace.source(),
-            action: Some(event.action.action_code()),
-            offer: Some(offer.id.to_string()),
-        };
-        let submission = LeadSubmission::new(LeadOrigin::Event, offer.publisher.clone())
-            .lead_source_parts(lead_source)
-            .offer(Some(offer.id.clone()))
-            .offer_title(Some(offer.title.clone()))
-            .customer(event.customer)
-            .description(event.notes)
-            .campaign(event.campaign);
-        let mut leads = self.accept_leads(vec![submission]).await?;
+        let mut leads = self.accept_leads(vec![event.into_submission(&offer)?]).await?;
         Ok(leads.remove(0))
     }
 }

@@ -13,8 +13,8 @@ use leadrelay_core::storage::{
     LeadDetail, LeadFilter, LeadWithDeliveries, NewDelivery, Offer, Page, PageRequest, StorageError,
 };
 use leadrelay_core::{
-    Customer, DeliveryId, Lead, LeadDraft, LeadError, LeadField, LeadId, LeadSource, OfferId, PublisherId, Timestamp,
-    routing,
+    Customer, DeliveryId, Lead, LeadDraft, LeadError, LeadField, LeadId, LeadRules, LeadSource, OfferId, PublisherId,
+    Timestamp, routing,
 };
 
 use super::{Catalog, Ops, OpsError, OpsResult};
@@ -164,6 +164,15 @@ impl LeadSubmission {
         self
     }
 
+    /// Keeps the marks an exported lead carried back into its import: a test lead stays a
+    /// test lead, and a lead stored without personal data stays without it.
+    #[must_use]
+    pub(super) fn exported_marks(mut self, is_test: bool, pii_withheld: bool) -> Self {
+        self.draft.is_test |= is_test;
+        self.draft.pii_withheld |= pii_withheld;
+        self
+    }
+
     /// The lead's publisher.
     pub fn publisher(&self) -> &PublisherId {
         self.draft.publisher.as_ref().expect("a submission always has a publisher")
@@ -189,8 +198,8 @@ impl LeadSubmission {
     /// absent, or another publisher's id, which is ignored) a registered offer whose title
     /// equals the offer part or `OfferTitle` (ignoring case and surrounding spaces). `None` when
     /// nothing matches: the lead is kept and goes to the destinations for every offer.
-    fn resolve_offer<'c>(&self, catalog: &'c Catalog) -> (Option<OfferId>, Option<&'c Offer>) {
-        let registered = |id: &OfferId| catalog.offers.iter().find(|o| &o.id == id);
+    fn resolve_offer<'c>(&self, offers: &'c [Offer]) -> (Option<OfferId>, Option<&'c Offer>) {
+        let registered = |id: &OfferId| offers.iter().find(|o| &o.id == id);
         if let Some(id) = &self.offer {
             return (Some(id.clone()), registered(id));
         }
@@ -215,13 +224,25 @@ impl LeadSubmission {
         let by_title = [part, self.draft.offer_title.as_deref().map(str::trim)]
             .into_iter()
             .flatten()
-            .find_map(|t| catalog.offers.iter().find(|o| o.title.eq_ignore_ascii_case(t)));
+            .find_map(|t| offers.iter().find(|o| o.title.eq_ignore_ascii_case(t)));
         (by_title.map(|o| o.id.clone()), by_title)
     }
 
-    /// The lead, with its offer resolved against `catalog`.
-    fn into_lead(self, catalog: &Catalog, id: LeadId, now: Timestamp, ops: &Ops) -> Result<Lead, FieldError> {
-        let (offer, registered) = self.resolve_offer(catalog);
+    /// The lead this submission becomes, with its offer resolved against the publisher's
+    /// registered `offers`: every rule of a lead that needs no storage, so it can be checked
+    /// (and fuzzed) without a database.
+    ///
+    /// # Errors
+    /// The first field that breaks a rule, named in the way in's own terms.
+    pub fn into_lead(
+        self,
+        offers: &[Offer],
+        id: LeadId,
+        now: Timestamp,
+        rules: &LeadRules,
+    ) -> Result<Lead, FieldError> {
+        self.check()?;
+        let (offer, registered) = self.resolve_offer(offers);
         let origin = self.origin;
         let mut draft = self.draft;
         draft.offer = offer;
@@ -230,8 +251,7 @@ impl LeadSubmission {
         {
             draft.offer_title = Some(o.title.clone());
         }
-        Lead::from_draft(draft, id, now, &ops.policy.rules)
-            .map_err(|e: LeadError| origin.error(e.field(), e.to_string()))
+        Lead::from_draft(draft, id, now, rules).map_err(|e: LeadError| origin.error(e.field(), e.to_string()))
     }
 }
 
@@ -255,7 +275,6 @@ impl Ops {
                 ),
                 other => other,
             };
-            sub.check().map_err(|f| prefix(OpsError::Invalid(vec![f])))?;
             let publisher = sub.publisher().clone();
             let catalog = match catalogs.get(&publisher) {
                 Some(c) => Arc::clone(c),
@@ -266,7 +285,7 @@ impl Ops {
                 }
             };
             let lead = sub
-                .into_lead(&catalog, LeadId::generate(now), now, self)
+                .into_lead(&catalog.offers, LeadId::generate(now), now, &self.policy.rules)
                 .map_err(|f| prefix(OpsError::Invalid(vec![f])))?;
             let deliveries = routing::plan(&lead, &catalog.destinations, &self.destinations)
                 .into_iter()
@@ -303,9 +322,10 @@ impl Ops {
             .customer(leadrelay_core::test_lead::test_customer(now))
             .description(Some(leadrelay_core::test_lead::marker_at(now)))
             .test_lead();
-        let catalog = Catalog { offers: offer.into_iter().cloned().collect(), destinations: Vec::new() };
-        let lead =
-            submission.into_lead(&catalog, LeadId::generate(now), now, self).map_err(|f| OpsError::Invalid(vec![f]))?;
+        let offers: Vec<Offer> = offer.into_iter().cloned().collect();
+        let lead = submission
+            .into_lead(&offers, LeadId::generate(now), now, &self.policy.rules)
+            .map_err(|f| OpsError::Invalid(vec![f]))?;
         self.storage
             .insert_leads(
                 &[LeadWithDeliveries { lead: lead.clone(), deliveries: Vec::new() }],

@@ -16,7 +16,7 @@ mod publishers;
 pub use cache::TtlCache;
 pub use destinations::Validation;
 pub use events::MarketplaceEvent;
-pub use lead_csv::{CsvImport, RowFailure};
+pub use lead_csv::{CsvImport, CsvRows, RowFailure, read_leads_csv};
 pub use leads::{LeadOrigin, LeadSubmission};
 pub use publishers::DestinationTest;
 

@@ -63,8 +63,11 @@ impl TestApp {
         leadrelay_server::telemetry::init_for_tests();
         let dir = tempfile::tempdir().unwrap();
         let config = Config::for_tests(overrides).unwrap();
-        let store = SqliteStore::open(&dir.path().join("leadrelay.db"), OpenOptions { migrate: true, exclusive: true })
-            .unwrap();
+        let store = SqliteStore::open(
+            &dir.path().join("leadrelay.db"),
+            OpenOptions { migrate: true, exclusive: true, ..Default::default() },
+        )
+        .unwrap();
         let network = NetworkOptions {
             allow_private: config.delivery.allow_private_destinations,
             request_timeout: Duration::from_millis(config.delivery.request_timeout_ms),

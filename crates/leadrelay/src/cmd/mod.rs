@@ -143,7 +143,7 @@ pub fn destinations(config: &Config) -> Destinations {
 /// # Errors
 /// As [`open_storage`]; a bad rule in the configuration.
 pub fn open_ops(config: &Config) -> anyhow::Result<Ops> {
-    let storage = open_storage(config, OpenOptions { migrate: false, exclusive: false })?;
+    let storage = open_storage(config, OpenOptions { migrate: false, exclusive: false, ..Default::default() })?;
     let policy = Policy::from_config(config).map_err(anyhow::Error::msg)?;
     Ok(Ops::new(storage, destinations(config), Arc::new(SystemClock), policy, Arc::new(Notify::new())))
 }

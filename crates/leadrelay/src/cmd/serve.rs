@@ -20,8 +20,14 @@ pub async fn run(mut config: Config, listen: Option<String>) -> anyhow::Result<(
     leadrelay_server::telemetry::init(&config.telemetry);
     let data_dir = config.storage.data_dir.clone();
     super::private_dir(&data_dir)?;
-    let storage =
-        super::open_storage(&config, OpenOptions { migrate: config.storage.migrate_on_start, exclusive: true })?;
+    let storage = super::open_storage(
+        &config,
+        OpenOptions {
+            migrate: config.storage.migrate_on_start,
+            exclusive: true,
+            min_free_bytes: config.storage.min_free_bytes,
+        },
+    )?;
     let env_token = std::env::var("LEADRELAY_ADMIN_TOKEN").ok();
     let (admin, printed) = AdminToken::bootstrap(storage.as_ref(), &data_dir, env_token.as_deref())
         .await

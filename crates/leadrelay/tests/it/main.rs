@@ -4,4 +4,5 @@
 mod cli;
 mod connections;
 mod crash;
+mod disk_full;
 mod support;
