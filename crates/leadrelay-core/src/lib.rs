@@ -19,6 +19,7 @@ pub mod source;
 pub mod stage;
 pub mod storage;
 pub mod test_lead;
+pub mod vault;
 
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use customer::Customer;

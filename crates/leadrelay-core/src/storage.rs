@@ -302,8 +302,10 @@ pub struct LeadFilter {
     pub customer: Option<CustomerId>,
     /// Only this source (its marketplace spelling).
     pub source: Option<String>,
-    /// Text that must appear in the first name, last name, email or company (case-insensitive;
-    /// `%` and `_` are plain characters).
+    /// Whole words (or whole email addresses) that must all appear in the first name, last
+    /// name, email or company, any case (see `vault::search_words`). A backend answers it from
+    /// its blind index of keyed hashes, never from plaintext; a text with no word matches
+    /// nothing.
     pub text: Option<String>,
     /// Only test leads (`true`) or only real ones (`false`).
     pub is_test: Option<bool>,

@@ -95,7 +95,12 @@ mod tests {
 
     fn store(dir: &Path) -> leadrelay_store_sqlite::SqliteStore {
         let options = leadrelay_store_sqlite::OpenOptions { migrate: true, exclusive: false, ..Default::default() };
-        leadrelay_store_sqlite::SqliteStore::open(&dir.join("leadrelay.db"), options).unwrap()
+        leadrelay_store_sqlite::SqliteStore::open(
+            &dir.join("leadrelay.db"),
+            options,
+            leadrelay_core::vault::Keyring::for_tests(),
+        )
+        .unwrap()
     }
 
     #[tokio::test]

@@ -34,6 +34,28 @@ pub struct Config {
     pub offers: OffersConfig,
     /// Logging.
     pub telemetry: TelemetryConfig,
+    /// Encryption at rest.
+    pub security: SecurityConfig,
+}
+
+/// `[security]`
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// The key that seals personal data and secrets (base64 of 32 bytes); empty: the key in
+    /// `<data_dir>/encryption.key`, generated on first start.
+    pub encryption_key: String,
+    /// Older keys still needed to open values sealed before a rotation.
+    pub previous_encryption_keys: Vec<String>,
+}
+
+impl std::fmt::Debug for SecurityConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecurityConfig")
+            .field("encryption_key", &if self.encryption_key.is_empty() { "(key file)" } else { "<redacted>" })
+            .field("previous_encryption_keys", &self.previous_encryption_keys.len())
+            .finish()
+    }
 }
 
 /// `[offers]`
@@ -315,6 +337,14 @@ impl Config {
         let mut problems = Vec::new();
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
             problems.push(format!("server.listen ({:?}) must be an address like 127.0.0.1:8080", self.server.listen));
+        }
+        if !self.security.encryption_key.is_empty()
+            && let Err(e) = leadrelay_core::vault::Keyring::from_base64(
+                &self.security.encryption_key,
+                self.security.previous_encryption_keys.iter().map(String::as_str),
+            )
+        {
+            problems.push(format!("security.encryption_key (or previous_encryption_keys): {e}"));
         }
         if self.server.max_body_bytes < 1024 {
             problems.push("server.max_body_bytes must be at least 1024".to_owned());

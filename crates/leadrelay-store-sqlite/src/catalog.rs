@@ -5,6 +5,8 @@ use leadrelay_core::storage::{CatalogStore, Offer, Publisher, Result, StorageErr
 use leadrelay_core::{DestinationId, OfferId, OfferType, PublisherId, Timestamp};
 use rusqlite::{OptionalExtension, params};
 
+use leadrelay_core::vault::Column;
+
 use crate::rows::{self, DESTINATION_COLUMNS, destination_from_row, destination_row, ts};
 use crate::{SqliteStore, map_err, query_rows};
 
@@ -139,7 +141,7 @@ impl CatalogStore for SqliteStore {
                     d.publisher.as_str(),
                     d.name,
                     d.kind,
-                    d.settings.to_string(),
+                    c.vault.seal(Column::DestinationSettings, &d.settings.to_string()),
                     rows::offers_json(&d.offers),
                     d.enabled,
                     d.disabled_reason,
@@ -160,7 +162,7 @@ impl CatalogStore for SqliteStore {
                 .prepare_cached(&format!("SELECT {DESTINATION_COLUMNS} FROM destinations WHERE id = ?1"))
                 .and_then(|mut s| s.query_row([&id], destination_row))
                 .map_err(map_err)?;
-            destination_from_row(row)
+            destination_from_row(row, c.vault)
         })
         .await
     }
@@ -169,7 +171,7 @@ impl CatalogStore for SqliteStore {
         let p = publisher.as_str().to_owned();
         self.read(move |c| {
             let sql = format!("SELECT {DESTINATION_COLUMNS} FROM destinations WHERE publisher_id = ?1 ORDER BY id");
-            query_rows(c, &sql, [&p], destination_row, destination_from_row)
+            query_rows(c, &sql, [&p], destination_row, |r| destination_from_row(r, c.vault))
         })
         .await
     }

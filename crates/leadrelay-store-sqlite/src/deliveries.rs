@@ -8,6 +8,7 @@ use leadrelay_core::storage::{
     AttemptRecord, ClaimRequest, Claimed, Delivery, DeliveryFilter, NextState, OutboxStore, Page, PageRequest,
     ReplayPlan, ReplayRequest, Result, StorageError,
 };
+use leadrelay_core::vault::Column;
 use leadrelay_core::{DeliveryId, Lead, LeadId, Timestamp};
 use rusqlite::{OptionalExtension, params};
 
@@ -16,7 +17,7 @@ use crate::rows::{
     destination_row, lead_row,
 };
 use crate::rows::{PagedQuery, text};
-use crate::{SqliteStore, map_err, query_rows};
+use crate::{Db, SqliteStore, map_err, query_rows};
 
 // Claiming moves next_attempt_at to the lease's end: the row is hidden until then, and comes back
 // by itself if the worker dies. The lease token says whose result may be recorded.
@@ -87,12 +88,12 @@ const HEALTH_FAILURE: &str = "UPDATE destinations SET consecutive_failures = con
 const DISABLE: &str =
     "UPDATE destinations SET enabled = 0, disabled_reason = ?2, updated_at = ?3 WHERE id = ?1 AND enabled";
 
-fn read_delivery(c: &rusqlite::Connection, id: &str) -> Result<Delivery> {
+fn read_delivery(c: &Db<'_>, id: &str) -> Result<Delivery> {
     let row = c
         .prepare_cached(&format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1"))
         .and_then(|mut s| s.query_row([id], delivery_row))
         .map_err(map_err)?;
-    delivery_from_row(row)
+    delivery_from_row(row, c.vault)
 }
 
 // Makes a delivery due now with a fresh attempt budget, or parks it if its destination is
@@ -108,13 +109,13 @@ const INSERT_REPLAYED: &str = "INSERT INTO deliveries (id, lead_id, destination_
      SELECT ?1, id, ?3, publisher_id, 'pending', 0, ?5, NULL, NULL, received_at, ?6, ?6
      FROM leads WHERE id = ?2 AND publisher_id = ?4";
 
-fn read_destination(c: &rusqlite::Connection, id: &str) -> Result<leadrelay_core::destination::DestinationRecord> {
+fn read_destination(c: &Db<'_>, id: &str) -> Result<leadrelay_core::destination::DestinationRecord> {
     c.prepare_cached(&format!("SELECT {DESTINATION_COLUMNS} FROM destinations WHERE id = ?1"))
         .and_then(|mut s| s.query_row([id], destination_row))
         .optional()
         .map_err(map_err)?
         .ok_or(StorageError::NotFound)
-        .and_then(destination_from_row)
+        .and_then(|r| destination_from_row(r, c.vault))
 }
 
 #[async_trait::async_trait]
@@ -138,12 +139,12 @@ impl OutboxStore for SqliteStore {
             let in_list = |ids: &[&str]| serde_json::to_string(ids).unwrap_or_default();
             let sql =
                 format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id IN (SELECT value FROM json_each(?1))");
-            let deliveries = query_rows(c, &sql, [&ids_json], delivery_row, delivery_from_row)?;
+            let deliveries = query_rows(c, &sql, [&ids_json], delivery_row, |r| delivery_from_row(r, c.vault))?;
             let lead_ids: Vec<&str> = deliveries.iter().map(|d| d.lead_id.as_str()).collect();
             let sql = format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id IN (SELECT value FROM json_each(?1))");
             let leads: HashMap<String, leadrelay_core::Lead> =
                 query_rows(c, &sql, [in_list(&lead_ids)], lead_row, |r| {
-                    r.into_lead().map(|l| (l.id.as_str().to_owned(), l))
+                    r.into_lead(c.vault).map(|l| (l.id.as_str().to_owned(), l))
                 })?
                 .into_iter()
                 .collect();
@@ -154,7 +155,7 @@ impl OutboxStore for SqliteStore {
                 format!("SELECT {DESTINATION_COLUMNS} FROM destinations WHERE id IN (SELECT value FROM json_each(?1))");
             let destinations: HashMap<String, leadrelay_core::destination::DestinationRecord> =
                 query_rows(c, &sql, [in_list(&dest_ids)], destination_row, |r| {
-                    destination_from_row(r).map(|d| (d.id.as_str().to_owned(), d))
+                    destination_from_row(r, c.vault).map(|d| (d.id.as_str().to_owned(), d))
                 })?
                 .into_iter()
                 .collect();
@@ -182,7 +183,10 @@ impl OutboxStore for SqliteStore {
                     NextState::RetryAt { at, counts } => ("pending", u32::from(*counts), Some(at.as_millis())),
                     NextState::Dead => ("dead", 1, None),
                 };
-                let last_error = if matches!(r.next, NextState::Delivered) { None } else { a.message.clone() };
+                let v = c.vault;
+                let message = v.seal_opt(Column::AttemptMessage, a.message.as_deref());
+                let excerpt = v.seal_opt(Column::AttemptExcerpt, a.excerpt.as_deref());
+                let last_error = if matches!(r.next, NextState::Delivered) { None } else { message.clone() };
                 let changed = c
                     .prepare_cached(SET_NEXT_STATE)
                     .and_then(|mut s| {
@@ -203,8 +207,8 @@ impl OutboxStore for SqliteStore {
                     i64::try_from(a.duration_ms).unwrap_or(i64::MAX),
                     a.status_code,
                     a.error_class.map(|e| e.as_str()),
-                    a.message,
-                    a.excerpt
+                    message,
+                    excerpt
                 ];
                 // The attempt happened, so it is logged even when our lease was lost; a run of
                 // throttled tries shares one row, so a receiver that keeps answering 429 cannot
@@ -266,7 +270,10 @@ impl OutboxStore for SqliteStore {
         q.and("status =", text(filter.status.map(|s| s.as_str())));
         q.and("destination_id =", text(filter.destination.as_ref().map(|d| d.as_str())));
         let page = page.clone();
-        self.read(move |c| q.run(c, &page, delivery_row, delivery_from_row, |d| d.id.as_str().to_owned())).await
+        self.read(move |c| {
+            q.run(c, &page, delivery_row, |r| delivery_from_row(r, c.vault), |d| d.id.as_str().to_owned())
+        })
+        .await
     }
 
     async fn retry_delivery(&self, id: &DeliveryId, now: Timestamp) -> Result<Delivery> {
@@ -307,7 +314,7 @@ impl OutboxStore for SqliteStore {
                 &sql,
                 params![dest.publisher.as_str(), since, until, after, limit, dest.id.as_str()],
                 lead_row,
-                |r| r.into_lead(),
+                |r| r.into_lead(c.vault),
             )
         })
         .await

@@ -6,7 +6,8 @@ use leadrelay_core::storage::{
     Accepted, CustomerDetail, LeadDetail, LeadFilter, LeadStore, LeadWithDeliveries, NewDelivery, Page, PageRequest,
     Result, SplitRequest, StorageError,
 };
-use leadrelay_core::{CustomerId, Lead, LeadId, OfferId, Timestamp};
+use leadrelay_core::vault::{Column, Vault};
+use leadrelay_core::{Customer, CustomerId, Lead, LeadId, OfferId, Timestamp};
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params};
 
@@ -14,7 +15,7 @@ use crate::rows::{
     DELIVERY_COLUMNS, LEAD_COLUMNS, attempt_from_row, attempt_row, delivery_from_row, delivery_row, lead_row,
 };
 use crate::rows::{PagedQuery, text};
-use crate::{SqliteStore, map_err, query_rows};
+use crate::{Db, SqliteStore, map_err, query_rows};
 
 const INSERT_LEAD: &str = "INSERT INTO leads (id, publisher_id, offer_id, offer_title, source, action, raw_lead_source, stage,
      first_name, last_name, email, phone, country, company, title, description, campaign, is_test, pii_withheld, received_at,
@@ -43,13 +44,14 @@ fn rows_customer_id(s: &str) -> Result<CustomerId> {
 }
 
 fn insert_lead_row(
-    c: &rusqlite::Connection,
+    c: &Db<'_>,
     l: &Lead,
     customer_id: Option<&str>,
     duplicate_of: Option<&str>,
     merge_reason: Option<&str>,
 ) -> Result<()> {
     let cu = &l.customer;
+    let v = c.vault;
     c.prepare_cached(INSERT_LEAD)
         .and_then(|mut s| {
             s.execute(params![
@@ -59,16 +61,16 @@ fn insert_lead_row(
                 l.offer_title,
                 l.source.as_str(),
                 l.action.as_ref().map(|a| a.as_str()),
-                l.raw_lead_source,
+                v.seal_opt(Column::RawLeadSource, l.raw_lead_source.as_deref()),
                 l.stage.as_str(),
-                cu.first_name,
-                cu.last_name,
-                cu.email,
-                cu.phone,
+                v.seal_opt(Column::FirstName, cu.first_name.as_deref()),
+                v.seal_opt(Column::LastName, cu.last_name.as_deref()),
+                v.seal_opt(Column::Email, cu.email.as_deref()),
+                v.seal_opt(Column::Phone, cu.phone.as_deref()),
                 cu.country,
-                cu.company,
-                cu.title,
-                l.description,
+                v.seal_opt(Column::Company, cu.company.as_deref()),
+                v.seal_opt(Column::Title, cu.title.as_deref()),
+                v.seal_opt(Column::Description, l.description.as_deref()),
                 l.campaign,
                 l.is_test,
                 l.pii_withheld,
@@ -79,7 +81,18 @@ fn insert_lead_row(
             ])
         })
         .map(drop)
-        .map_err(map_err)
+        .map_err(map_err)?;
+    index_terms(c, v, l.id.as_str(), cu)
+}
+
+/// Adds a lead's search terms (keyed hashes of its words) to the blind index.
+pub(crate) fn index_terms(c: &rusqlite::Connection, v: &Vault, lead: &str, customer: &Customer) -> Result<()> {
+    let mut stmt =
+        c.prepare_cached("INSERT OR IGNORE INTO lead_terms (term, lead_id) VALUES (?1, ?2)").map_err(map_err)?;
+    for term in v.search_terms(customer) {
+        stmt.execute(params![term, lead]).map_err(map_err)?;
+    }
+    Ok(())
 }
 
 /// Outbox rows for a lead, due at `due`.
@@ -112,7 +125,7 @@ impl LeadStore for SqliteStore {
                 let (customer_id, duplicate_of, merge_reason) = match l.customer_match() {
                     None => (None, None, None),
                     Some(key) => {
-                        let digest = key.digest();
+                        let digest = c.vault.match_digest(&key);
                         let fresh = CustomerId::generate(l.received_at);
                         let created = c
                             .prepare_cached(INSERT_CUSTOMER)
@@ -171,7 +184,7 @@ impl LeadStore for SqliteStore {
                 .and_then(|mut s| s.query_row([&id], |r| Ok((r.get(0)?, r.get(1)?))))
                 .map_err(map_err)?;
             let sql = format!("SELECT {LEAD_COLUMNS} FROM leads WHERE customer_id = ?1 ORDER BY received_at, id");
-            let leads = query_rows(c, &sql, [&id], lead_row, |r| r.into_lead())?;
+            let leads = query_rows(c, &sql, [&id], lead_row, |r| r.into_lead(c.vault))?;
             Ok(CustomerDetail {
                 id: rows_customer_id(&id)?,
                 publisher: crate::rows::publisher_id(&publisher)?,
@@ -216,7 +229,7 @@ impl LeadStore for SqliteStore {
                     .prepare_cached(&sql)
                     .and_then(|mut s| s.query_row([lead_id.as_str()], lead_row))
                     .map_err(map_err)?
-                    .into_lead()?;
+                    .into_lead(c.vault)?;
                 insert_deliveries(c, &lead, deliveries, req.now)?;
             }
             Ok(())
@@ -231,9 +244,9 @@ impl LeadStore for SqliteStore {
                 .prepare_cached(&format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id = ?1"))
                 .and_then(|mut s| s.query_row([&id], lead_row))
                 .map_err(map_err)?
-                .into_lead()?;
+                .into_lead(c.vault)?;
             let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE lead_id = ?1 ORDER BY created_at, id");
-            let deliveries = query_rows(c, &sql, [&id], delivery_row, delivery_from_row)?;
+            let deliveries = query_rows(c, &sql, [&id], delivery_row, |r| delivery_from_row(r, c.vault))?;
             let mut out = Vec::with_capacity(deliveries.len());
             for d in deliveries {
                 let attempts = query_rows(
@@ -242,7 +255,7 @@ impl LeadStore for SqliteStore {
                          FROM attempts WHERE delivery_id = ?1 ORDER BY number",
                     [d.id.as_str()],
                     attempt_row,
-                    attempt_from_row,
+                    |r| attempt_from_row(r, c.vault),
                 )?;
                 out.push((d, attempts));
             }
@@ -258,12 +271,14 @@ impl LeadStore for SqliteStore {
         q.and("customer_id =", text(filter.customer.as_ref().map(CustomerId::as_str)));
         q.and("source =", text(filter.source.as_deref()));
         q.and("is_test =", filter.is_test.map(|t| Value::Integer(i64::from(t))));
-        q.and_contains(&["first_name", "last_name", "email", "company"], filter.text.as_deref());
+        if let Some(text) = filter.text.as_deref() {
+            q.and_terms(&self.vault.query_terms(text));
+        }
         q.and("action COLLATE NOCASE =", text(filter.action.as_deref()));
         q.and("stage =", text(filter.stage.as_deref()));
         q.and("received_at >=", filter.since.map(|t| Value::Integer(t.as_millis())));
         q.and("received_at <", filter.until.map(|t| Value::Integer(t.as_millis())));
         let page = page.clone();
-        self.read(move |c| q.run(c, &page, lead_row, |r| r.into_lead(), |l| l.id.as_str().to_owned())).await
+        self.read(move |c| q.run(c, &page, lead_row, |r| r.into_lead(c.vault), |l| l.id.as_str().to_owned())).await
     }
 }

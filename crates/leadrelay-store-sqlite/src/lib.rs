@@ -13,6 +13,7 @@ mod catalog;
 mod deliveries;
 mod leads;
 mod rows;
+mod sealing;
 
 use rusqlite::Connection;
 
@@ -22,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use leadrelay_core::storage::{Result, StorageError};
+use leadrelay_core::vault::{Keyring, Vault};
 use rusqlite::OpenFlags;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -32,6 +34,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0003_offer_publication", include_str!("../migrations/0003_offer_publication.sql")),
     ("0004_api_tokens", include_str!("../migrations/0004_api_tokens.sql")),
     ("0005_fair_claims_and_instance", include_str!("../migrations/0005_fair_claims_and_instance.sql")),
+    ("0006_sealed_personal_data", include_str!("../migrations/0006_sealed_personal_data.sql")),
 ];
 
 /// How many writes at most share one transaction.
@@ -42,7 +45,23 @@ const QUEUE_DEPTH: usize = 8192;
 const READERS: usize = 4;
 
 type Completion = Box<dyn FnOnce(Option<&str>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
+type Job = Box<dyn FnOnce(&Db<'_>) -> (bool, Completion) + Send>;
+
+/// A connection with the vault its values are sealed with: what every query function gets.
+/// It derefs to the connection, so SQL is written as usual.
+pub(crate) struct Db<'a> {
+    conn: &'a Connection,
+    /// Seals and opens personal data and secrets; hashes match keys and search terms.
+    pub(crate) vault: &'a Vault,
+}
+
+impl std::ops::Deref for Db<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
 
 /// The SQLite backend.
 #[derive(Clone)]
@@ -50,6 +69,7 @@ pub struct SqliteStore {
     writer: mpsc::Sender<Job>,
     readers: Arc<ReaderPool>,
     path: PathBuf,
+    vault: Arc<Vault>,
     min_free_bytes: u64,
     /// Held while a serving process uses the file (see [`OpenOptions::exclusive`]).
     _lock: Option<Arc<std::fs::File>>,
@@ -179,7 +199,7 @@ impl SqliteStore {
     /// # Errors
     /// `Unavailable` if the file cannot be opened; `Other` if the schema is out of date and
     /// `migrate` is off, or newer than this build.
-    pub fn open(path: &Path, options: OpenOptions) -> Result<Self> {
+    pub fn open(path: &Path, options: OpenOptions, keys: Keyring) -> Result<Self> {
         refuse_empty(path)?;
         create_private(path)?;
         let lock = if options.exclusive { Some(Arc::new(lock_exclusively(path)?)) } else { None };
@@ -200,6 +220,8 @@ impl SqliteStore {
                 ));
             }
         }
+        let vault = Arc::new(sealing::unlock(&mut conn, keys)?);
+        let writer_vault = Arc::clone(&vault);
         let mut idle = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             let r =
@@ -212,12 +234,13 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, writer_vault, rx))
             .map_err(unavailable)?;
         Ok(Self {
             writer: tx,
             readers: Arc::new(ReaderPool { idle: Mutex::new(idle), permits: Semaphore::new(READERS) }),
             path: path.to_owned(),
+            vault,
             min_free_bytes: options.min_free_bytes,
             _lock: lock,
         })
@@ -244,7 +267,7 @@ impl SqliteStore {
     pub(crate) async fn write<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+        F: FnOnce(&Db<'_>) -> Result<R> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
@@ -267,14 +290,15 @@ impl SqliteStore {
     pub(crate) async fn read<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+        F: FnOnce(&Db<'_>) -> Result<R> + Send + 'static,
     {
         let _permit = self.readers.permits.acquire().await.map_err(unavailable)?;
         let pool = Arc::clone(&self.readers);
+        let vault = Arc::clone(&self.vault);
         tokio::task::spawn_blocking(move || {
             let conn = pool.idle.lock().map_err(|_| unavailable("reader pool poisoned"))?.pop();
             let conn = conn.ok_or_else(|| unavailable("no idle reader"))?;
-            let result = std::panic::catch_unwind(AssertUnwindSafe(|| f(&conn)));
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| f(&Db { conn: &conn, vault: &vault })));
             if let Ok(mut idle) = pool.idle.lock() {
                 idle.push(conn);
             }
@@ -390,7 +414,8 @@ fn lock_exclusively(path: &Path) -> Result<std::fs::File> {
     }
 }
 
-fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
+fn writer_loop(conn: Connection, vault: Arc<Vault>, mut rx: mpsc::Receiver<Job>) {
+    let db = Db { conn: &conn, vault: &vault };
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -409,7 +434,7 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
         }
         for job in batch.drain(..) {
             let savepoint = conn.execute_batch("SAVEPOINT job");
-            let (ok, completion) = std::panic::catch_unwind(AssertUnwindSafe(|| job(&conn)))
+            let (ok, completion) = std::panic::catch_unwind(AssertUnwindSafe(|| job(&db)))
                 .unwrap_or_else(|_| (false, Box::new(|_: Option<&str>| {}) as Completion));
             if savepoint.is_ok() {
                 let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };

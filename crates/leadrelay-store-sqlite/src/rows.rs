@@ -2,6 +2,7 @@
 
 use leadrelay_core::destination::{DestinationRecord, ErrorClass};
 use leadrelay_core::storage::{Attempt, Delivery, DeliveryStatus, Result, StorageError};
+use leadrelay_core::vault::{Column, Vault, VaultError};
 use leadrelay_core::{
     ActionCode, Customer, CustomerId, DeliveryId, DestinationId, Lead, LeadId, OfferId, PublisherId, Source, Stage,
     Timestamp,
@@ -10,6 +11,16 @@ use rusqlite::Row;
 
 fn corrupt(what: &str) -> StorageError {
     StorageError::Other(format!("stored {what} is not valid").into())
+}
+
+/// A value that does not open: the wrong key, or a damaged row. Says which without the value.
+pub(crate) fn sealing(e: VaultError) -> StorageError {
+    StorageError::Other(Box::new(e))
+}
+
+/// Opens a sealed column value.
+pub(crate) fn open(v: &Vault, column: Column, sealed: Option<String>) -> Result<Option<String>> {
+    v.open_opt(column, sealed.as_deref()).map_err(sealing)
 }
 
 pub(crate) fn ts(v: i64) -> Timestamp {
@@ -54,7 +65,7 @@ pub(crate) fn lead_row(r: &Row<'_>) -> rusqlite::Result<LeadRow> {
 }
 
 impl LeadRow {
-    pub(crate) fn into_lead(self) -> Result<Lead> {
+    pub(crate) fn into_lead(self, v: &Vault) -> Result<Lead> {
         let [
             id,
             publisher,
@@ -84,10 +95,18 @@ impl LeadRow {
             offer_title,
             source: Source::parse(source.as_deref().unwrap_or("")),
             action: action.as_deref().and_then(ActionCode::parse),
-            raw_lead_source: raw,
+            raw_lead_source: open(v, Column::RawLeadSource, raw)?,
             stage: Stage::parse(stage.as_deref().unwrap_or("")).map_err(|_| corrupt("stage"))?,
-            customer: Customer { first_name: first, last_name: last, email, phone, country, company, title },
-            description,
+            customer: Customer {
+                first_name: open(v, Column::FirstName, first)?,
+                last_name: open(v, Column::LastName, last)?,
+                email: open(v, Column::Email, email)?,
+                phone: open(v, Column::Phone, phone)?,
+                country,
+                company: open(v, Column::Company, company)?,
+                title: open(v, Column::Title, title)?,
+            },
+            description: open(v, Column::Description, description)?,
             campaign,
             is_test: self.is_test,
             pii_withheld: self.pii_withheld,
@@ -112,7 +131,7 @@ pub(crate) fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?))
 }
 
-pub(crate) fn delivery_from_row(row: DeliveryRow) -> Result<Delivery> {
+pub(crate) fn delivery_from_row(row: DeliveryRow, v: &Vault) -> Result<Delivery> {
     let (id, lead, dest, publisher, status, attempts, next, last_error, created, updated) = row;
     Ok(Delivery {
         id: delivery_id(&id)?,
@@ -122,7 +141,7 @@ pub(crate) fn delivery_from_row(row: DeliveryRow) -> Result<Delivery> {
         status: DeliveryStatus::parse(&status).ok_or_else(|| corrupt("delivery status"))?,
         attempts,
         next_attempt_at: next.map(ts),
-        last_error,
+        last_error: open(v, Column::AttemptMessage, last_error)?,
         created_at: ts(created),
         updated_at: ts(updated),
     })
@@ -152,7 +171,7 @@ pub(crate) fn destination_row(r: &Row<'_>) -> rusqlite::Result<DestinationRow> {
     ))
 }
 
-pub(crate) fn destination_from_row(row: DestinationRow) -> Result<DestinationRecord> {
+pub(crate) fn destination_from_row(row: DestinationRow, v: &Vault) -> Result<DestinationRecord> {
     let (id, publisher, name, kind, settings, offers, enabled, reason, failures, failing_since, created, updated) = row;
     let offers = match offers {
         None => None,
@@ -166,7 +185,8 @@ pub(crate) fn destination_from_row(row: DestinationRow) -> Result<DestinationRec
         publisher: publisher_id(&publisher)?,
         name,
         kind,
-        settings: serde_json::from_str(&settings).map_err(|_| corrupt("destination settings"))?,
+        settings: serde_json::from_str(&v.open(Column::DestinationSettings, &settings).map_err(sealing)?)
+            .map_err(|_| corrupt("destination settings"))?,
         offers,
         enabled,
         disabled_reason: reason,
@@ -199,7 +219,7 @@ pub(crate) fn attempt_row(r: &Row<'_>) -> rusqlite::Result<AttemptRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
 }
 
-pub(crate) fn attempt_from_row(row: AttemptRow) -> Result<Attempt> {
+pub(crate) fn attempt_from_row(row: AttemptRow, v: &Vault) -> Result<Attempt> {
     let (delivery, number, started, duration, status, class, message, excerpt) = row;
     Ok(Attempt {
         delivery_id: delivery_id(&delivery)?,
@@ -208,8 +228,8 @@ pub(crate) fn attempt_from_row(row: AttemptRow) -> Result<Attempt> {
         duration_ms: u64::try_from(duration).unwrap_or(0),
         status_code: status,
         error_class: error_class(class),
-        message,
-        excerpt,
+        message: open(v, Column::AttemptMessage, message)?,
+        excerpt: open(v, Column::AttemptExcerpt, excerpt)?,
     })
 }
 
@@ -233,14 +253,16 @@ impl PagedQuery {
         }
     }
 
-    /// Adds `AND (c1 LIKE ?n OR c2 LIKE ?n …)` matching `needle` anywhere, case-insensitively.
-    pub(crate) fn and_contains(&mut self, columns: &[&str], needle: Option<&str>) {
-        if let Some(n) = needle {
-            let escaped = n.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-            self.args.push(rusqlite::types::Value::Text(format!("%{escaped}%")));
-            let k = self.args.len();
-            let any: Vec<String> = columns.iter().map(|c| format!("{c} LIKE ?{k} ESCAPE '\\'")).collect();
-            self.sql.push_str(&format!(" AND ({})", any.join(" OR ")));
+    /// Adds, for each blind-index term, `AND id IN (leads holding it)`: every term must match.
+    /// No terms (a search with no word in it) matches nothing.
+    pub(crate) fn and_terms(&mut self, terms: &[String]) {
+        if terms.is_empty() {
+            self.sql.push_str(" AND 0");
+        }
+        for t in terms {
+            self.args.push(rusqlite::types::Value::Text(t.clone()));
+            self.sql
+                .push_str(&format!(" AND id IN (SELECT lead_id FROM lead_terms WHERE term = ?{})", self.args.len()));
         }
     }
 

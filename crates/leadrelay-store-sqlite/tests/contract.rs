@@ -12,6 +12,7 @@ async fn fresh(_case: &'static str) -> (tempfile::TempDir, Arc<dyn Storage>) {
     let store = SqliteStore::open(
         &dir.path().join("test.db"),
         OpenOptions { migrate: true, exclusive: false, ..Default::default() },
+        leadrelay_core::vault::Keyring::for_tests(),
     )
     .unwrap();
     (dir, Arc::new(store))
@@ -23,19 +24,35 @@ leadrelay_testkit::storage_contract_tests!(fresh);
 fn a_database_newer_than_this_build_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("future.db");
-    drop(SqliteStore::open(&path, OpenOptions { migrate: true, exclusive: false, ..Default::default() }).unwrap());
+    drop(
+        SqliteStore::open(
+            &path,
+            OpenOptions { migrate: true, exclusive: false, ..Default::default() },
+            leadrelay_core::vault::Keyring::for_tests(),
+        )
+        .unwrap(),
+    );
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 0)", []).unwrap();
     drop(conn);
-    let err =
-        SqliteStore::open(&path, OpenOptions { migrate: true, exclusive: false, ..Default::default() }).unwrap_err();
+    let err = SqliteStore::open(
+        &path,
+        OpenOptions { migrate: true, exclusive: false, ..Default::default() },
+        leadrelay_core::vault::Keyring::for_tests(),
+    )
+    .unwrap_err();
     assert!(format!("{err:?}").contains("run a newer leadrelay"), "{err:?}");
 }
 
 #[test]
 fn an_out_of_date_schema_is_refused_without_migrate() {
     let dir = tempfile::tempdir().unwrap();
-    let err = SqliteStore::open(&dir.path().join("new.db"), OpenOptions::default()).unwrap_err();
+    let err = SqliteStore::open(
+        &dir.path().join("new.db"),
+        OpenOptions::default(),
+        leadrelay_core::vault::Keyring::for_tests(),
+    )
+    .unwrap_err();
     assert!(format!("{err:?}").contains("leadrelay migrate"), "{err:?}");
 }
 
@@ -43,15 +60,139 @@ fn an_out_of_date_schema_is_refused_without_migrate() {
 fn a_second_serving_process_on_one_database_file_is_refused_while_readers_are_not() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("shared.db");
-    let serving =
-        SqliteStore::open(&path, OpenOptions { migrate: true, exclusive: true, ..Default::default() }).unwrap();
-    let second =
-        SqliteStore::open(&path, OpenOptions { migrate: true, exclusive: true, ..Default::default() }).unwrap_err();
+    let serving = SqliteStore::open(
+        &path,
+        OpenOptions { migrate: true, exclusive: true, ..Default::default() },
+        leadrelay_core::vault::Keyring::for_tests(),
+    )
+    .unwrap();
+    let second = SqliteStore::open(
+        &path,
+        OpenOptions { migrate: true, exclusive: true, ..Default::default() },
+        leadrelay_core::vault::Keyring::for_tests(),
+    )
+    .unwrap_err();
     assert!(matches!(second, leadrelay_core::storage::StorageError::Conflict), "{second:?}");
     assert!(matches!(SqliteStore::migrate_file(&path), Err(leadrelay_core::storage::StorageError::Conflict)));
-    SqliteStore::open(&path, OpenOptions { migrate: false, exclusive: false, ..Default::default() })
-        .expect("a reader (the CLI) may open it");
+    SqliteStore::open(
+        &path,
+        OpenOptions { migrate: false, exclusive: false, ..Default::default() },
+        leadrelay_core::vault::Keyring::for_tests(),
+    )
+    .expect("a reader (the CLI) may open it");
     drop(serving);
-    SqliteStore::open(&path, OpenOptions { migrate: true, exclusive: true, ..Default::default() })
-        .expect("free again once the first stops");
+    SqliteStore::open(
+        &path,
+        OpenOptions { migrate: true, exclusive: true, ..Default::default() },
+        leadrelay_core::vault::Keyring::for_tests(),
+    )
+    .expect("free again once the first stops");
+}
+
+mod sealing {
+    use std::time::Duration;
+
+    use leadrelay_core::destination::DestinationRecord;
+    use leadrelay_core::storage::{CatalogStore, LeadFilter, LeadStore, LeadWithDeliveries, PageRequest, Publisher};
+    use leadrelay_core::vault::Keyring;
+    use leadrelay_core::{Customer, DestinationId, Lead, LeadDraft, LeadId, LeadRules, PublisherId, Timestamp};
+    use leadrelay_store_sqlite::{OpenOptions, SqliteStore};
+
+    const T0: Timestamp = Timestamp::from_millis(1_700_000_000_000);
+
+    fn open(path: &std::path::Path) -> SqliteStore {
+        SqliteStore::open(path, OpenOptions { migrate: true, ..Default::default() }, Keyring::for_tests()).unwrap()
+    }
+
+    fn lead(p: &PublisherId, at: Timestamp, first: &str, email: &str) -> LeadWithDeliveries {
+        let draft = LeadDraft {
+            publisher: Some(p.clone()),
+            lead_source: Some("AzureMarketplace-INS|contoso.crm".into()),
+            customer: Customer {
+                first_name: Some(first.into()),
+                email: Some(email.into()),
+                company: Some("Oldcorp".into()),
+                ..Customer::default()
+            },
+            ..LeadDraft::default()
+        };
+        let lead = Lead::from_draft(draft, LeadId::generate(at), at, &LeadRules::default()).unwrap();
+        LeadWithDeliveries { lead, deliveries: Vec::new() }
+    }
+
+    fn search(text: &str) -> LeadFilter {
+        LeadFilter { text: Some(text.into()), ..LeadFilter::default() }
+    }
+
+    #[tokio::test]
+    async fn plaintext_an_older_leadrelay_stored_is_sealed_at_the_first_keyed_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let p = PublisherId::parse("contoso").unwrap();
+        let window = Duration::from_secs(86_400);
+        let (first, destination) = {
+            let store = open(&path);
+            store.create_publisher(&Publisher { id: p.clone(), name: "Contoso".into(), created_at: T0 }).await.unwrap();
+            let d = DestinationRecord {
+                id: DestinationId::generate(T0),
+                publisher: p.clone(),
+                name: "hook".into(),
+                kind: "https".into(),
+                settings: serde_json::json!({"url": "https://example.com/?sig=plainsig"}),
+                offers: None,
+                enabled: true,
+                disabled_reason: None,
+                consecutive_failures: 0,
+                failing_since: None,
+                created_at: T0,
+                updated_at: T0,
+            };
+            store.create_destination(&d).await.unwrap();
+            let accepted = store.insert_leads(&[lead(&p, T0, "Oldname", "old@contoso.com")], window).await.unwrap();
+            (accepted[0].customer_id.clone().unwrap(), d.id)
+        };
+        // Make the file what a leadrelay before migration 0006 wrote: plaintext values, an
+        // unkeyed match hash, no index key, no search terms.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "UPDATE leads SET first_name = 'Oldname', email = 'old@contoso.com', company = 'Oldcorp',
+                              raw_lead_source = 'AzureMarketplace-INS|contoso.crm';
+             UPDATE destinations SET settings = '{\"url\":\"https://example.com/?sig=plainsig\"}';
+             UPDATE customers SET match_hash = 'an unkeyed sha-256';
+             DELETE FROM lead_terms;
+             DELETE FROM instance_settings WHERE key = 'vault_index_key';",
+        )
+        .unwrap();
+        drop(conn);
+
+        let store = open(&path);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let (email, settings): (String, String) = conn
+            .query_row("SELECT l.email, d.settings FROM leads l, destinations d", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        assert!(email.starts_with("s1") && !email.contains("old"), "the email is sealed");
+        assert!(settings.starts_with("s1") && !settings.contains("plainsig"), "the settings are sealed");
+        let got = store.get_destination(&destination).await.unwrap();
+        assert_eq!(got.settings["url"], "https://example.com/?sig=plainsig");
+        let page = PageRequest { limit: 10, cursor: None };
+        let found = store.list_leads(&search("oldname"), &page).await.unwrap();
+        assert_eq!(found.items.len(), 1, "the search index was built");
+        assert_eq!(found.items[0].customer.email.as_deref(), Some("old@contoso.com"));
+        let later = store.insert_leads(&[lead(&p, T0, "Other", "OLD@contoso.com")], window).await.unwrap();
+        assert_eq!(later[0].customer_id.as_ref(), Some(&first), "the customer was re-hashed and still matches");
+    }
+
+    #[tokio::test]
+    async fn a_store_opened_with_another_key_is_refused_naming_the_key_it_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyed.db");
+        drop(open(&path));
+        let other = Keyring::from_base64(&Keyring::generate_key(), []).unwrap();
+        let err = SqliteStore::open(&path, OpenOptions { migrate: true, ..Default::default() }, other).unwrap_err();
+        let text = match err {
+            leadrelay_core::storage::StorageError::Other(e) => e.to_string(),
+            other => panic!("{other:?}"),
+        };
+        assert!(text.contains(&Keyring::for_tests().primary().to_string()), "{text}");
+    }
 }

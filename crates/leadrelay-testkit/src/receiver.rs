@@ -38,6 +38,7 @@ struct Behaviour {
     status: u16,
     retry_after: Option<String>,
     fail_until: Option<(Instant, u16)>,
+    body: String,
 }
 
 #[derive(Debug)]
@@ -59,7 +60,12 @@ impl TestReceiver {
     pub async fn start() -> Self {
         let shared = Arc::new(Shared {
             requests: Mutex::new(Vec::new()),
-            behaviour: Mutex::new(Behaviour { status: 200, retry_after: None, fail_until: None }),
+            behaviour: Mutex::new(Behaviour {
+                status: 200,
+                retry_after: None,
+                fail_until: None,
+                body: "ok".to_owned(),
+            }),
             notify: tokio::sync::Notify::new(),
         });
         let s = Arc::clone(&shared);
@@ -81,6 +87,11 @@ impl TestReceiver {
         let mut b = self.shared.behaviour.lock().unwrap();
         b.status = status;
         b.retry_after = retry_after.map(str::to_owned);
+    }
+
+    /// Answer with `body` (instead of `ok`) from now on: a receiver that echoes what it got.
+    pub fn answer_body(&self, body: &str) {
+        self.shared.behaviour.lock().unwrap().body = body.to_owned();
     }
 
     /// Answer `status` until `for_how_long` has passed, then the normal status.
@@ -125,18 +136,18 @@ pub fn delivered_ids(requests: &[Recorded]) -> BTreeSet<String> {
 }
 
 fn handle(shared: &Shared, headers: HeaderMap, body: Bytes) -> axum::response::Response {
-    let (status, retry_after) = {
+    let (status, retry_after, answer) = {
         let b = shared.behaviour.lock().unwrap();
         match b.fail_until {
-            Some((until, status)) if Instant::now() < until => (status, b.retry_after.clone()),
-            _ => (b.status, b.retry_after.clone()),
+            Some((until, status)) if Instant::now() < until => (status, b.retry_after.clone(), b.body.clone()),
+            _ => (b.status, b.retry_after.clone(), b.body.clone()),
         }
     };
     let headers =
         headers.iter().map(|(k, v)| (k.as_str().to_ascii_lowercase(), v.to_str().unwrap_or("").to_owned())).collect();
     shared.requests.lock().unwrap().push(Recorded { headers, body: body.to_vec(), answered: status });
     shared.notify.notify_waiters();
-    let mut response = (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), "ok").into_response();
+    let mut response = (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), answer).into_response();
     if let Some(ra) = retry_after.filter(|_| status >= 400) {
         response.headers_mut().insert("retry-after", HeaderValue::from_str(&ra).unwrap());
     }

@@ -38,6 +38,17 @@ enum Command {
         #[command(subcommand)]
         command: LeadsCommand,
     },
+    /// Encryption keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Print a new random key for security.encryption_key.
+    Generate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,6 +91,7 @@ fn main() -> ExitCode {
                 Command::Leads { command: LeadsCommand::List { publisher, offer, limit, json } } => {
                     cmd::leads::list(&config, publisher, offer, limit, json).await
                 }
+                Command::Keys { command: KeysCommand::Generate } => cmd::keys::generate(),
             }
         })
         .await

@@ -358,7 +358,9 @@ pub struct LeadListQuery {
     action: Option<String>,
     /// The funnel stage.
     stage: Option<String>,
-    /// Text in first or last name, email or company.
+    /// Whole words (or a whole email address) that must all appear in the first or last name,
+    /// email or company, any case: `quillworks`, `ada quillfeather`. Searched through a keyed
+    /// index, so partial words do not match.
     q: Option<String>,
     is_test: Option<bool>,
     /// RFC 3339 time or a date.
@@ -389,7 +391,9 @@ pub struct LeadExportQuery {
     action: Option<String>,
     /// The funnel stage.
     stage: Option<String>,
-    /// Text in first or last name, email or company.
+    /// Whole words (or a whole email address) that must all appear in the first or last name,
+    /// email or company, any case: `quillworks`, `ada quillfeather`. Searched through a keyed
+    /// index, so partial words do not match.
     q: Option<String>,
     is_test: Option<bool>,
     /// RFC 3339 time or a date.
@@ -398,6 +402,15 @@ pub struct LeadExportQuery {
     until: Option<String>,
     /// Ignored by the export (it streams every matching lead); accepted for symmetry.
     cursor: Option<String>,
+}
+
+fn search_text(q: &str) -> Result<String, &'static str> {
+    let has_word = leadrelay_core::vault::search_words(q).next().is_some();
+    if has_word {
+        Ok(q.to_owned())
+    } else {
+        Err("must hold a word of at least two letters or digits (search matches whole words)")
+    }
 }
 
 /// The lead filter from query parameters, limited to what the caller may see.
@@ -412,7 +425,7 @@ pub fn lead_filter(q: &Query, caller: &Caller) -> Result<LeadFilter, ApiError> {
         source: q.text("source").map(|s| leadrelay_core::Source::parse(s).as_str().to_owned()),
         action: q.text("action").map(str::to_owned),
         stage: q.text("stage").map(str::to_owned),
-        text: q.text("q").map(str::to_owned),
+        text: q.parsed("q", search_text)?,
         is_test: q.parsed("is_test", |v| v.parse::<bool>().map_err(|_| "must be true or false"))?,
         since: q.time("since")?,
         until: q.time("until")?,

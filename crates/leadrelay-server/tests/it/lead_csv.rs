@@ -45,8 +45,12 @@ async fn the_list_filters_by_source_text_and_test_flag() {
     assert_eq!(count(app.get("/v1/leads?source=AzurePortal").await.body), 1);
     assert_eq!(count(app.get("/v1/leads?source=AppSource").await.body), 1, "AppSource means AppSource (SPZA)");
     assert_eq!(count(app.get("/v1/leads?q=WOODGROVE").await.body), 1);
-    assert_eq!(count(app.get("/v1/leads?q=100%25").await.body), 1, "% is matched literally");
-    assert_eq!(count(app.get("/v1/leads?q=%25").await.body), 1);
+    assert_eq!(count(app.get("/v1/leads?q=100%25").await.body), 1, "whole words: 100");
+    assert_eq!(count(app.get("/v1/leads?q=woodgrove%20b%40woodgrove.com").await.body), 1, "every word must match");
+    assert_eq!(count(app.get("/v1/leads?q=woodgrove%20fabrikam").await.body), 0);
+    assert_eq!(count(app.get("/v1/leads?q=wood").await.body), 0, "a part of a word is not a word");
+    let no_word = app.get("/v1/leads?q=%25").await;
+    assert_eq!((no_word.status, no_word.body["error"]["fields"][0]["path"].as_str()), (422, Some("q")));
     assert_eq!(count(app.get("/v1/leads?is_test=true").await.body), 1);
     assert_eq!(count(app.get("/v1/leads?is_test=false").await.body), 2);
     assert_eq!(app.get("/v1/leads?is_test=maybe").await.status, 422);

@@ -66,6 +66,7 @@ impl TestApp {
         let store = SqliteStore::open(
             &dir.path().join("leadrelay.db"),
             OpenOptions { migrate: true, exclusive: true, ..Default::default() },
+            leadrelay_core::vault::Keyring::for_tests(),
         )
         .unwrap();
         let network = NetworkOptions {

@@ -197,9 +197,13 @@ pub async fn leads_are_filtered_by_every_field_of_the_filter(s: Arc<dyn Storage>
     assert_eq!(found(LeadFilter { offer: ada.offer.clone(), ..all() }).await, ids(&[&ada]));
     assert_eq!(found(LeadFilter { customer: customer_of_ada, ..all() }).await, ids(&[&ada]));
     assert_eq!(found(LeadFilter { source: Some("AppSource (SPZA)".into()), ..all() }).await, ids(&[&bob]));
-    assert_eq!(found(LeadFilter { text: Some("FABRIK".into()), ..all() }).await, ids(&[&ada]));
+    assert_eq!(found(LeadFilter { text: Some("FABRIKAM".into()), ..all() }).await, ids(&[&ada]));
+    assert_eq!(found(LeadFilter { text: Some("FABRIK".into()), ..all() }).await, ids(&[]), "whole words only");
     assert_eq!(found(LeadFilter { text: Some("northwind".into()), ..all() }).await, ids(&[&bob]));
-    assert_eq!(found(LeadFilter { text: Some("ada".into()), ..all() }).await, ids(&[&eve, &ada]));
+    assert_eq!(found(LeadFilter { text: Some("ada".into()), ..all() }).await, ids(&[&ada]), "not adatum");
+    assert_eq!(found(LeadFilter { text: Some("Ada fabrikam".into()), ..all() }).await, ids(&[&ada]));
+    assert_eq!(found(LeadFilter { text: Some("ada northwind".into()), ..all() }).await, ids(&[]), "every word");
+    assert_eq!(found(LeadFilter { text: Some("eve@adatum.com".into()), ..all() }).await, ids(&[&eve]));
     assert_eq!(found(LeadFilter { text: Some("_".into()), ..all() }).await, ids(&[]));
     assert_eq!(found(LeadFilter { text: Some("%".into()), ..all() }).await, ids(&[]));
     assert_eq!(found(LeadFilter { is_test: Some(true), ..all() }).await, ids(&[&eve]));

@@ -1,5 +1,6 @@
 //! Subcommands. Each is thin: load config, open storage, call the server crate or `ops`.
 
+pub mod keys;
 pub mod leads;
 pub mod migrate;
 pub mod serve;
@@ -75,11 +76,28 @@ pub fn open_storage(config: &Config, options: OpenOptions) -> anyhow::Result<Arc
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 private_dir(dir)?;
             }
-            match SqliteStore::open(&path, options) {
+            let keys = keys::keyring(config)?;
+            let opened = SqliteStore::open(&path, options, keys.ring);
+            if let Some(created) = &keys.created {
+                if opened.is_ok() {
+                    keys::announce(created);
+                } else {
+                    // The database needs another key (or none could be tried): the new file
+                    // must not stay to be mistaken for the real one.
+                    let _ = std::fs::remove_file(created);
+                }
+            }
+            match opened {
                 Ok(store) => Ok(Arc::new(store)),
                 Err(StorageError::Conflict) => bail!(
                     "another leadrelay is already serving from {}; stop it, or point storage.url (or --data-dir) at another database",
                     path.display()
+                ),
+                Err(e) if keys.created.is_some() && describe(&e).contains("encryption key") => bail!(
+                    "opening {}: {}; no key was configured and {} was missing: restore that file from your backup, or set security.encryption_key",
+                    path.display(),
+                    describe(&e),
+                    config.storage.data_dir.join(keys::KEY_FILE).display()
                 ),
                 Err(e) => bail!("opening {}: {}", path.display(), describe(&e)),
             }

@@ -120,15 +120,18 @@ async fn migrate_and_leads_list_work_on_the_data_dir() {
 }
 
 #[tokio::test]
-async fn debug_logs_hold_no_personal_data_or_secrets() {
+async fn a_full_run_leaves_no_personal_data_or_secret_in_the_trace_log_or_the_database_files() {
     use leadrelay_testkit::TestReceiver;
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("server.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let receiver = TestReceiver::start().await;
     receiver.fail_for(Duration::from_millis(300), 503);
-    let mut cmd = serve(&dir.path().join("data"), &[("LEADRELAY_DELIVERY__ALLOW_PRIVATE_DESTINATIONS", "true")]);
-    cmd.env("RUST_LOG", "debug");
+    // A receiver that echoes personal data in its answer: the attempt's excerpt keeps it.
+    receiver.answer_body("accepted lead of canary.person@contoso.com Canaryfirst");
+    let data = dir.path().join("data");
+    let mut cmd = serve(&data, &[("LEADRELAY_DELIVERY__ALLOW_PRIVATE_DESTINATIONS", "true")]);
+    cmd.env("RUST_LOG", "trace");
     let mut server = crate::support::start_logging_to(cmd, log.into()).await;
     let client = crate::support::client();
     let base = server.base.clone();
@@ -189,11 +192,66 @@ async fn debug_logs_hold_no_personal_data_or_secrets() {
     let text = std::fs::read_to_string(&log_path).unwrap();
     assert!(text.contains("delivery"), "the log must not be empty: {text}");
     let key_value = key["key"].as_str().unwrap();
-    for needle in
-        ["Canary", "canary.person", "15550001111", "canarysig123", &secret[6..], key_value, ADMIN, "lr_admin_"]
-    {
+    let needles =
+        ["Canary", "canary.person", "15550001111", "canarysig123", &secret[6..], key_value, ADMIN, "lr_admin_"];
+    for needle in needles {
         assert!(!text.contains(needle), "the log contains {needle:?}:\n{text}");
     }
+    // At rest: the database and its WAL, read as bytes, hold none of it either (the values are
+    // sealed, the match keys and search terms keyed hashes, tokens hashed).
+    let mut scanned = 0;
+    for file in ["leadrelay.db", "leadrelay.db-wal", "leadrelay.db-shm"] {
+        let Ok(bytes) = std::fs::read(data.join(file)) else { continue };
+        scanned += bytes.len();
+        let lower = String::from_utf8_lossy(&bytes).to_lowercase();
+        for needle in needles.iter().chain(&["canarysecret", "canarycorp", "canarynotes"]) {
+            assert!(!lower.contains(&needle.to_lowercase()), "{file} holds {needle:?}");
+        }
+    }
+    assert!(scanned > 100_000, "the database files were not found or are empty ({scanned} bytes)");
+}
+
+#[tokio::test]
+async fn a_server_started_with_the_wrong_encryption_key_refuses_and_says_which_key_it_needs() {
+    use leadrelay_core::vault::Keyring;
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (Keyring::generate_key(), Keyring::generate_key());
+    let with_key = |key: &str| serve(dir.path(), &[("LEADRELAY_SECURITY__ENCRYPTION_KEY", key)]);
+    let mut server = start(with_key(&first)).await;
+    server.child.kill().await.unwrap();
+    let out = with_key(&second).output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let needed = Keyring::from_base64(&first, []).unwrap().primary().to_string();
+    assert!(stderr.contains("encryption key") && stderr.contains(&needed), "{stderr}");
+    assert!(!stderr.contains(&first) && !stderr.contains(&second), "keys are never printed");
+    let mut again = start(with_key(&first)).await;
+    again.child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_generated_key_file_is_private_and_a_missing_one_is_refused_not_replaced() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = crate::support::start_logging_to(serve(&data, &[]), std::process::Stdio::piped()).await;
+    let key_file = data.join("encryption.key");
+    assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+    server.child.kill().await.unwrap();
+    let mut warned = String::new();
+    use tokio::io::AsyncReadExt;
+    server.child.stderr.take().unwrap().read_to_string(&mut warned).await.unwrap();
+    assert!(warned.contains("BACK IT UP"), "{warned}");
+    let kept = data.join("kept.key");
+    std::fs::rename(&key_file, &kept).unwrap();
+    let out = serve(&data, &[]).output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a keyed database must not start with a new key");
+    assert!(stderr.contains("restore that file from your backup"), "{stderr}");
+    assert!(!key_file.exists(), "the stray new key file was removed");
+    std::fs::rename(&kept, &key_file).unwrap();
+    let mut again = start(serve(&data, &[])).await;
+    again.child.kill().await.unwrap();
 }
 
 #[tokio::test]
@@ -251,7 +309,7 @@ async fn the_data_dir_and_the_database_files_are_private_whatever_the_umask() {
     assert_eq!(created.status(), 201);
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&data), 0o700, "the data directory");
-    for file in ["leadrelay.db", "leadrelay.db-wal", "leadrelay.db-shm"] {
+    for file in ["leadrelay.db", "leadrelay.db-wal", "leadrelay.db-shm", "encryption.key"] {
         assert_eq!(mode(&data.join(file)), 0o600, "{file}");
     }
     server.child.kill().await.unwrap();

@@ -1,0 +1,177 @@
+//! Unlocking the database's vault at open, and sealing what an older leadrelay wrote in
+//! plaintext.
+//!
+//! The first keyed open of a database stores its index key (sealed) in `instance_settings`.
+//! When that database already holds rows (written before values were sealed), the same
+//! transaction seals every personal value and secret, re-hashes each customer's match key with
+//! the index key and builds the search index, so no plaintext is left behind and no lead is
+//! lost or half-converted: either all of it is sealed or nothing changed.
+
+use leadrelay_core::Customer;
+use leadrelay_core::storage::{Result, StorageError};
+use leadrelay_core::vault::{Column, Keyring, Vault};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::{map_err, query_rows};
+
+const INDEX_KEY: &str = "vault_index_key";
+
+fn stored_index_key(c: &Connection) -> Result<Option<String>> {
+    c.query_row("SELECT value FROM instance_settings WHERE key = ?1", [INDEX_KEY], |r| r.get(0))
+        .optional()
+        .map_err(map_err)
+}
+
+/// The vault of the database behind `conn`, opened with `keys`.
+///
+/// # Errors
+/// `Other` naming the key the database needs when `keys` cannot open it (the wrong key was
+/// configured): the caller must not start.
+pub(crate) fn unlock(conn: &mut Connection, keys: Keyring) -> Result<Vault> {
+    let refuse = |e| StorageError::Other(Box::new(e));
+    if let Some(stored) = stored_index_key(conn)? {
+        let (vault, reseal) = Vault::unlock(keys, Some(&stored)).map_err(refuse)?;
+        if let Some(resealed) = reseal {
+            conn.execute("UPDATE instance_settings SET value = ?2 WHERE key = ?1", params![INDEX_KEY, resealed])
+                .map_err(map_err)?;
+        }
+        return Ok(vault);
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(map_err)?;
+    // Another process may have unlocked it first, between our read and our lock.
+    if let Some(stored) = stored_index_key(&tx)? {
+        drop(tx);
+        return Vault::unlock(keys, Some(&stored)).map(|(v, _)| v).map_err(refuse);
+    }
+    let (vault, sealed) = Vault::unlock(keys, None).map_err(refuse)?;
+    seal_plaintext_rows(&tx, &vault)?;
+    tx.execute(
+        "INSERT INTO instance_settings (key, value) VALUES (?1, ?2)",
+        params![INDEX_KEY, sealed.expect("a new index key is returned sealed")],
+    )
+    .map_err(map_err)?;
+    tx.commit().map_err(map_err)?;
+    Ok(vault)
+}
+
+type PlainLead = (String, [Option<String>; 9]);
+
+fn seal_plaintext_rows(c: &Connection, v: &Vault) -> Result<()> {
+    let leads: Vec<PlainLead> = query_rows(
+        c,
+        "SELECT id, first_name, last_name, email, phone, country, company, title, description, raw_lead_source
+         FROM leads ORDER BY customer_id, received_at",
+        [],
+        |r| {
+            let mut f: [Option<String>; 9] = Default::default();
+            for (i, slot) in f.iter_mut().enumerate() {
+                *slot = r.get(i + 1)?;
+            }
+            Ok((r.get(0)?, f))
+        },
+        Ok,
+    )?;
+    if leads.is_empty() && !has_rows(c, "destinations")? {
+        return Ok(());
+    }
+    tracing::info!(leads = leads.len(), "sealing the personal data an older leadrelay stored in plaintext");
+    rehash_customers(c, v)?;
+    for (id, f) in &leads {
+        let [first, last, email, phone, country, company, title, description, raw] = f.clone();
+        let customer = Customer { first_name: first, last_name: last, email, phone, country, company, title };
+        c.execute(
+            "UPDATE leads SET first_name = ?2, last_name = ?3, email = ?4, phone = ?5, company = ?6, title = ?7,
+                              description = ?8, raw_lead_source = ?9
+             WHERE id = ?1",
+            params![
+                id,
+                v.seal_opt(Column::FirstName, customer.first_name.as_deref()),
+                v.seal_opt(Column::LastName, customer.last_name.as_deref()),
+                v.seal_opt(Column::Email, customer.email.as_deref()),
+                v.seal_opt(Column::Phone, customer.phone.as_deref()),
+                v.seal_opt(Column::Company, customer.company.as_deref()),
+                v.seal_opt(Column::Title, customer.title.as_deref()),
+                v.seal_opt(Column::Description, description.as_deref()),
+                v.seal_opt(Column::RawLeadSource, raw.as_deref()),
+            ],
+        )
+        .map_err(map_err)?;
+        crate::leads::index_terms(c, v, id, &customer)?;
+    }
+    let settings: Vec<(String, String)> =
+        query_rows(c, "SELECT id, settings FROM destinations", [], |r| Ok((r.get(0)?, r.get(1)?)), Ok)?;
+    for (id, plain) in settings {
+        c.execute(
+            "UPDATE destinations SET settings = ?2 WHERE id = ?1",
+            params![id, v.seal(Column::DestinationSettings, &plain)],
+        )
+        .map_err(map_err)?;
+    }
+    let attempts: Vec<(String, i64, Option<String>, Option<String>)> = query_rows(
+        c,
+        "SELECT delivery_id, number, message, excerpt FROM attempts",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        Ok,
+    )?;
+    for (delivery, number, message, excerpt) in attempts {
+        c.execute(
+            "UPDATE attempts SET message = ?3, excerpt = ?4 WHERE delivery_id = ?1 AND number = ?2",
+            params![
+                delivery,
+                number,
+                v.seal_opt(Column::AttemptMessage, message.as_deref()),
+                v.seal_opt(Column::AttemptExcerpt, excerpt.as_deref())
+            ],
+        )
+        .map_err(map_err)?;
+    }
+    let errors: Vec<(String, String)> = query_rows(
+        c,
+        "SELECT id, last_error FROM deliveries WHERE last_error IS NOT NULL",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+        Ok,
+    )?;
+    for (id, message) in errors {
+        c.execute(
+            "UPDATE deliveries SET last_error = ?2 WHERE id = ?1",
+            params![id, v.seal(Column::AttemptMessage, &message)],
+        )
+        .map_err(map_err)?;
+    }
+    Ok(())
+}
+
+fn has_rows(c: &Connection, table: &str) -> Result<bool> {
+    c.query_row(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), [], |r| r.get(0)).map_err(map_err)
+}
+
+/// Each customer's match hash again, keyed, from its earliest lead (still plaintext here).
+/// Customers split off by hand keep their `split:` key, which names no person.
+fn rehash_customers(c: &Connection, v: &Vault) -> Result<()> {
+    let rows: Vec<(String, [Option<String>; 7])> = query_rows(
+        c,
+        "SELECT c.id, l.first_name, l.last_name, l.email, l.phone, l.country, l.company, l.title
+         FROM customers c
+         JOIN leads l ON l.id = (SELECT id FROM leads WHERE customer_id = c.id ORDER BY received_at, id LIMIT 1)
+         WHERE c.match_hash NOT LIKE 'split:%'",
+        [],
+        |r| {
+            let mut f: [Option<String>; 7] = Default::default();
+            for (i, slot) in f.iter_mut().enumerate() {
+                *slot = r.get(i + 1)?;
+            }
+            Ok((r.get(0)?, f))
+        },
+        Ok,
+    )?;
+    for (id, [first, last, email, phone, country, company, title]) in rows {
+        let customer = Customer { first_name: first, last_name: last, email, phone, country, company, title };
+        if let Some(key) = customer.match_key() {
+            c.execute("UPDATE customers SET match_hash = ?2 WHERE id = ?1", params![id, v.match_digest(&key)])
+                .map_err(map_err)?;
+        }
+    }
+    Ok(())
+}
