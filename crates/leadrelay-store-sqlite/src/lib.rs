@@ -9,6 +9,7 @@
 //! its own writes.
 
 mod access;
+mod audit;
 mod catalog;
 mod deliveries;
 mod leads;
@@ -32,6 +33,8 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0003_offer_publication", include_str!("../migrations/0003_offer_publication.sql")),
     ("0004_api_tokens", include_str!("../migrations/0004_api_tokens.sql")),
     ("0005_fair_claims_and_instance", include_str!("../migrations/0005_fair_claims_and_instance.sql")),
+    // 0006 is reserved for the encryption of lead fields; it goes before this one when merged.
+    ("0007_audit", include_str!("../migrations/0007_audit.sql")),
 ];
 
 /// How many writes at most share one transaction.
