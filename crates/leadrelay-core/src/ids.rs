@@ -80,6 +80,11 @@ prefixed_id!(
     IngestKeyId,
     "ik_"
 );
+prefixed_id!(
+    /// An entry of the audit log.
+    AuditId,
+    "aud_"
+);
 
 /// A publisher's id, chosen by the publisher: 1–64 of `a-z 0-9 - _`.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

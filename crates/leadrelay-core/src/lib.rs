@@ -3,6 +3,7 @@
 //! destination connectors implement. Pure code: no network, no files, no clock of its own.
 
 pub mod access;
+pub mod audit;
 pub mod clock;
 pub mod customer;
 pub mod destination;
@@ -23,7 +24,7 @@ pub mod vault;
 
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use customer::Customer;
-pub use ids::{CustomerId, DeliveryId, DestinationId, IngestKeyId, LeadId, PublisherId, TokenId};
+pub use ids::{AuditId, CustomerId, DeliveryId, DestinationId, IngestKeyId, LeadId, PublisherId, TokenId};
 pub use lead::{Lead, LeadDraft, LeadError, LeadField, LeadRules};
 pub use offer::{OfferId, OfferType};
 pub use source::{ActionCode, LeadSource, Source};

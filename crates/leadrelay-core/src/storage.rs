@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::audit::{AuditEntry, AuditFilter};
 use crate::clock::Timestamp;
 use crate::destination::{DestinationRecord, ErrorClass};
 use crate::ids::{CustomerId, DeliveryId, DestinationId, IngestKeyId, LeadId, PublisherId};
@@ -544,12 +545,22 @@ pub trait OutboxStore: Send + Sync + 'static {
     async fn replay(&self, plan: &ReplayPlan, now: Timestamp) -> Result<u64>;
 }
 
+/// The audit log: append-only, so it has no method that changes or removes an entry.
+#[async_trait::async_trait]
+pub trait AuditStore: Send + Sync + 'static {
+    /// Appends one entry, durably, before returning. `Conflict` if its id is taken (an entry is
+    /// never replaced).
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<()>;
+    /// Entries, newest first (by id, which is time-ordered).
+    async fn list_audit(&self, filter: &AuditFilter, page: &PageRequest) -> Result<Page<AuditEntry>>;
+}
+
 /// Everything leadrelay stores. Hold it as `Arc<dyn Storage>`; a backend implements each part
 /// and the obligations written on its methods: the rules it must keep race-free across
 /// processes sharing one database, where SQLite's single writer proves nothing. The testkit's
 /// contract suite (`storage_contract_tests!`) checks every method and races each obligation.
 #[async_trait::async_trait]
-pub trait Storage: CatalogStore + AccessStore + LeadStore + OutboxStore {
+pub trait Storage: CatalogStore + AccessStore + LeadStore + OutboxStore + AuditStore {
     /// A round trip that fails when the database cannot be read or written, for readiness.
     async fn ping(&self) -> Result<()>;
 }

@@ -9,6 +9,7 @@
 //! its own writes.
 
 mod access;
+mod audit;
 mod catalog;
 mod deliveries;
 mod leads;
@@ -35,6 +36,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0004_api_tokens", include_str!("../migrations/0004_api_tokens.sql")),
     ("0005_fair_claims_and_instance", include_str!("../migrations/0005_fair_claims_and_instance.sql")),
     ("0006_sealed_personal_data", include_str!("../migrations/0006_sealed_personal_data.sql")),
+    ("0007_audit", include_str!("../migrations/0007_audit.sql")),
 ];
 
 /// How many writes at most share one transaction.

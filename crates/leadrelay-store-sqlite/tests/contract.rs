@@ -196,3 +196,29 @@ mod sealing {
         assert!(text.contains(&Keyring::for_tests().primary().to_string()), "{text}");
     }
 }
+
+#[test]
+fn the_audit_log_refuses_updates_and_deletes_even_in_sql() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    drop(
+        SqliteStore::open(
+            &path,
+            OpenOptions { migrate: true, exclusive: false, ..Default::default() },
+            leadrelay_core::vault::Keyring::for_tests(),
+        )
+        .unwrap(),
+    );
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "INSERT INTO audit_log (id, at, actor, action, text_search) VALUES ('aud_1', 0, 'admin', 'lead.read', 0)",
+        [],
+    )
+    .unwrap();
+    let update = conn.execute("UPDATE audit_log SET action = 'lead.list'", []).unwrap_err();
+    assert!(update.to_string().contains("append-only"), "{update}");
+    let delete = conn.execute("DELETE FROM audit_log", []).unwrap_err();
+    assert!(delete.to_string().contains("append-only"), "{delete}");
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM audit_log WHERE action = 'lead.read'", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 1);
+}

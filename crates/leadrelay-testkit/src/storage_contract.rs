@@ -5,12 +5,14 @@
 //! one named test with [`storage_contract_tests!`](crate::storage_contract_tests).
 
 mod access;
+mod audit;
 mod catalog;
 mod leads;
 mod outbox;
 mod races;
 
 pub use access::*;
+pub use audit::*;
 pub use catalog::*;
 pub use leads::*;
 pub use outbox::*;
@@ -100,6 +102,11 @@ macro_rules! storage_contract_tests {
             a_range_replay_reaches_leads_from_before_the_destination
             a_full_replay_sends_every_lead_of_the_range_again_except_those_in_flight
             ping_answers_on_a_working_store
+            // The audit log.
+            an_audit_entry_is_read_back_as_appended
+            an_audit_entry_is_never_replaced
+            audit_pages_follow_the_cursor_newest_first
+            audit_entries_are_filtered_by_every_field_of_the_filter
             // Races: what must hold however many processes share the database.
             concurrent_creates_of_one_publisher_id_let_exactly_one_succeed
             concurrent_first_starts_agree_on_one_admin_token_hash
@@ -354,6 +361,7 @@ mod tests {
         let listed: std::collections::BTreeSet<&str> = crate::storage_contract_tests!(@names).into_iter().collect();
         let sources = [
             include_str!("storage_contract/access.rs"),
+            include_str!("storage_contract/audit.rs"),
             include_str!("storage_contract/catalog.rs"),
             include_str!("storage_contract/leads.rs"),
             include_str!("storage_contract/outbox.rs"),

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use leadrelay_core::access::Scope;
+use leadrelay_core::audit::{AuditAction, AuditObject};
 use leadrelay_core::storage::CustomerDetail;
 use leadrelay_core::{CustomerId, LeadId};
 use serde::{Deserialize, Serialize};
@@ -54,6 +55,8 @@ pub async fn get_customer(
 ) -> Result<Json<CustomerDetailOut>, ApiError> {
     let customer = state.ops.get_customer(&customer_id(&id)?).await?;
     caller.check(&customer.publisher, Scope::Read, "customer")?;
+    let entry = state.ops.audit_entry(&caller.actor(), Some(&customer.publisher), AuditAction::CustomerRead);
+    state.ops.record(entry.object(AuditObject::Customer(customer.id.clone()))).await?;
     Ok(Json(CustomerDetailOut::from(&customer)))
 }
 
@@ -92,5 +95,5 @@ pub async fn split_customer(
             LeadId::parse(l).ok_or_else(|| ApiError::field(format!("lead_ids[{i}]"), "is not a lead id (lead_…)"))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(CustomerDetailOut::from(&state.ops.split_customer(&id, leads).await?)))
+    Ok(Json(CustomerDetailOut::from(&state.ops.split_customer(&caller.actor(), &id, leads).await?)))
 }

@@ -106,6 +106,6 @@ pub async fn retry_delivery(
 ) -> Result<(StatusCode, Json<DeliveryOut>), ApiError> {
     let id = DeliveryId::parse(&id).ok_or(ApiError::NotFound("delivery"))?;
     caller.check(&state.ops.get_delivery(&id).await?.publisher, Scope::Write, "delivery")?;
-    let d = state.ops.retry_delivery(&id).await?;
+    let d = state.ops.retry_delivery(&caller.actor(), &id).await?;
     Ok((StatusCode::ACCEPTED, Json(DeliveryOut::from(&d))))
 }

@@ -118,7 +118,7 @@ pub async fn create_destination(
         .transpose()?;
     let settings = if input.settings.is_null() { Value::Object(serde_json::Map::new()) } else { input.settings };
     let (record, generated_secret) =
-        state.ops.create_destination(&publisher, input.name, &input.kind, settings, offers).await?;
+        state.ops.create_destination(&caller.actor(), &publisher, input.name, &input.kind, settings, offers).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedDestinationOut { destination: DestinationOut::new(&state, &record), generated_secret }),
@@ -180,7 +180,7 @@ pub async fn enable_destination(
     PathParams(id): PathParams<String>,
 ) -> Result<Json<DestinationOut>, ApiError> {
     let d = authorized(&state, &caller, &id, Scope::Write).await?;
-    let d = state.ops.set_destination_enabled(&d.id, true).await?;
+    let d = state.ops.set_destination_enabled(&caller.actor(), &d.id, true).await?;
     Ok(Json(DestinationOut::new(&state, &d)))
 }
 
@@ -197,7 +197,7 @@ pub async fn disable_destination(
     PathParams(id): PathParams<String>,
 ) -> Result<Json<DestinationOut>, ApiError> {
     let d = authorized(&state, &caller, &id, Scope::Write).await?;
-    let d = state.ops.set_destination_enabled(&d.id, false).await?;
+    let d = state.ops.set_destination_enabled(&caller.actor(), &d.id, false).await?;
     Ok(Json(DestinationOut::new(&state, &d)))
 }
 
@@ -233,7 +233,7 @@ pub async fn validate_destination(
     PathParams(id): PathParams<String>,
 ) -> Result<Json<ValidationOut>, ApiError> {
     let d = authorized(&state, &caller, &id, Scope::Write).await?;
-    let v = state.ops.validate_destination(&d.id).await?;
+    let v = state.ops.validate_destination(&caller.actor(), &d.id).await?;
     let (error, hint) = v.error.map_or((None, None), |(e, h)| (Some(e), Some(h)));
     Ok(Json(ValidationOut {
         ok: error.is_none(),
@@ -288,6 +288,6 @@ pub async fn replay_destination(
         until: time("until", input.until)?,
         only_dead: input.only_dead,
     };
-    let replayed = state.ops.replay(request).await?;
+    let replayed = state.ops.replay(&caller.actor(), request).await?;
     Ok((StatusCode::ACCEPTED, Json(ReplayedOut { replayed })))
 }

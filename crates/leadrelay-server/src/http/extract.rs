@@ -24,8 +24,9 @@ use axum::http::request::Parts;
 use serde::de::{DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, de::IgnoredAny};
 
-use leadrelay_core::PublisherId;
 use leadrelay_core::access::Scope;
+use leadrelay_core::audit::Actor;
+use leadrelay_core::{PublisherId, TokenId};
 
 use crate::http::error::ApiError;
 use crate::state::AppState;
@@ -290,17 +291,31 @@ pub enum Caller {
     /// The admin token: everything.
     Admin,
     /// A marketplace token: reports events for any publisher's offers, reads nothing.
-    Marketplace,
+    Marketplace {
+        /// The token's id (for the audit log).
+        token: TokenId,
+    },
     /// A publisher token: its own publisher's data, within its scopes.
     Publisher {
         /// The publisher.
         id: PublisherId,
+        /// The token's id (for the audit log).
+        token: TokenId,
         /// What it allows.
         scopes: Vec<Scope>,
     },
 }
 
 impl Caller {
+    /// Who this is in the audit log: `admin`, or the token's id with its publisher.
+    pub fn actor(&self) -> Actor {
+        match self {
+            Self::Admin => Actor::admin(),
+            Self::Marketplace { token } => Actor::token(token.clone(), None),
+            Self::Publisher { id, token, .. } => Actor::token(token.clone(), Some(id.clone())),
+        }
+    }
+
     /// Allows acting on `owner`'s data with `scope`. Another publisher's data answers 404 (as if
     /// it did not exist, naming `what`); a missing scope on one's own data answers 403.
     ///
@@ -309,7 +324,7 @@ impl Caller {
     pub fn check(&self, owner: &PublisherId, scope: Scope, what: &'static str) -> Result<(), ApiError> {
         match self {
             Self::Admin => Ok(()),
-            Self::Publisher { id, scopes } if id == owner => {
+            Self::Publisher { id, scopes, .. } if id == owner => {
                 if scopes.contains(&scope) {
                     Ok(())
                 } else {
@@ -345,7 +360,7 @@ impl Caller {
                 self.check(id, Scope::Read, "publisher")?;
                 Ok(Some(id.clone()))
             }
-            Self::Marketplace => Err(ApiError::NotFound("route")),
+            Self::Marketplace { .. } => Err(ApiError::NotFound("route")),
         }
     }
 }
@@ -370,8 +385,8 @@ impl FromRequestParts<AppState> for Caller {
             other => other.into(),
         })?;
         Ok(match t.publisher {
-            Some(id) => Self::Publisher { id, scopes: t.scopes },
-            None if t.scopes.contains(&Scope::Marketplace) => Self::Marketplace,
+            Some(id) => Self::Publisher { id, token: t.id, scopes: t.scopes },
+            None if t.scopes.contains(&Scope::Marketplace) => Self::Marketplace { token: t.id },
             None => return Err(ApiError::Unauthorized),
         })
     }
@@ -397,7 +412,7 @@ impl FromRequestParts<AppState> for EventReporter {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         match Caller::from_request_parts(parts, state).await? {
-            Caller::Admin | Caller::Marketplace => Ok(Self),
+            Caller::Admin | Caller::Marketplace { .. } => Ok(Self),
             Caller::Publisher { .. } => {
                 Err(ApiError::Forbidden("marketplace events need a marketplace token or the admin token".to_owned()))
             }

@@ -9,6 +9,7 @@ use axum::http::header::{self, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use leadrelay_core::PublisherId;
 use leadrelay_core::access::Scope;
+use leadrelay_core::audit::AuditAction;
 use leadrelay_core::storage::{LeadFilter, PageRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -44,6 +45,9 @@ pub async fn export_leads(
 ) -> Result<Response, ApiError> {
     let q = Query::parse_for::<LeadExportQuery>(raw.as_deref())?;
     let filter = lead_filter(&q, &caller)?;
+    // Recorded before the first row leaves: the file streams, so its length is not known yet.
+    let entry = state.ops.audit_entry(&caller.actor(), filter.publisher.as_ref(), AuditAction::LeadExport);
+    state.ops.record(entry.text_search(filter.text.is_some())).await?;
     struct Cursor {
         next: Option<String>,
         first: bool,
@@ -174,5 +178,5 @@ pub async fn import_leads(
     };
     caller.check(&publisher, Scope::Ingest, "publisher")?;
     check_csv_content_type(&headers)?;
-    Ok(Json(state.ops.import_leads_csv(&publisher, &body).await?.into()))
+    Ok(Json(state.ops.import_leads_csv(&caller.actor(), &publisher, &body).await?.into()))
 }

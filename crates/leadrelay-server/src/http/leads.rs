@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use leadrelay_core::access::Scope;
+use leadrelay_core::audit::{AuditAction, AuditObject};
 use leadrelay_core::storage::{Attempt, Delivery, LeadFilter};
 use leadrelay_core::{Customer, CustomerId, Lead, LeadId, OfferId, PublisherId};
 use serde::{Deserialize, Serialize};
@@ -447,6 +448,8 @@ pub async fn list_leads(
     let q = Query::parse_for::<LeadListQuery>(raw.as_deref())?;
     let filter = lead_filter(&q, &caller)?;
     let page = state.ops.list_leads(&filter, &q.page()?).await?;
+    let entry = state.ops.audit_entry(&caller.actor(), filter.publisher.as_ref(), AuditAction::LeadList);
+    state.ops.record(entry.count(page.items.len() as u64).text_search(filter.text.is_some())).await?;
     Ok(Json(LeadPageOut { items: page.items.iter().map(LeadOut::from).collect(), next_cursor: page.next_cursor }))
 }
 
@@ -465,6 +468,8 @@ pub async fn get_lead(
     let id = LeadId::parse(&id).ok_or(ApiError::NotFound("lead"))?;
     let detail = state.ops.get_lead(&id).await?;
     caller.check(&detail.lead.publisher, Scope::Read, "lead")?;
+    let entry = state.ops.audit_entry(&caller.actor(), Some(&detail.lead.publisher), AuditAction::LeadRead);
+    state.ops.record(entry.object(AuditObject::Lead(id))).await?;
     Ok(Json(LeadDetailOut {
         lead: LeadOut::from(&detail.lead),
         deliveries: detail

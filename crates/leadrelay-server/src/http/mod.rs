@@ -2,6 +2,7 @@
 //! wire types (`…In` for requests, `…Out` for answers); `openapi.rs` publishes the contract
 //! generated from them. Handlers translate HTTP to the use cases in `ops` and back, nothing more.
 
+pub mod audit;
 pub mod customers;
 pub mod deliveries;
 pub mod destinations;

@@ -33,6 +33,7 @@ use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
         (name = "deliveries", description = "Delivery state, dead letters, retry"),
         (name = "customers", description = "Merged buyers"),
         (name = "marketplace", description = "The marketplace operator's routes"),
+        (name = "audit", description = "Who read, exported or changed what"),
         (name = "health", description = "Liveness and readiness"),
         (name = "docs", description = "This document"),
     ),

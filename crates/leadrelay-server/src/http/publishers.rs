@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use leadrelay_core::access::Scope;
+use leadrelay_core::audit::Actor;
 use leadrelay_core::storage::{ApiToken, Offer, Upserted};
 use leadrelay_core::{IngestKeyId, OfferId, OfferType, PublisherId, TokenId};
 use serde::{Deserialize, Serialize};
@@ -282,7 +283,7 @@ pub async fn create_ingest_key(
     caller.check(&publisher, Scope::Write, "publisher")?;
     let offer =
         input.offer.as_deref().map(OfferId::parse).transpose().map_err(|rule| ApiError::field("offer", rule))?;
-    let (key, plain) = state.ops.create_ingest_key(&publisher, offer).await?;
+    let (key, plain) = state.ops.create_ingest_key(&caller.actor(), &publisher, offer).await?;
     Ok((
         StatusCode::CREATED,
         Json(IngestKeyOut {
@@ -311,7 +312,7 @@ pub async fn revoke_ingest_key(
     let publisher = publisher_from_path(&publisher)?;
     caller.check(&publisher, Scope::Write, "publisher")?;
     let id = IngestKeyId::parse(&id).ok_or(ApiError::NotFound("ingest key"))?;
-    state.ops.revoke_ingest_key(&publisher, &id).await?;
+    state.ops.revoke_ingest_key(&caller.actor(), &publisher, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -383,7 +384,7 @@ pub async fn create_token(
     let publisher = publisher_from_path(&publisher)?;
     caller.check(&publisher, Scope::Admin, "publisher")?;
     let scopes = scopes_in(input)?;
-    let (token, plain) = state.ops.create_token(Some(&publisher), scopes).await?;
+    let (token, plain) = state.ops.create_token(&caller.actor(), Some(&publisher), scopes).await?;
     Ok((StatusCode::CREATED, Json(token_out(&token, plain))))
 }
 
@@ -402,7 +403,7 @@ pub async fn revoke_token(
     let publisher = publisher_from_path(&publisher)?;
     caller.check(&publisher, Scope::Admin, "publisher")?;
     let id = TokenId::parse(&id).ok_or(ApiError::NotFound("token"))?;
-    state.ops.revoke_token(&publisher, &id).await?;
+    state.ops.revoke_token(&caller.actor(), &publisher, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -420,6 +421,6 @@ pub async fn create_marketplace_token(
     ValidJson(input): ValidJson<TokenIn>,
 ) -> Result<(StatusCode, Json<TokenOut>), ApiError> {
     let scopes = scopes_in(input)?;
-    let (token, plain) = state.ops.create_token(None, scopes).await?;
+    let (token, plain) = state.ops.create_token(&Actor::admin(), None, scopes).await?;
     Ok((StatusCode::CREATED, Json(token_out(&token, plain))))
 }

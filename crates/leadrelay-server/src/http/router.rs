@@ -20,7 +20,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::BodyLimit;
 use crate::http::middleware::{self as mw, REQUEST_ID};
 use crate::http::openapi::{self, ApiDoc};
-use crate::http::{customers, deliveries, destinations, events, health, ingest, lead_csv, leads, publishers};
+use crate::http::{audit, customers, deliveries, destinations, events, health, ingest, lead_csv, leads, publishers};
 use crate::state::AppState;
 
 /// The routes and the OpenAPI document describing them (before [`openapi::finish`]).
@@ -59,6 +59,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(deliveries::list_deliveries))
         .routes(routes!(deliveries::get_delivery))
         .routes(routes!(deliveries::retry_delivery))
+        .routes(routes!(audit::list_audit))
 }
 
 /// The OpenAPI document of this build's API, `kinds` being its destination kinds.

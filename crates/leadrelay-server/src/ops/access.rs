@@ -1,6 +1,7 @@
 //! Credentials: API tokens and ingest keys, created once in plain, stored and looked up by hash.
 
 use leadrelay_core::access::Scope;
+use leadrelay_core::audit::{Actor, AuditAction, AuditObject};
 use leadrelay_core::storage::{ApiToken, IngestKey, StorageError};
 use leadrelay_core::{IngestKeyId, OfferId, PublisherId, TokenId};
 
@@ -14,6 +15,7 @@ impl Ops {
     /// `Invalid` for an offer of another publisher or an unknown offer.
     pub async fn create_ingest_key(
         &self,
+        actor: &Actor,
         publisher: &PublisherId,
         offer: Option<OfferId>,
     ) -> OpsResult<(IngestKey, String)> {
@@ -40,6 +42,8 @@ impl Ops {
             revoked_at: None,
         };
         self.storage.create_ingest_key(&key).await?;
+        let entry = self.audit_entry(actor, Some(publisher), AuditAction::IngestKeyCreate);
+        self.record(entry.object(AuditObject::IngestKey(key.id.clone()))).await?;
         Ok((key, plain))
     }
 
@@ -50,6 +54,7 @@ impl Ops {
     /// `Invalid` for scopes that do not fit the kind of token.
     pub async fn create_token(
         &self,
+        actor: &Actor,
         publisher: Option<&PublisherId>,
         scopes: Vec<Scope>,
     ) -> OpsResult<(ApiToken, String)> {
@@ -84,6 +89,8 @@ impl Ops {
             revoked_at: None,
         };
         self.storage.create_api_token(&token).await?;
+        let entry = self.audit_entry(actor, publisher, AuditAction::TokenCreate);
+        self.record(entry.object(AuditObject::Token(token.id.clone()))).await?;
         Ok((token, plain))
     }
 
@@ -109,26 +116,28 @@ impl Ops {
     ///
     /// # Errors
     /// `NotFound`.
-    pub async fn revoke_token(&self, publisher: &PublisherId, id: &TokenId) -> OpsResult<()> {
+    pub async fn revoke_token(&self, actor: &Actor, publisher: &PublisherId, id: &TokenId) -> OpsResult<()> {
         match self.storage.revoke_api_token(publisher, id, self.clock.now()).await {
             Err(StorageError::NotFound) => return Err(OpsError::NotFound("token")),
             other => other?,
         }
         self.tokens.clear();
-        Ok(())
+        let entry = self.audit_entry(actor, Some(publisher), AuditAction::TokenRevoke);
+        self.record(entry.object(AuditObject::Token(id.clone()))).await
     }
 
     /// Revokes an ingest key.
     ///
     /// # Errors
     /// `NotFound`.
-    pub async fn revoke_ingest_key(&self, publisher: &PublisherId, id: &IngestKeyId) -> OpsResult<()> {
+    pub async fn revoke_ingest_key(&self, actor: &Actor, publisher: &PublisherId, id: &IngestKeyId) -> OpsResult<()> {
         match self.storage.revoke_ingest_key(publisher, id, self.clock.now()).await {
             Err(StorageError::NotFound) => return Err(OpsError::NotFound("ingest key")),
             other => other?,
         }
         self.ingest_keys.clear();
-        Ok(())
+        let entry = self.audit_entry(actor, Some(publisher), AuditAction::IngestKeyRevoke);
+        self.record(entry.object(AuditObject::IngestKey(id.clone()))).await
     }
 
     /// The live ingest key for a plain key value.

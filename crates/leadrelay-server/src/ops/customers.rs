@@ -1,5 +1,6 @@
 //! Customers and their timelines; undoing a wrong merge.
 
+use leadrelay_core::audit::{Actor, AuditAction, AuditObject};
 use leadrelay_core::storage::{CustomerDetail, NewDelivery, SplitRequest, StorageError};
 use leadrelay_core::{CustomerId, DeliveryId, Lead, LeadId, routing};
 
@@ -22,7 +23,12 @@ impl Ops {
     ///
     /// # Errors
     /// `NotFound`; `Invalid` when a lead is not this customer's or the list is empty.
-    pub async fn split_customer(&self, id: &CustomerId, lead_ids: Vec<LeadId>) -> OpsResult<CustomerDetail> {
+    pub async fn split_customer(
+        &self,
+        actor: &Actor,
+        id: &CustomerId,
+        lead_ids: Vec<LeadId>,
+    ) -> OpsResult<CustomerDetail> {
         let customer = self.get_customer(id).await?;
         if lead_ids.is_empty() {
             return Err(OpsError::field("lead_ids", "must name at least one lead of this customer"));
@@ -52,6 +58,7 @@ impl Ops {
             })
             .collect();
         let new_customer = CustomerId::generate(now);
+        let moved = lead_ids.len() as u64;
         let request =
             SplitRequest { customer: id.clone(), new_customer: new_customer.clone(), leads: lead_ids, released, now };
         match self.storage.split_customer(&request).await {
@@ -61,6 +68,8 @@ impl Ops {
             other => other?,
         }
         self.wake.notify_one();
+        let entry = self.audit_entry(actor, Some(&customer.publisher), AuditAction::CustomerSplit);
+        self.record(entry.object(AuditObject::Customer(id.clone())).count(moved)).await?;
         self.get_customer(&new_customer).await
     }
 }

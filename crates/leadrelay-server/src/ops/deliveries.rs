@@ -1,5 +1,6 @@
 //! Deliveries: reading them, retrying one, replaying many.
 
+use leadrelay_core::audit::{Actor, AuditAction, AuditObject};
 use leadrelay_core::storage::{Delivery, DeliveryFilter, Page, PageRequest, ReplayPlan, ReplayRequest, StorageError};
 use leadrelay_core::{DeliveryId, LeadId, routing};
 
@@ -13,7 +14,7 @@ impl Ops {
     ///
     /// # Errors
     /// `NotFound`; `Conflict` while it is in flight.
-    pub async fn retry_delivery(&self, id: &DeliveryId) -> OpsResult<Delivery> {
+    pub async fn retry_delivery(&self, actor: &Actor, id: &DeliveryId) -> OpsResult<Delivery> {
         let d = match self.storage.retry_delivery(id, self.clock.now()).await {
             Err(StorageError::NotFound) => return Err(OpsError::NotFound("delivery")),
             Err(StorageError::Conflict) => {
@@ -24,6 +25,8 @@ impl Ops {
             other => other?,
         };
         self.wake.notify_one();
+        let entry = self.audit_entry(actor, Some(&d.publisher), AuditAction::DeliveryRetry);
+        self.record(entry.object(AuditObject::Delivery(d.id.clone()))).await?;
         Ok(d)
     }
 
@@ -35,7 +38,7 @@ impl Ops {
     ///
     /// # Errors
     /// `NotFound`; `Invalid` when `until` is before `since`.
-    pub async fn replay(&self, request: ReplayRequest) -> OpsResult<u64> {
+    pub async fn replay(&self, actor: &Actor, request: ReplayRequest) -> OpsResult<u64> {
         if let (Some(s), Some(u)) = (request.since, request.until)
             && u <= s
         {
@@ -70,6 +73,8 @@ impl Ops {
                 break;
             }
         }
+        let entry = self.audit_entry(actor, Some(&destination.publisher), AuditAction::DestinationReplay);
+        self.record(entry.object(AuditObject::Destination(destination.id.clone())).count(queued)).await?;
         Ok(queued)
     }
 

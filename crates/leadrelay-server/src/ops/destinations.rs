@@ -1,5 +1,6 @@
 //! Destinations: create with the connector's checks, enable and disable, and Validate (a test lead sent now).
 
+use leadrelay_core::audit::{Actor, AuditAction, AuditObject};
 use leadrelay_core::destination::{DestinationRecord, FieldError};
 use leadrelay_core::storage::{Offer, StorageError};
 use leadrelay_core::{DestinationId, LeadId, OfferId, PublisherId};
@@ -27,6 +28,7 @@ impl Ops {
     /// `Invalid` naming each wrong field.
     pub async fn create_destination(
         &self,
+        actor: &Actor,
         publisher: &PublisherId,
         name: String,
         kind: &str,
@@ -92,6 +94,8 @@ impl Ops {
         };
         self.storage.create_destination(&record).await?;
         self.forget_catalog(publisher);
+        let entry = self.audit_entry(actor, Some(publisher), AuditAction::DestinationCreate);
+        self.record(entry.object(AuditObject::Destination(record.id.clone()))).await?;
         Ok((record, prepared.generated_secret))
     }
 
@@ -119,12 +123,20 @@ impl Ops {
     ///
     /// # Errors
     /// `NotFound`.
-    pub async fn set_destination_enabled(&self, id: &DestinationId, enabled: bool) -> OpsResult<DestinationRecord> {
+    pub async fn set_destination_enabled(
+        &self,
+        actor: &Actor,
+        id: &DestinationId,
+        enabled: bool,
+    ) -> OpsResult<DestinationRecord> {
         let d = self.get_destination(id).await?;
         let reason = (!enabled).then_some("disabled by an operator");
         self.storage.set_destination_enabled(id, enabled, reason, self.clock.now()).await?;
         self.forget_catalog(&d.publisher);
         self.wake.notify_one();
+        let action = if enabled { AuditAction::DestinationEnable } else { AuditAction::DestinationDisable };
+        let entry = self.audit_entry(actor, Some(&d.publisher), action);
+        self.record(entry.object(AuditObject::Destination(id.clone()))).await?;
         self.get_destination(id).await
     }
 
@@ -133,14 +145,17 @@ impl Ops {
     ///
     /// # Errors
     /// `NotFound` for an unknown destination; storage failures.
-    pub async fn validate_destination(&self, id: &DestinationId) -> OpsResult<Validation> {
+    pub async fn validate_destination(&self, actor: &Actor, id: &DestinationId) -> OpsResult<Validation> {
         let record = self.get_destination(id).await?;
         let catalog = self.catalog(&record.publisher).await?;
         let offer = match &record.offers {
             Some(list) => catalog.offers.iter().find(|o| list.contains(&o.id)),
             None => catalog.offers.first(),
         };
-        self.send_test_lead(&record, offer).await
+        let validation = self.send_test_lead(&record, offer).await?;
+        let entry = self.audit_entry(actor, Some(&record.publisher), AuditAction::DestinationValidate);
+        self.record(entry.object(AuditObject::Destination(id.clone()))).await?;
+        Ok(validation)
     }
 
     pub(super) async fn send_test_lead(

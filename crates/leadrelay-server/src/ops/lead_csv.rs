@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use leadrelay_core::audit::{Actor, AuditAction};
 use leadrelay_core::destination::FieldError;
 use leadrelay_core::{Customer, Lead, OfferId, PublisherId};
 
@@ -260,7 +261,7 @@ impl Ops {
     ///
     /// # Errors
     /// `NotFound` for an unknown publisher; the errors of [`read_leads_csv`].
-    pub async fn import_leads_csv(&self, publisher: &PublisherId, file: &[u8]) -> OpsResult<CsvImport> {
+    pub async fn import_leads_csv(&self, actor: &Actor, publisher: &PublisherId, file: &[u8]) -> OpsResult<CsvImport> {
         self.require_publisher(publisher).await?;
         let CsvRows { rows, failed } = read_leads_csv(publisher, file)?;
         let mut result = CsvImport { failed, ..CsvImport::default() };
@@ -282,6 +283,8 @@ impl Ops {
             }
         }
         result.failed.sort_by_key(|f| f.line);
+        let entry = self.audit_entry(actor, Some(publisher), AuditAction::LeadImport);
+        self.record(entry.count(result.imported as u64)).await?;
         Ok(result)
     }
 }

@@ -1,9 +1,10 @@
 //! The use cases, one concern per module. Handlers, the CLI and the dashboard call these;
 //! nobody reimplements one. Each use case makes one storage call that changes state, so it is
-//! atomic. Errors speak of the domain (fields, rules, things not found), never of routes, so
+//! atomic; an audited one then appends its audit entry (see `audit`). Errors speak of the domain (fields, rules, things not found), never of routes, so
 //! every caller can show them.
 
 mod access;
+mod audit;
 mod cache;
 mod customers;
 mod deliveries;

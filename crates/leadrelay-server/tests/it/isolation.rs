@@ -77,6 +77,7 @@ fn matrix(r: &Resources) -> Vec<(Method, String, Option<Value>)> {
         (Method::POST, format!("/v1/destinations/{}/enable", r.destination), Some(json!({}))),
         (Method::GET, format!("/v1/deliveries/{}", r.delivery), None),
         (Method::GET, format!("/v1/deliveries?publisher={p}"), None),
+        (Method::GET, format!("/v1/audit?publisher={p}"), None),
         (Method::POST, format!("/v1/deliveries/{}/retry", r.delivery), Some(json!({}))),
         (Method::GET, format!("/v1/customers/{}", r.customer), None),
         (Method::POST, format!("/v1/customers/{}/split", r.customer), Some(json!({"lead_ids": [r.lead]}))),

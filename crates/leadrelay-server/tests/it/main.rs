@@ -1,6 +1,7 @@
 //! Integration tests of the API and worker, in process: real startup path, SQLite in a temp
 //! dir, a real HTTP receiver, the real HTTPS connector.
 
+mod audit;
 mod crm;
 mod customers;
 mod delivery;

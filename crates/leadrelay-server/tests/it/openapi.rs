@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::support::TestApp;
 
 /// Every route the router serves, as `METHOD path`.
-const ROUTES: [&str; 32] = [
+const ROUTES: [&str; 33] = [
     "GET /healthz",
     "GET /readyz",
     "GET /openapi.json",
@@ -41,6 +41,7 @@ const ROUTES: [&str; 32] = [
     "GET /v1/deliveries",
     "GET /v1/deliveries/{id}",
     "POST /v1/deliveries/{id}/retry",
+    "GET /v1/audit",
 ];
 
 async fn document(app: &TestApp) -> Value {
