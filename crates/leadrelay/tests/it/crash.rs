@@ -12,7 +12,7 @@ use leadrelay_testkit::receiver::delivered_ids;
 use rand::Rng;
 use serde_json::json;
 
-use crate::support::{ADMIN, Server, serve, start};
+use crate::support::{ADMIN, all_lead_ids, serve, start};
 
 const KILLS: usize = 5;
 const CLIENTS: usize = 16;
@@ -34,32 +34,16 @@ async fn killing_the_process_under_load_loses_no_acknowledged_lead() {
     let receiver = TestReceiver::start().await;
     let mut server = start(serve(dir.path(), &env())).await;
     let client = crate::support::client();
-    let admin = |req: reqwest::RequestBuilder| req.bearer_auth(ADMIN);
     let base = server.base.clone();
-    assert_eq!(
-        admin(client.post(format!("{base}/v1/publishers")))
-            .json(&json!({"id": "contoso", "name": "Contoso"}))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        201
-    );
-    let dest = admin(client.post(format!("{base}/v1/publishers/contoso/destinations")))
+    let ingest_path = crate::support::contoso_with_ingest_key(&client, &server).await;
+    let dest = client
+        .post(format!("{base}/v1/publishers/contoso/destinations"))
+        .bearer_auth(ADMIN)
         .json(&json!({"name": "hook", "kind": "https", "settings": {"url": receiver.url()}}))
         .send()
         .await
         .unwrap();
     assert_eq!(dest.status(), 201);
-    let key: serde_json::Value = admin(client.post(format!("{base}/v1/publishers/contoso/ingest-keys")))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ingest_path = key["path"].as_str().unwrap().to_owned();
     receiver.fail_for(Duration::from_secs(3), 503);
 
     let current_base = Arc::new(RwLock::new(base));
@@ -145,23 +129,4 @@ async fn killing_the_process_under_load_loses_no_acknowledged_lead() {
         refused.load(Ordering::Relaxed),
     );
     server.child.kill().await.unwrap();
-}
-
-async fn all_lead_ids(client: &reqwest::Client, server: &Server) -> BTreeSet<String> {
-    let mut ids = BTreeSet::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut url = format!("{}/v1/leads?limit=1000", server.base);
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
-        }
-        let page: serde_json::Value = client.get(url).bearer_auth(ADMIN).send().await.unwrap().json().await.unwrap();
-        for item in page["items"].as_array().unwrap() {
-            ids.insert(item["id"].as_str().unwrap().to_owned());
-        }
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => return ids,
-        }
-    }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{ADMIN, Server, serve, start_logging_to};
+use crate::support::{Server, serve, start_logging_to};
 
 /// A tmpfs mounted for the test and unmounted when dropped. Mounting needs root, which CI and
 /// the development machine have; anywhere else the test fails saying so rather than skipping.
@@ -96,23 +96,7 @@ async fn a_full_disk_makes_the_process_unready_and_loses_no_acknowledged_lead() 
     let client = crate::support::client();
     let mut server = start_logging_to(serve(&data, &env), std::process::Stdio::null()).await;
     assert_eq!(readyz(&client, &server).await, 200);
-    let admin = |req: reqwest::RequestBuilder| req.bearer_auth(ADMIN);
-    let base = server.base.clone();
-    let created = admin(client.post(format!("{base}/v1/publishers")))
-        .json(&json!({"id": "contoso", "name": "Contoso"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let key: serde_json::Value = admin(client.post(format!("{base}/v1/publishers/contoso/ingest-keys")))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let path = key["path"].as_str().unwrap().to_owned();
+    let path = crate::support::contoso_with_ingest_key(&client, &server).await;
 
     let mut acked = BTreeSet::new();
     let (status, id) = post_lead(&client, &server, &path, 0).await;
@@ -156,17 +140,7 @@ async fn a_full_disk_makes_the_process_unready_and_loses_no_acknowledged_lead() 
 
     server.child.kill().await.unwrap();
     server = start_logging_to(serve(&data, &env), std::process::Stdio::null()).await;
-    let page: serde_json::Value = client
-        .get(format!("{}/v1/leads?limit=1000", server.base))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let stored: BTreeSet<String> =
-        page["items"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap().to_owned()).collect();
+    let stored = crate::support::all_lead_ids(&client, &server).await;
     let missing: Vec<_> = acked.difference(&stored).collect();
     assert!(missing.is_empty(), "acknowledged leads lost on a full disk: {missing:?}");
     println!("disk full: {} leads acknowledged, {refused} refused with 503, all stored", acked.len());

@@ -79,3 +79,48 @@ pub fn client() -> reqwest::Client {
     leadrelay_destinations::install_crypto_provider();
     reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client")
 }
+
+/// Creates the publisher `contoso` and an ingest key for it on `server`; returns the key's
+/// ingest path.
+pub async fn contoso_with_ingest_key(client: &reqwest::Client, server: &Server) -> String {
+    let base = &server.base;
+    let created = client
+        .post(format!("{base}/v1/publishers"))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({"id": "contoso", "name": "Contoso"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let key: serde_json::Value = client
+        .post(format!("{base}/v1/publishers/contoso/ingest-keys"))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    key["path"].as_str().unwrap().to_owned()
+}
+
+/// Every stored lead id, across pages.
+pub async fn all_lead_ids(client: &reqwest::Client, server: &Server) -> std::collections::BTreeSet<String> {
+    let mut ids = std::collections::BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{}/v1/leads?limit=1000", server.base);
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page: serde_json::Value = client.get(url).bearer_auth(ADMIN).send().await.unwrap().json().await.unwrap();
+        for item in page["items"].as_array().unwrap() {
+            ids.insert(item["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return ids,
+        }
+    }
+}
