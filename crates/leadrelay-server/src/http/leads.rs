@@ -470,15 +470,21 @@ pub async fn get_lead(
     caller.check(&detail.lead.publisher, Scope::Read, "lead")?;
     let entry = state.ops.audit_entry(&caller.actor(), Some(&detail.lead.publisher), AuditAction::LeadRead);
     state.ops.record(entry.object(AuditObject::Lead(id))).await?;
-    Ok(Json(LeadDetailOut {
-        lead: LeadOut::from(&detail.lead),
-        deliveries: detail
-            .deliveries
-            .iter()
-            .map(|(d, attempts)| DeliveryDetailOut {
-                delivery: DeliveryOut::from(d),
-                attempt_log: attempts.iter().map(AttemptOut::from).collect(),
-            })
-            .collect(),
-    }))
+    Ok(Json(LeadDetailOut::from(&detail)))
+}
+
+impl From<&leadrelay_core::storage::LeadDetail> for LeadDetailOut {
+    fn from(detail: &leadrelay_core::storage::LeadDetail) -> Self {
+        Self {
+            lead: LeadOut::from(&detail.lead),
+            deliveries: detail
+                .deliveries
+                .iter()
+                .map(|(d, attempts)| DeliveryDetailOut {
+                    delivery: DeliveryOut::from(d),
+                    attempt_log: attempts.iter().map(AttemptOut::from).collect(),
+                })
+                .collect(),
+        }
+    }
 }

@@ -15,6 +15,7 @@ pub mod lead_csv;
 pub mod leads;
 pub mod middleware;
 pub mod openapi;
+pub mod privacy;
 pub mod publishers;
 pub mod query;
 pub mod router;

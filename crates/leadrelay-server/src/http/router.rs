@@ -20,7 +20,9 @@ use crate::http::error::ApiError;
 use crate::http::extract::BodyLimit;
 use crate::http::middleware::{self as mw, REQUEST_ID};
 use crate::http::openapi::{self, ApiDoc};
-use crate::http::{audit, customers, deliveries, destinations, events, health, ingest, lead_csv, leads, publishers};
+use crate::http::{
+    audit, customers, deliveries, destinations, events, health, ingest, lead_csv, leads, privacy, publishers,
+};
 use crate::state::AppState;
 
 /// The routes and the OpenAPI document describing them (before [`openapi::finish`]).
@@ -60,6 +62,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(deliveries::get_delivery))
         .routes(routes!(deliveries::retry_delivery))
         .routes(routes!(audit::list_audit))
+        .routes(routes!(privacy::export_subject))
 }
 
 /// The OpenAPI document of this build's API, `kinds` being its destination kinds.

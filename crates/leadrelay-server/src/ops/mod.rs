@@ -12,6 +12,7 @@ mod destinations;
 mod events;
 pub mod lead_csv;
 mod leads;
+mod privacy;
 mod publishers;
 
 pub use cache::TtlCache;
@@ -19,6 +20,7 @@ pub use destinations::Validation;
 pub use events::MarketplaceEvent;
 pub use lead_csv::{CsvImport, CsvRows, RowFailure, read_leads_csv};
 pub use leads::{LeadOrigin, LeadSubmission};
+pub use privacy::SubjectExport;
 pub use publishers::DestinationTest;
 
 use std::sync::Arc;

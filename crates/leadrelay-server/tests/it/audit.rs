@@ -16,13 +16,7 @@ const FIRST: &str = "Grace";
 const LAST: &str = "Hopperworth";
 
 async fn call(app: &TestApp, token: &str, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = app.client.request(method, format!("{}{path}", app.base)).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    app.call_as(token, method, path, body).await
 }
 
 async fn csv(app: &TestApp, token: &str, method: Method, path: &str, body: Option<String>) -> (u16, String) {

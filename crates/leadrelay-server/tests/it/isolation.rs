@@ -78,6 +78,7 @@ fn matrix(r: &Resources) -> Vec<(Method, String, Option<Value>)> {
         (Method::GET, format!("/v1/deliveries/{}", r.delivery), None),
         (Method::GET, format!("/v1/deliveries?publisher={p}"), None),
         (Method::GET, format!("/v1/audit?publisher={p}"), None),
+        (Method::GET, format!("/v1/privacy/export?publisher={p}&email=someone%40contoso.com"), None),
         (Method::POST, format!("/v1/deliveries/{}/retry", r.delivery), Some(json!({}))),
         (Method::GET, format!("/v1/customers/{}", r.customer), None),
         (Method::POST, format!("/v1/customers/{}/split", r.customer), Some(json!({"lead_ids": [r.lead]}))),
@@ -87,13 +88,7 @@ fn matrix(r: &Resources) -> Vec<(Method, String, Option<Value>)> {
 }
 
 async fn call(app: &TestApp, token: &str, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = app.client.request(method, format!("{}{path}", app.base)).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    app.call_as(token, method, path, body).await
 }
 
 #[tokio::test]

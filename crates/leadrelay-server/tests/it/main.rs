@@ -15,4 +15,5 @@ mod lead_csv;
 mod leads;
 mod network;
 mod openapi;
+mod privacy;
 mod support;

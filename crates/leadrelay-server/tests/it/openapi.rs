@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::support::TestApp;
 
 /// Every route the router serves, as `METHOD path`.
-const ROUTES: [&str; 33] = [
+const ROUTES: [&str; 34] = [
     "GET /healthz",
     "GET /readyz",
     "GET /openapi.json",
@@ -42,6 +42,7 @@ const ROUTES: [&str; 33] = [
     "GET /v1/deliveries/{id}",
     "POST /v1/deliveries/{id}/retry",
     "GET /v1/audit",
+    "GET /v1/privacy/export",
 ];
 
 async fn document(app: &TestApp) -> Value {

@@ -116,6 +116,17 @@ impl TestApp {
         self.send(reqwest::Method::GET, path, None, true).await
     }
 
+    /// A request with another bearer token (a publisher's, a marketplace's); the JSON answer.
+    pub async fn call_as(&self, token: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
     /// Publisher `contoso` with offers `contoso.crm` ("Contoso CRM") and `contoso.erp`.
     pub async fn contoso(&self) {
         assert_eq!(self.post("/v1/publishers", json!({"id": "contoso", "name": "Contoso"})).await.status, 201);

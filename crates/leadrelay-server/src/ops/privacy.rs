@@ -1,0 +1,60 @@
+//! What a person may ask of the data held about them (GDPR articles 15 and 17): everything held
+//! about an email address, found through the blind index (the address itself is stored only
+//! sealed). Erasure comes next.
+
+use leadrelay_core::PublisherId;
+use leadrelay_core::audit::{Actor, AuditAction};
+use leadrelay_core::customer::is_email_shaped;
+use leadrelay_core::storage::{LeadDetail, LeadFilter, PageRequest};
+
+use super::{Ops, OpsError, OpsResult};
+
+/// Everything held about one person.
+#[derive(Debug, Clone)]
+pub struct SubjectExport {
+    /// Each lead with that email, with its deliveries (their destinations and times) and
+    /// attempts, oldest first.
+    pub leads: Vec<LeadDetail>,
+}
+
+/// The address as matching reads it, or the error that names the field.
+fn subject_email(email: &str) -> OpsResult<String> {
+    let e = email.trim().to_lowercase();
+    if is_email_shaped(&e) { Ok(e) } else { Err(OpsError::field("email", "is not an email address")) }
+}
+
+impl Ops {
+    /// Everything held about `email` in `publisher`'s data (`None`: every publisher's, for the
+    /// admin). The export is audited with its count, never the address.
+    ///
+    /// # Errors
+    /// `Invalid` (path `email`) for a value that is not an address; storage failures.
+    pub async fn export_subject(
+        &self,
+        actor: &Actor,
+        publisher: Option<PublisherId>,
+        email: &str,
+    ) -> OpsResult<SubjectExport> {
+        let email = subject_email(email)?;
+        let filter = LeadFilter { publisher: publisher.clone(), text: Some(email.clone()), ..LeadFilter::default() };
+        let mut page = PageRequest { limit: 500, cursor: None };
+        let mut leads = Vec::new();
+        loop {
+            let found = self.storage.list_leads(&filter, &page).await?;
+            for lead in found.items {
+                // The index keeps 12 bytes of each keyed hash: the address itself decides.
+                if lead.customer.normalized_email().as_deref() == Some(email.as_str()) {
+                    leads.push(self.get_lead(&lead.id).await?);
+                }
+            }
+            match found.next_cursor {
+                Some(c) => page.cursor = Some(c),
+                None => break,
+            }
+        }
+        leads.reverse();
+        let entry = self.audit_entry(actor, publisher.as_ref(), AuditAction::SubjectExport);
+        self.record(entry.count(leads.len() as u64)).await?;
+        Ok(SubjectExport { leads })
+    }
+}

@@ -1,0 +1,57 @@
+//! A data subject's export: everything held about one address, found through the keyed index,
+//! limited to what the caller may see, and audited without the address.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::TestApp;
+
+async fn lead(app: &TestApp, publisher: &str, email: &str, action: &str) -> String {
+    let body = json!({"publisher": publisher, "lead_source": format!("AzureMarketplace-{action}"),
+                      "customer": {"first_name": "Ada", "last_name": "Quillfeather", "email": email}});
+    let a = app.post("/v1/leads", body).await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    a.body["items"][0]["id"].as_str().or(a.body["id"].as_str()).unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_export_holds_every_lead_of_the_address_with_its_deliveries_and_only_what_the_caller_may_see() {
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    assert_eq!(app.post("/v1/publishers", json!({"id": "fabrikam", "name": "Fabrikam"})).await.status, 201);
+    let (destination, _) = app.https_destination("https://example.com/hook", None).await;
+    let first = lead(&app, "contoso", "ada@quillworks.io", "INS").await;
+    let second = lead(&app, "contoso", "ADA@Quillworks.io", "PLT").await;
+    lead(&app, "contoso", "someone.else@quillworks.io", "INS").await;
+    let theirs = lead(&app, "fabrikam", "ada@quillworks.io", "INS").await;
+
+    let all = app.get("/v1/privacy/export?email=Ada%40QuillWorks.io").await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    let ids: Vec<&str> = all.body["leads"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [first.as_str(), second.as_str(), theirs.as_str()], "oldest first, every publisher for the admin");
+    assert_eq!(all.body["lead_count"], 3);
+    let deliveries = &all.body["leads"][0]["deliveries"];
+    assert_eq!(deliveries[0]["destination"], destination.as_str(), "{deliveries}");
+    assert_eq!(all.body["leads"][0]["customer"]["last_name"], "Quillfeather");
+
+    let a = app.post("/v1/publishers/fabrikam/tokens", json!({"scopes": ["read"]})).await;
+    let token = a.body["token"].as_str().unwrap().to_owned();
+    let (status, mine) = app.call_as(&token, Method::GET, "/v1/privacy/export?email=ada%40quillworks.io", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(mine["lead_count"], 1, "a publisher sees only its own leads of the person");
+    assert_eq!(mine["leads"][0]["id"], theirs.as_str());
+    let (status, _) =
+        app.call_as(&token, Method::GET, "/v1/privacy/export?email=ada%40quillworks.io&publisher=contoso", None).await;
+    assert_eq!(status, 404);
+
+    let bad = app.get("/v1/privacy/export?email=not-an-address").await;
+    assert_eq!((bad.status, bad.body["error"]["fields"][0]["path"].as_str()), (422, Some("email")));
+    assert_eq!(app.get("/v1/privacy/export").await.status, 422);
+
+    let audit = app.get("/v1/audit?action=subject.export").await;
+    assert_eq!(audit.status, 200, "{}", audit.body);
+    let entries = audit.body["items"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "each export is audited: {entries:?}");
+    let text = audit.body.to_string().to_lowercase();
+    assert!(!text.contains("quillworks") && !text.contains("ada@"), "the audit never holds the address: {text}");
+}
