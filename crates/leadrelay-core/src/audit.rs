@@ -121,8 +121,8 @@ audit_actions! {
     IngestKeyCreate = "ingest_key.create",
     /// An ingest key was revoked.
     IngestKeyRevoke = "ingest_key.revoke",
-    /// Hook for the erasure of a customer's personal data (SPEC §7): recorded by the erasure
-    /// use case, with the customer as object and the number of leads erased as `count`.
+    /// The erasure of a person's personal data (SPEC §7), with the number of leads erased as
+    /// `count` and no object (the address is personal).
     Erase = "customer.erase",
     /// Hook for the export of everything held about an email address (SPEC §7): recorded by
     /// that use case with `count` leads and no object (the address is personal).

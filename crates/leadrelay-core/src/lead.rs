@@ -59,6 +59,9 @@ pub struct Lead {
     pub duplicate_of: Option<LeadId>,
     /// Why it was merged into its customer.
     pub merge_reason: Option<String>,
+    /// The person's data was erased earlier and this lead brought the address back (set by
+    /// storage from the erasure tombstones): the publisher decides whether to keep it.
+    pub previously_erased: bool,
 }
 
 impl fmt::Debug for Lead {
@@ -280,6 +283,7 @@ impl Lead {
             customer_id: None,
             duplicate_of: None,
             merge_reason: None,
+            previously_erased: false,
         })
     }
 

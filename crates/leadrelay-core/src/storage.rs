@@ -158,6 +158,36 @@ pub struct Accepted {
     pub customer_id: Option<CustomerId>,
     /// The earlier lead it repeats, if it is a duplicate (then it got no deliveries).
     pub duplicate_of: Option<LeadId>,
+    /// The address was erased before (an erasure tombstone matches it).
+    pub previously_erased: bool,
+}
+
+/// Erase one person's personal data (see [`LeadStore::erase_person`]).
+#[derive(Debug, Clone)]
+pub struct ErasureRequest {
+    /// Only this publisher's data; `None`: every publisher's.
+    pub publisher: Option<PublisherId>,
+    /// The address, normalised (trimmed, lowercase).
+    pub email: String,
+    /// Who asked (an audit actor id: `admin` or a token id).
+    pub requested_by: String,
+    /// When.
+    pub now: Timestamp,
+    /// The tombstone's id.
+    pub id: String,
+}
+
+/// What an erasure did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErasureReport {
+    /// Leads whose personal data was removed.
+    pub leads: u64,
+    /// Customers no longer matched by the address.
+    pub customers: u64,
+    /// Deliveries still pending, cancelled (they would have sent the person's data).
+    pub cancelled_deliveries: u64,
+    /// Destinations that had already received the person, to erase there too.
+    pub delivered_to: Vec<DestinationId>,
 }
 
 /// A customer and its timeline.
@@ -482,6 +512,15 @@ pub trait LeadStore: Send + Sync + 'static {
     /// one is `NotFound` and leaves nothing behind (no customer of its own, no lead moved, no
     /// lead released a second time).
     async fn split_customer(&self, request: &SplitRequest) -> Result<()>;
+    /// Removes one person's personal data, in one atomic call: every customer field but the
+    /// country, the notes and the raw `LeadSource` of each lead with the address; its search
+    /// terms; the customer match; the messages and excerpts of its attempts; its pending
+    /// deliveries (cancelled: dead, with a note). Keeps a tombstone (the keyed hash of the
+    /// address, when, who) so later leads with the address are flagged `previously_erased`.
+    ///
+    /// Obligation: all of it or nothing; a lead inserted concurrently is either erased or
+    /// flagged, never left with the person's data and no flag.
+    async fn erase_person(&self, request: &ErasureRequest) -> Result<ErasureReport>;
     /// One lead with its deliveries and attempts (`NotFound` if unknown).
     async fn get_lead(&self, id: &LeadId) -> Result<LeadDetail>;
     /// Leads, newest first.

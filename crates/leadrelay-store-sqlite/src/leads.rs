@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
+use leadrelay_core::customer::MatchKey;
 use leadrelay_core::storage::{
-    Accepted, CustomerDetail, LeadDetail, LeadFilter, LeadStore, LeadWithDeliveries, NewDelivery, Page, PageRequest,
-    Result, SplitRequest, StorageError,
+    Accepted, CustomerDetail, ErasureReport, ErasureRequest, LeadDetail, LeadFilter, LeadStore, LeadWithDeliveries,
+    NewDelivery, Page, PageRequest, Result, SplitRequest, StorageError,
 };
 use leadrelay_core::vault::{Column, Vault};
 use leadrelay_core::{Customer, CustomerId, Lead, LeadId, OfferId, Timestamp};
@@ -19,8 +20,12 @@ use crate::{Db, SqliteStore, map_err, query_rows};
 
 const INSERT_LEAD: &str = "INSERT INTO leads (id, publisher_id, offer_id, offer_title, source, action, raw_lead_source, stage,
      first_name, last_name, email, phone, country, company, title, description, campaign, is_test, pii_withheld, received_at,
-     customer_id, duplicate_of, merge_reason)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)";
+     customer_id, duplicate_of, merge_reason, previously_erased)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)";
+
+// An erasure of this address for this lead's publisher (or for every publisher).
+const ERASED_BEFORE: &str =
+    "SELECT EXISTS (SELECT 1 FROM erasures WHERE email_hash = ?1 AND (publisher_id IS NULL OR publisher_id = ?2))";
 
 // The destination row decides whether the delivery starts due (enabled) or parked (disabled),
 // and a destination deleted meanwhile simply gets no row.
@@ -49,6 +54,7 @@ fn insert_lead_row(
     customer_id: Option<&str>,
     duplicate_of: Option<&str>,
     merge_reason: Option<&str>,
+    previously_erased: bool,
 ) -> Result<()> {
     let cu = &l.customer;
     let v = c.vault;
@@ -78,6 +84,7 @@ fn insert_lead_row(
                 customer_id,
                 duplicate_of,
                 merge_reason,
+                previously_erased,
             ])
         })
         .map(drop)
@@ -162,13 +169,33 @@ impl LeadStore for SqliteStore {
                         (Some(customer), original, reason)
                     }
                 };
-                insert_lead_row(c, l, customer_id.as_deref(), duplicate_of.as_deref(), merge_reason.as_deref())?;
+                let previously_erased = match l.customer.normalized_email() {
+                    Some(email) => c
+                        .prepare_cached(ERASED_BEFORE)
+                        .and_then(|mut s| {
+                            s.query_row(
+                                params![c.vault.match_digest(&MatchKey::Email(email)), l.publisher.as_str()],
+                                |r| r.get(0),
+                            )
+                        })
+                        .map_err(map_err)?,
+                    None => false,
+                };
+                insert_lead_row(
+                    c,
+                    l,
+                    customer_id.as_deref(),
+                    duplicate_of.as_deref(),
+                    merge_reason.as_deref(),
+                    previously_erased,
+                )?;
                 if duplicate_of.is_none() {
                     insert_deliveries(c, l, &item.deliveries, l.received_at)?;
                 }
                 accepted.push(Accepted {
                     customer_id: customer_id.as_deref().map(rows_customer_id).transpose()?,
                     duplicate_of: duplicate_of.as_deref().map(crate::rows::lead_id).transpose()?,
+                    previously_erased,
                 });
             }
             Ok(accepted)
@@ -235,6 +262,10 @@ impl LeadStore for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    async fn erase_person(&self, request: &ErasureRequest) -> Result<ErasureReport> {
+        self.erase(request).await
     }
 
     async fn get_lead(&self, id: &LeadId) -> Result<LeadDetail> {

@@ -12,6 +12,7 @@ mod access;
 mod audit;
 mod catalog;
 mod deliveries;
+mod erasure;
 mod leads;
 mod rows;
 mod sealing;
@@ -37,6 +38,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0005_fair_claims_and_instance", include_str!("../migrations/0005_fair_claims_and_instance.sql")),
     ("0006_sealed_personal_data", include_str!("../migrations/0006_sealed_personal_data.sql")),
     ("0007_audit", include_str!("../migrations/0007_audit.sql")),
+    ("0008_erasure", include_str!("../migrations/0008_erasure.sql")),
 ];
 
 /// How many writes at most share one transaction.

@@ -46,7 +46,7 @@ pub(crate) fn offer_id(s: &str) -> Result<OfferId> {
 /// Columns of `leads` in the order [`lead_from_row`] reads them.
 pub(crate) const LEAD_COLUMNS: &str = "id, publisher_id, offer_id, offer_title, source, action, raw_lead_source, stage, \
      first_name, last_name, email, phone, country, company, title, description, campaign, \
-     customer_id, duplicate_of, merge_reason, is_test, pii_withheld, received_at";
+     customer_id, duplicate_of, merge_reason, is_test, pii_withheld, received_at, previously_erased";
 
 /// The raw column values of a lead row; converted outside rusqlite's closure so errors map cleanly.
 pub(crate) struct LeadRow {
@@ -54,6 +54,7 @@ pub(crate) struct LeadRow {
     is_test: bool,
     pii_withheld: bool,
     received_at: i64,
+    previously_erased: bool,
 }
 
 pub(crate) fn lead_row(r: &Row<'_>) -> rusqlite::Result<LeadRow> {
@@ -61,7 +62,13 @@ pub(crate) fn lead_row(r: &Row<'_>) -> rusqlite::Result<LeadRow> {
     for (i, slot) in strings.iter_mut().enumerate() {
         *slot = r.get(i)?;
     }
-    Ok(LeadRow { strings, is_test: r.get(20)?, pii_withheld: r.get(21)?, received_at: r.get(22)? })
+    Ok(LeadRow {
+        strings,
+        is_test: r.get(20)?,
+        pii_withheld: r.get(21)?,
+        received_at: r.get(22)?,
+        previously_erased: r.get(23)?,
+    })
 }
 
 impl LeadRow {
@@ -117,6 +124,7 @@ impl LeadRow {
                 .transpose()?,
             duplicate_of: duplicate_of.as_deref().map(lead_id).transpose()?,
             merge_reason,
+            previously_erased: self.previously_erased,
         })
     }
 }

@@ -202,6 +202,8 @@ pub struct LeadOut {
     campaign: Option<String>,
     is_test: bool,
     pii_withheld: bool,
+    /// The person's data was erased before and this lead brought the address back.
+    previously_erased: bool,
     #[schema(format = DateTime)]
     received_at: String,
     customer_id: Option<String>,
@@ -236,6 +238,7 @@ impl From<&Lead> for LeadOut {
             campaign: l.campaign.clone(),
             is_test: l.is_test,
             pii_withheld: l.pii_withheld,
+            previously_erased: l.previously_erased,
             received_at: l.received_at.to_rfc3339(),
             customer_id: l.customer_id.as_ref().map(|c| c.to_string()),
             duplicate_of: l.duplicate_of.as_ref().map(LeadId::to_string),

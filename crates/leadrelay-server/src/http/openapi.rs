@@ -34,7 +34,7 @@ use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
         (name = "customers", description = "Merged buyers"),
         (name = "marketplace", description = "The marketplace operator's routes"),
         (name = "audit", description = "Who read, exported or changed what"),
-        (name = "privacy", description = "A person's data: export everything held about an address"),
+        (name = "privacy", description = "A person's data: export or erase everything held about an address"),
         (name = "health", description = "Liveness and readiness"),
         (name = "docs", description = "This document"),
     ),

@@ -63,6 +63,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(deliveries::retry_delivery))
         .routes(routes!(audit::list_audit))
         .routes(routes!(privacy::export_subject))
+        .routes(routes!(privacy::erase_person))
 }
 
 /// The OpenAPI document of this build's API, `kinds` being its destination kinds.

@@ -300,7 +300,12 @@ impl Ops {
         Ok(planned
             .into_iter()
             .zip(accepted)
-            .map(|(p, a)| Lead { customer_id: a.customer_id, duplicate_of: a.duplicate_of, ..p.lead })
+            .map(|(p, a)| Lead {
+                customer_id: a.customer_id,
+                duplicate_of: a.duplicate_of,
+                previously_erased: a.previously_erased,
+                ..p.lead
+            })
             .collect())
     }
 

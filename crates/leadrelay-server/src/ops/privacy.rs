@@ -1,11 +1,11 @@
 //! What a person may ask of the data held about them (GDPR articles 15 and 17): everything held
 //! about an email address, found through the blind index (the address itself is stored only
-//! sealed). Erasure comes next.
+//! sealed), and its erasure.
 
 use leadrelay_core::PublisherId;
 use leadrelay_core::audit::{Actor, AuditAction};
 use leadrelay_core::customer::is_email_shaped;
-use leadrelay_core::storage::{LeadDetail, LeadFilter, PageRequest};
+use leadrelay_core::storage::{ErasureReport, ErasureRequest, LeadDetail, LeadFilter, PageRequest};
 
 use super::{Ops, OpsError, OpsResult};
 
@@ -56,5 +56,34 @@ impl Ops {
         let entry = self.audit_entry(actor, publisher.as_ref(), AuditAction::SubjectExport);
         self.record(entry.count(leads.len() as u64)).await?;
         Ok(SubjectExport { leads })
+    }
+}
+
+impl Ops {
+    /// Erases everything personal held about `email` in `publisher`'s data (`None`: every
+    /// publisher's), in one storage call, and keeps a tombstone that flags the address if it
+    /// comes back. Audited with the count of leads, never the address.
+    ///
+    /// # Errors
+    /// `Invalid` (path `email`) for a value that is not an address; storage failures.
+    pub async fn erase_person(
+        &self,
+        actor: &Actor,
+        publisher: Option<PublisherId>,
+        email: &str,
+    ) -> OpsResult<ErasureReport> {
+        let email = subject_email(email)?;
+        let now = self.clock.now();
+        let request = ErasureRequest {
+            publisher: publisher.clone(),
+            email,
+            requested_by: actor.id.as_str().to_owned(),
+            now,
+            id: leadrelay_core::AuditId::generate(now).as_str().replacen("aud_", "era_", 1),
+        };
+        let report = self.storage.erase_person(&request).await?;
+        let entry = self.audit_entry(actor, publisher.as_ref(), AuditAction::Erase);
+        self.record(entry.count(report.leads)).await?;
+        Ok(report)
     }
 }

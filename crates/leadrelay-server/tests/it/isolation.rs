@@ -79,6 +79,7 @@ fn matrix(r: &Resources) -> Vec<(Method, String, Option<Value>)> {
         (Method::GET, format!("/v1/deliveries?publisher={p}"), None),
         (Method::GET, format!("/v1/audit?publisher={p}"), None),
         (Method::GET, format!("/v1/privacy/export?publisher={p}&email=someone%40contoso.com"), None),
+        (Method::POST, "/v1/privacy/erase".to_owned(), Some(json!({"publisher": p, "email": "someone@contoso.com"}))),
         (Method::POST, format!("/v1/deliveries/{}/retry", r.delivery), Some(json!({}))),
         (Method::GET, format!("/v1/customers/{}", r.customer), None),
         (Method::POST, format!("/v1/customers/{}/split", r.customer), Some(json!({"lead_ids": [r.lead]}))),

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::support::TestApp;
 
 /// Every route the router serves, as `METHOD path`.
-const ROUTES: [&str; 34] = [
+const ROUTES: [&str; 35] = [
     "GET /healthz",
     "GET /readyz",
     "GET /openapi.json",
@@ -43,6 +43,7 @@ const ROUTES: [&str; 34] = [
     "POST /v1/deliveries/{id}/retry",
     "GET /v1/audit",
     "GET /v1/privacy/export",
+    "POST /v1/privacy/erase",
 ];
 
 async fn document(app: &TestApp) -> Value {

@@ -1,5 +1,5 @@
-//! A data subject's export: everything held about one address, found through the keyed index,
-//! limited to what the caller may see, and audited without the address.
+//! A data subject's export and erasure: everything held about one address, found through the
+//! keyed index, limited to what the caller may see, and audited without the address.
 
 use reqwest::Method;
 use serde_json::json;
@@ -54,4 +54,48 @@ async fn the_export_holds_every_lead_of_the_address_with_its_deliveries_and_only
     assert_eq!(entries.len(), 2, "each export is audited: {entries:?}");
     let text = audit.body.to_string().to_lowercase();
     assert!(!text.contains("quillworks") && !text.contains("ada@"), "the audit never holds the address: {text}");
+}
+
+#[tokio::test]
+async fn an_erasure_leaves_nothing_of_the_person_reports_where_it_went_and_flags_a_return() {
+    let app = TestApp::spawn().await;
+    app.contoso().await;
+    let receiver = leadrelay_testkit::TestReceiver::start().await;
+    let (destination, _) = app.https_destination(&receiver.url(), None).await;
+    let first = lead(&app, "contoso", "ada@quillworks.io", "INS").await;
+    app.wait_for_lead(&first, "the delivery", |d| d.iter().any(|x| x["status"] == "delivered")).await;
+    lead(&app, "contoso", "grace@quillworks.io", "INS").await;
+
+    let a = app.post("/v1/publishers/contoso/tokens", json!({"scopes": ["read"]})).await;
+    let reader = a.body["token"].as_str().unwrap().to_owned();
+    let (status, _) =
+        app.call_as(&reader, Method::POST, "/v1/privacy/erase", Some(json!({"email": "ada@quillworks.io"}))).await;
+    assert_eq!(status, 403, "erasing needs the write scope");
+    let a = app.post("/v1/publishers/contoso/tokens", json!({"scopes": ["write"]})).await;
+    let writer = a.body["token"].as_str().unwrap().to_owned();
+    let (status, report) =
+        app.call_as(&writer, Method::POST, "/v1/privacy/erase", Some(json!({"email": " ADA@quillworks.io "}))).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["erased_leads"], 1);
+    assert_eq!(report["delivered_to"], json!([destination]), "where to erase next");
+
+    let erased = app.get(&format!("/v1/leads/{first}")).await.body;
+    let text = erased.to_string().to_lowercase();
+    assert!(!text.contains("ada@") && !text.contains("quillfeather"), "nothing of the person is left: {erased}");
+    assert_eq!(app.get("/v1/privacy/export?email=ada%40quillworks.io").await.body["lead_count"], 0);
+    assert_eq!(app.get("/v1/leads?q=quillfeather").await.body["items"].as_array().unwrap().len(), 1, "grace only");
+    let csv = app.client.get(format!("{}/v1/leads/export.csv", app.base)).bearer_auth(crate::support::ADMIN);
+    let csv = csv.send().await.unwrap().text().await.unwrap().to_lowercase();
+    assert!(csv.contains("grace@quillworks.io") && !csv.contains("ada@"), "the export holds only grace: {csv}");
+
+    let back = lead(&app, "contoso", "ada@quillworks.io", "PLT").await;
+    let lead_back = app.get(&format!("/v1/leads/{back}")).await.body;
+    assert_eq!(lead_back["previously_erased"], true, "a return of the address is flagged: {lead_back}");
+
+    let audit = app.get("/v1/audit?action=customer.erase").await.body;
+    assert_eq!(audit["items"].as_array().unwrap().len(), 1);
+    assert_eq!(audit["items"][0]["count"], 1);
+    assert!(!audit.to_string().to_lowercase().contains("quillworks"));
+    let bad = app.post("/v1/privacy/erase", json!({"email": "nobody"})).await;
+    assert_eq!((bad.status, bad.body["error"]["fields"][0]["path"].as_str()), (422, Some("email")));
 }

@@ -1,7 +1,7 @@
 //! `LeadStore`: the atomic lead + outbox insert, customer merging and duplicates, reads and
 //! filters, and splitting a customer.
 
-use leadrelay_core::storage::{DeliveryStatus, LeadFilter, PageRequest, SplitRequest};
+use leadrelay_core::storage::{DeliveryStatus, ErasureRequest, LeadFilter, PageRequest, SplitRequest};
 use leadrelay_core::{CustomerId, OfferId};
 
 use super::*;
@@ -52,7 +52,10 @@ pub async fn a_batch_answers_each_lead_in_order_and_sees_its_own_earlier_leads(s
     assert_eq!(accepted[0].duplicate_of, None);
     assert_eq!(accepted[1].duplicate_of, None);
     assert_ne!(accepted[1].customer_id.as_ref(), Some(&ada_customer));
-    assert_eq!(accepted[2], Accepted { customer_id: Some(ada_customer), duplicate_of: Some(ada.id.clone()) });
+    assert_eq!(
+        accepted[2],
+        Accepted { customer_id: Some(ada_customer), duplicate_of: Some(ada.id.clone()), previously_erased: false }
+    );
     for (l, deliveries) in [(&ada, 1), (&bob, 1), (&ada_again, 0)] {
         assert_eq!(s.get_lead(&l.id).await.unwrap().deliveries.len(), deliveries);
     }
@@ -124,7 +127,10 @@ pub async fn test_leads_stand_alone(s: Arc<dyn Storage>) {
     let p = publisher(&*s).await;
     let mut l = lead_of(&p, T0, "someone@contoso.com", "INS");
     l.is_test = true;
-    assert_eq!(insert_lead(&*s, &l, &[]).await, Accepted { customer_id: None, duplicate_of: None });
+    assert_eq!(
+        insert_lead(&*s, &l, &[]).await,
+        Accepted { customer_id: None, duplicate_of: None, previously_erased: false }
+    );
 }
 
 /// Pages are newest first and the cursor continues without gaps or repeats.
@@ -284,4 +290,67 @@ pub async fn a_split_naming_a_lead_of_another_customer_moves_nothing(s: Arc<dyn 
     let of_nobody = SplitRequest { customer: CustomerId::generate(T0), leads: vec![mine.id.clone()], ..split };
     assert_not_found(s.split_customer(&of_nobody).await);
     assert_eq!(s.get_lead(&mine.id).await.unwrap().lead.customer_id, Some(customer));
+}
+
+/// Erasure: the person's leads lose every personal value and their search terms, pending
+/// deliveries are cancelled, delivered ones are reported, another person and another publisher
+/// are untouched, and the address coming back is flagged.
+pub async fn an_erasure_removes_the_persons_data_and_flags_the_address_when_it_returns(s: Arc<dyn Storage>) {
+    let p = publisher(&*s).await;
+    let other = publisher_named(&*s, "fabrikam").await;
+    let d = destination(&*s, &p, true).await;
+    let first = Lead {
+        customer: leadrelay_core::Customer {
+            first_name: Some("Ada".into()),
+            email: Some("Ada@Quillworks.io".into()),
+            phone: Some("+1 555 0100".into()),
+            country: Some("US".into()),
+            ..Default::default()
+        },
+        description: Some("call Ada".into()),
+        ..lead_of(&p, T0, "ada@quillworks.io", "INS")
+    };
+    let accepted = insert_lead(&*s, &first, &[&d]).await;
+    let claimed = s.claim_due_deliveries(&claim(T0)).await.unwrap();
+    s.record_attempts(&[record(&claimed[0], NextState::Delivered, false)]).await.unwrap();
+    let pending = lead_of(&p, T0.plus(secs(1)), "ada@quillworks.io", "PLT");
+    insert_lead(&*s, &pending, &[&d]).await;
+    let bystander = lead_of(&p, T0.plus(secs(2)), "grace@quillworks.io", "INS");
+    insert_lead(&*s, &bystander, &[&d]).await;
+    let elsewhere = lead_of(&other, T0.plus(secs(3)), "ada@quillworks.io", "INS");
+    insert_lead(&*s, &elsewhere, &[]).await;
+
+    let request = ErasureRequest {
+        publisher: Some(p.clone()),
+        email: "ada@quillworks.io".into(),
+        requested_by: "admin".into(),
+        now: T0.plus(secs(10)),
+        id: "era_1".into(),
+    };
+    let report = s.erase_person(&request).await.unwrap();
+    assert_eq!((report.leads, report.customers, report.cancelled_deliveries), (2, 1, 1));
+    assert_eq!(report.delivered_to, vec![d.id.clone()]);
+
+    let erased = s.get_lead(&first.id).await.unwrap();
+    let c = &erased.lead.customer;
+    assert_eq!((&c.first_name, &c.email, &c.phone), (&None, &None, &None));
+    assert_eq!(c.country.as_deref(), Some("US"), "the country is kept for the KPIs");
+    assert_eq!(erased.lead.description, None);
+    assert!(erased.lead.pii_withheld);
+    assert!(erased.deliveries.iter().flat_map(|(_, a)| a).all(|a| a.message.is_none() && a.excerpt.is_none()));
+    let cancelled = s.get_lead(&pending.id).await.unwrap();
+    assert_eq!(cancelled.deliveries[0].0.status, DeliveryStatus::Dead);
+    assert!(s.claim_due_deliveries(&claim(T0.plus(secs(20)))).await.unwrap().iter().all(|c| c.lead.id == bystander.id));
+    let search = |text: &str| LeadFilter { text: Some(text.into()), ..LeadFilter::default() };
+    let found = s.list_leads(&search("ada@quillworks.io"), &page(10)).await.unwrap().items;
+    assert_eq!(found.iter().map(|l| &l.id).collect::<Vec<_>>(), vec![&elsewhere.id], "only the other publisher's");
+    assert_eq!(s.list_leads(&search("grace"), &page(10)).await.unwrap().items.len(), 1, "a bystander is untouched");
+
+    let back = lead_of(&p, T0.plus(secs(30)), "ADA@quillworks.io", "INS");
+    let again = insert_lead(&*s, &back, &[]).await;
+    assert!(again.previously_erased, "the address coming back is flagged");
+    assert_ne!(again.customer_id, accepted.customer_id, "the erased customer matches nothing any more");
+    assert!(s.get_lead(&back.id).await.unwrap().lead.previously_erased);
+    let unrelated = insert_lead(&*s, &lead_of(&other, T0.plus(secs(31)), "ada@quillworks.io", "PLT"), &[]).await;
+    assert!(!unrelated.previously_erased, "the tombstone is the publisher's own");
 }

@@ -187,6 +187,12 @@ async fn a_full_run_leaves_no_personal_data_or_secret_in_the_trace_log_or_the_da
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(!dynamics.token_requests().is_empty());
+    // The person asks to be forgotten: the erasure runs through the same log.
+    let erased =
+        post("/v1/privacy/erase".into(), serde_json::json!({"email": "canary.person@contoso.com"})).await.unwrap();
+    assert_eq!(erased.status(), 200);
+    let report: serde_json::Value = erased.json().await.unwrap();
+    assert_eq!(report["erased_leads"], 1, "{report}");
     server.child.kill().await.unwrap();
 
     let text = std::fs::read_to_string(&log_path).unwrap();

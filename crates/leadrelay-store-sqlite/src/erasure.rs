@@ -1,0 +1,105 @@
+//! Erasing a person: one write transaction that finds the person's leads through the blind
+//! index (confirmed on the opened address), removes their personal values and search terms,
+//! unmatches their customers, cancels what was still to be sent and keeps a tombstone.
+
+use leadrelay_core::customer::MatchKey;
+use leadrelay_core::storage::{ErasureReport, ErasureRequest, Result};
+use leadrelay_core::vault::Column;
+use rusqlite::params;
+
+use crate::rows::{LEAD_COLUMNS, destination_id, lead_row};
+use crate::{Db, SqliteStore, map_err, query_rows};
+
+/// What a cancelled delivery says instead of a receiver's answer.
+const CANCELLED: &str = "cancelled: the person's data was erased before it was sent";
+
+impl SqliteStore {
+    pub(crate) async fn erase(&self, request: &ErasureRequest) -> Result<ErasureReport> {
+        let request = request.clone();
+        self.write(move |c| erase_in(c, &request)).await
+    }
+}
+
+fn erase_in(c: &Db<'_>, req: &ErasureRequest) -> Result<ErasureReport> {
+    let v = c.vault;
+    let terms = v.query_terms(&req.email);
+    let Some(term) = terms.first() else { return Ok(ErasureReport::default()) };
+    let sql = format!(
+        "SELECT {LEAD_COLUMNS} FROM leads
+         WHERE id IN (SELECT lead_id FROM lead_terms WHERE term = ?1) AND (?2 IS NULL OR publisher_id = ?2)"
+    );
+    let publisher = req.publisher.as_ref().map(|p| p.as_str().to_owned());
+    let candidates = query_rows(c, &sql, params![term, publisher], lead_row, |r| r.into_lead(v))?;
+    let leads: Vec<_> = candidates
+        .into_iter()
+        .filter(|l| l.customer.normalized_email().as_deref() == Some(req.email.as_str()))
+        .collect();
+    let mut report = ErasureReport::default();
+    let mut customers = Vec::new();
+    for lead in &leads {
+        let id = lead.id.as_str();
+        for term in v.search_terms(&lead.customer) {
+            c.execute("DELETE FROM lead_terms WHERE term = ?1 AND lead_id = ?2", params![term, id]).map_err(map_err)?;
+        }
+        c.execute(
+            "UPDATE leads SET first_name = NULL, last_name = NULL, email = NULL, phone = NULL, company = NULL,
+                              title = NULL, description = NULL, raw_lead_source = NULL, pii_withheld = 1
+             WHERE id = ?1",
+            [id],
+        )
+        .map_err(map_err)?;
+        c.execute(
+            "UPDATE attempts SET message = NULL, excerpt = NULL
+             WHERE delivery_id IN (SELECT id FROM deliveries WHERE lead_id = ?1)",
+            [id],
+        )
+        .map_err(map_err)?;
+        report.cancelled_deliveries += c
+            .execute(
+                "UPDATE deliveries SET status = 'dead', next_attempt_at = NULL, lease_token = NULL, last_error = ?2,
+                                       updated_at = ?3
+                 WHERE lead_id = ?1 AND status = 'pending'",
+                params![id, v.seal(Column::AttemptMessage, CANCELLED), req.now.as_millis()],
+            )
+            .map_err(map_err)? as u64;
+        c.execute("UPDATE deliveries SET last_error = NULL WHERE lead_id = ?1 AND status <> 'dead'", [id])
+            .map_err(map_err)?;
+        if let Some(customer) = &lead.customer_id
+            && !customers.contains(customer)
+        {
+            customers.push(customer.clone());
+        }
+        report.leads += 1;
+    }
+    for customer in &customers {
+        // Matched by nothing from now on; its timeline keeps the leads' non-personal facts.
+        report.customers += c
+            .execute(
+                "UPDATE customers SET match_hash = 'erased:' || id WHERE id = ?1 AND match_hash NOT LIKE 'erased:%'",
+                [customer.as_str()],
+            )
+            .map_err(map_err)? as u64;
+    }
+    let ids: Vec<&str> = leads.iter().map(|l| l.id.as_str()).collect();
+    let delivered: Vec<String> = query_rows(
+        c,
+        "SELECT DISTINCT destination_id FROM deliveries
+         WHERE status = 'delivered' AND lead_id IN (SELECT value FROM json_each(?1)) ORDER BY destination_id",
+        [serde_json::to_string(&ids).unwrap_or_default()],
+        |r| r.get(0),
+        Ok,
+    )?;
+    report.delivered_to = delivered.iter().map(|d| destination_id(d)).collect::<Result<_>>()?;
+    c.execute(
+        "INSERT INTO erasures (id, publisher_id, email_hash, erased_at, requested_by) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            req.id,
+            publisher,
+            v.match_digest(&MatchKey::Email(req.email.clone())),
+            req.now.as_millis(),
+            req.requested_by
+        ],
+    )
+    .map_err(map_err)?;
+    Ok(report)
+}
