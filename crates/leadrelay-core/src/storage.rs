@@ -521,6 +521,11 @@ pub trait LeadStore: Send + Sync + 'static {
     /// Obligation: all of it or nothing; a lead inserted concurrently is either erased or
     /// flagged, never left with the person's data and no flag.
     async fn erase_person(&self, request: &ErasureRequest) -> Result<ErasureReport>;
+    /// Retention: removes the personal data (as [`LeadStore::erase_person`] does for one
+    /// person, without a tombstone) of at most `limit` leads received before `cutoff` that
+    /// still hold some, oldest first; returns how many. The non-personal facts (source,
+    /// action, stage, offer, country, times, delivery outcomes) stay for the KPIs.
+    async fn strip_personal_data(&self, cutoff: Timestamp, now: Timestamp, limit: u32) -> Result<u64>;
     /// One lead with its deliveries and attempts (`NotFound` if unknown).
     async fn get_lead(&self, id: &LeadId) -> Result<LeadDetail>;
     /// Leads, newest first.

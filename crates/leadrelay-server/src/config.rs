@@ -36,6 +36,18 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// Encryption at rest.
     pub security: SecurityConfig,
+    /// Retention of personal data.
+    pub privacy: PrivacyConfig,
+}
+
+/// `[privacy]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// Leads older than this many days lose their personal data (0: kept until erased).
+    pub retain_personal_data_days: u32,
+    /// How often the retention task looks for such leads.
+    pub retention_interval_ms: u64,
 }
 
 /// `[security]`

@@ -74,6 +74,8 @@ impl Application {
         // failing (then the error is returned after the worker has finished its attempts).
         let stop = shutdown.child_token();
         let worker = self.state.config.worker.enabled.then(|| tokio::spawn(self.worker.clone().run(stop.clone())));
+        let retention =
+            ops::retention_task(&self.state.config.privacy, std::sync::Arc::clone(&self.state.ops), stop.clone());
         let server = &self.state.config.server;
         let limits = serve::ConnectionLimits {
             max_connections: server.max_connections,
@@ -85,6 +87,9 @@ impl Application {
         stop.cancel();
         if let Some(w) = worker {
             w.await??;
+        }
+        if let Some(r) = retention {
+            let _ = r.await;
         }
         served?;
         Ok(())

@@ -1,10 +1,12 @@
 //! Erasing a person: one write transaction that finds the person's leads through the blind
 //! index (confirmed on the opened address), removes their personal values and search terms,
 //! unmatches their customers, cancels what was still to be sent and keeps a tombstone.
+//! Retention removes the same values from old leads, a batch per transaction.
 
 use leadrelay_core::customer::MatchKey;
 use leadrelay_core::storage::{ErasureReport, ErasureRequest, Result};
 use leadrelay_core::vault::Column;
+use leadrelay_core::{Lead, Timestamp};
 use rusqlite::params;
 
 use crate::rows::{LEAD_COLUMNS, destination_id, lead_row};
@@ -18,6 +20,57 @@ impl SqliteStore {
         let request = request.clone();
         self.write(move |c| erase_in(c, &request)).await
     }
+
+    pub(crate) async fn strip_old(&self, cutoff: Timestamp, now: Timestamp, limit: u32) -> Result<u64> {
+        self.write(move |c| {
+            let sql = format!(
+                "SELECT {LEAD_COLUMNS} FROM leads
+                 WHERE received_at < ?1 AND (first_name IS NOT NULL OR last_name IS NOT NULL OR email IS NOT NULL
+                       OR phone IS NOT NULL OR company IS NOT NULL OR title IS NOT NULL OR description IS NOT NULL
+                       OR raw_lead_source IS NOT NULL)
+                 ORDER BY received_at LIMIT ?2"
+            );
+            let leads = query_rows(c, &sql, params![cutoff.as_millis(), limit], lead_row, |r| r.into_lead(c.vault))?;
+            for lead in &leads {
+                wipe_lead(c, lead, now)?;
+            }
+            Ok(leads.len() as u64)
+        })
+        .await
+    }
+}
+
+/// Removes one lead's personal values, its search terms and its attempts' texts, and cancels
+/// its pending deliveries; returns how many it cancelled.
+fn wipe_lead(c: &Db<'_>, lead: &Lead, now: Timestamp) -> Result<u64> {
+    let v = c.vault;
+    let id = lead.id.as_str();
+    for term in v.search_terms(&lead.customer) {
+        c.execute("DELETE FROM lead_terms WHERE term = ?1 AND lead_id = ?2", params![term, id]).map_err(map_err)?;
+    }
+    c.execute(
+        "UPDATE leads SET first_name = NULL, last_name = NULL, email = NULL, phone = NULL, company = NULL,
+                          title = NULL, description = NULL, raw_lead_source = NULL, pii_withheld = 1
+         WHERE id = ?1",
+        [id],
+    )
+    .map_err(map_err)?;
+    c.execute(
+        "UPDATE attempts SET message = NULL, excerpt = NULL WHERE delivery_id IN (SELECT id FROM deliveries WHERE lead_id = ?1)",
+        [id],
+    )
+    .map_err(map_err)?;
+    let cancelled = c
+        .execute(
+            "UPDATE deliveries SET status = 'dead', next_attempt_at = NULL, lease_token = NULL, last_error = ?2,
+                                   updated_at = ?3
+             WHERE lead_id = ?1 AND status = 'pending'",
+            params![id, v.seal(Column::AttemptMessage, CANCELLED), now.as_millis()],
+        )
+        .map_err(map_err)? as u64;
+    c.execute("UPDATE deliveries SET last_error = NULL WHERE lead_id = ?1 AND status <> 'dead'", [id])
+        .map_err(map_err)?;
+    Ok(cancelled)
 }
 
 fn erase_in(c: &Db<'_>, req: &ErasureRequest) -> Result<ErasureReport> {
@@ -37,33 +90,7 @@ fn erase_in(c: &Db<'_>, req: &ErasureRequest) -> Result<ErasureReport> {
     let mut report = ErasureReport::default();
     let mut customers = Vec::new();
     for lead in &leads {
-        let id = lead.id.as_str();
-        for term in v.search_terms(&lead.customer) {
-            c.execute("DELETE FROM lead_terms WHERE term = ?1 AND lead_id = ?2", params![term, id]).map_err(map_err)?;
-        }
-        c.execute(
-            "UPDATE leads SET first_name = NULL, last_name = NULL, email = NULL, phone = NULL, company = NULL,
-                              title = NULL, description = NULL, raw_lead_source = NULL, pii_withheld = 1
-             WHERE id = ?1",
-            [id],
-        )
-        .map_err(map_err)?;
-        c.execute(
-            "UPDATE attempts SET message = NULL, excerpt = NULL
-             WHERE delivery_id IN (SELECT id FROM deliveries WHERE lead_id = ?1)",
-            [id],
-        )
-        .map_err(map_err)?;
-        report.cancelled_deliveries += c
-            .execute(
-                "UPDATE deliveries SET status = 'dead', next_attempt_at = NULL, lease_token = NULL, last_error = ?2,
-                                       updated_at = ?3
-                 WHERE lead_id = ?1 AND status = 'pending'",
-                params![id, v.seal(Column::AttemptMessage, CANCELLED), req.now.as_millis()],
-            )
-            .map_err(map_err)? as u64;
-        c.execute("UPDATE deliveries SET last_error = NULL WHERE lead_id = ?1 AND status <> 'dead'", [id])
-            .map_err(map_err)?;
+        report.cancelled_deliveries += wipe_lead(c, lead, req.now)?;
         if let Some(customer) = &lead.customer_id
             && !customers.contains(customer)
         {

@@ -268,6 +268,10 @@ impl LeadStore for SqliteStore {
         self.erase(request).await
     }
 
+    async fn strip_personal_data(&self, cutoff: Timestamp, now: Timestamp, limit: u32) -> Result<u64> {
+        self.strip_old(cutoff, now, limit).await
+    }
+
     async fn get_lead(&self, id: &LeadId) -> Result<LeadDetail> {
         let id = id.as_str().to_owned();
         self.read(move |c| {

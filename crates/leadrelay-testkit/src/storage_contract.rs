@@ -79,6 +79,7 @@ macro_rules! storage_contract_tests {
             leads_are_filtered_by_every_field_of_the_filter
             a_split_moves_leads_and_releases_their_duplicates
             an_erasure_removes_the_persons_data_and_flags_the_address_when_it_returns
+            retention_strips_only_leads_older_than_the_cutoff_a_batch_at_a_time
             a_split_naming_a_lead_of_another_customer_moves_nothing
             // The outbox: claims, attempts, retry and replay.
             a_claim_returns_the_lead_and_destination_of_each_delivery

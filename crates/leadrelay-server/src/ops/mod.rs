@@ -20,7 +20,7 @@ pub use destinations::Validation;
 pub use events::MarketplaceEvent;
 pub use lead_csv::{CsvImport, CsvRows, RowFailure, read_leads_csv};
 pub use leads::{LeadOrigin, LeadSubmission};
-pub use privacy::SubjectExport;
+pub use privacy::{SubjectExport, retention_task};
 pub use publishers::DestinationTest;
 
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! What a person may ask of the data held about them (GDPR articles 15 and 17): everything held
 //! about an email address, found through the blind index (the address itself is stored only
-//! sealed), and its erasure.
+//! sealed), and its erasure; and retention, which strips personal data from old leads.
 
 use leadrelay_core::PublisherId;
 use leadrelay_core::audit::{Actor, AuditAction};
@@ -86,4 +86,60 @@ impl Ops {
         self.record(entry.count(report.leads)).await?;
         Ok(report)
     }
+}
+
+/// Leads stripped per storage call: one write transaction stays short while ingest goes on.
+const RETENTION_BATCH: u32 = 500;
+
+impl Ops {
+    /// Strips the personal data of every lead received more than `retain` ago, a batch per
+    /// storage call; returns how many leads it stripped and logs the count.
+    ///
+    /// # Errors
+    /// Storage failures (what was stripped before stays stripped).
+    pub async fn apply_retention(&self, retain: std::time::Duration) -> OpsResult<u64> {
+        let now = self.clock.now();
+        let cutoff = now.minus(retain);
+        let mut stripped = 0;
+        loop {
+            let n = self.storage.strip_personal_data(cutoff, now, RETENTION_BATCH).await?;
+            stripped += n;
+            if n < u64::from(RETENTION_BATCH) {
+                break;
+            }
+        }
+        if stripped > 0 {
+            tracing::info!(
+                leads = stripped,
+                retain_days = retain.as_secs() / 86_400,
+                "retention stripped personal data"
+            );
+        }
+        Ok(stripped)
+    }
+}
+
+/// The background task of `[privacy]`: applies retention at start and then every interval,
+/// until `stop`. `None` when retention is off.
+pub fn retention_task(
+    config: &crate::config::PrivacyConfig,
+    ops: std::sync::Arc<Ops>,
+    stop: tokio_util::sync::CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if config.retain_personal_data_days == 0 {
+        return None;
+    }
+    let retain = std::time::Duration::from_secs(u64::from(config.retain_personal_data_days) * 86_400);
+    let every = std::time::Duration::from_millis(config.retention_interval_ms.max(1_000));
+    Some(tokio::spawn(async move {
+        loop {
+            if let Err(e) = ops.apply_retention(retain).await {
+                tracing::warn!(error = %e, "retention could not run; it will try again");
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+    }))
 }

@@ -99,3 +99,31 @@ async fn an_erasure_leaves_nothing_of_the_person_reports_where_it_went_and_flags
     let bad = app.post("/v1/privacy/erase", json!({"email": "nobody"})).await;
     assert_eq!((bad.status, bad.body["error"]["fields"][0]["path"].as_str()), (422, Some("email")));
 }
+
+#[tokio::test]
+async fn retention_strips_personal_data_from_old_leads_and_keeps_what_kpis_need() {
+    let retention = "\n[privacy]\nretain_personal_data_days = 30\nretention_interval_ms = 1000\n";
+    let (app, clock) = TestApp::spawn_stepped_with(retention).await;
+    app.contoso().await;
+    let old = lead(&app, "contoso", "old.customer@quillworks.io", "INS").await;
+    clock.advance(std::time::Duration::from_secs(29 * 86_400));
+    let recent = lead(&app, "contoso", "recent.customer@quillworks.io", "PLT").await;
+    clock.advance(std::time::Duration::from_secs(2 * 86_400));
+    // The task runs every second of real time; the clock it reads says 31 days have passed.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let stripped = loop {
+        let lead = app.get(&format!("/v1/leads/{old}")).await.body;
+        if lead["customer"]["email"].is_null() {
+            break lead;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "retention never stripped the old lead: {lead}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(stripped["customer"]["last_name"].is_null() && stripped["pii_withheld"] == true, "{stripped}");
+    assert_eq!(stripped["source"], "AzureMarketplace", "the facts KPIs need stay: {stripped}");
+    assert_eq!(stripped["action_code"], "INS");
+    assert!(stripped["stage"].is_string() && stripped["received_at"].is_string(), "{stripped}");
+    let kept = app.get(&format!("/v1/leads/{recent}")).await.body;
+    assert_eq!(kept["customer"]["email"], "recent.customer@quillworks.io", "a lead of 2 days keeps its data");
+    assert_eq!(app.get("/v1/leads?q=old.customer%40quillworks.io").await.body["items"].as_array().unwrap().len(), 0);
+}

@@ -52,9 +52,14 @@ impl TestApp {
     /// The app with its worker stopped, on a clock the test moves: the test drives delivery
     /// with `app.worker.run_once()` and `clock.advance(..)`, never by waiting.
     pub async fn spawn_stepped() -> (Self, Arc<leadrelay_testkit::ManualClock>) {
+        Self::spawn_stepped_with("").await
+    }
+
+    /// As [`TestApp::spawn_stepped`], with more settings (whole TOML sections FAST lacks).
+    pub async fn spawn_stepped_with(more: &str) -> (Self, Arc<leadrelay_testkit::ManualClock>) {
         let clock =
             Arc::new(leadrelay_testkit::ManualClock::new(leadrelay_core::Timestamp::from_millis(1_800_000_000_000)));
-        let config = FAST.replacen("[worker]", "[worker]\nenabled = false", 1);
+        let config = FAST.replacen("[worker]", "[worker]\nenabled = false", 1) + more;
         (Self::spawn_with_clock(&config, clock.clone()).await, clock)
     }
 

@@ -354,3 +354,25 @@ pub async fn an_erasure_removes_the_persons_data_and_flags_the_address_when_it_r
     let unrelated = insert_lead(&*s, &lead_of(&other, T0.plus(secs(31)), "ada@quillworks.io", "PLT"), &[]).await;
     assert!(!unrelated.previously_erased, "the tombstone is the publisher's own");
 }
+
+/// Retention strips the personal data of leads received before the cutoff, at most `limit` per
+/// call, oldest first, and never a lead after it; a stripped lead is not counted again.
+pub async fn retention_strips_only_leads_older_than_the_cutoff_a_batch_at_a_time(s: Arc<dyn Storage>) {
+    let p = publisher(&*s).await;
+    let old: Vec<Lead> = (0..3).map(|i| lead(&p, T0.plus(secs(i)))).collect();
+    for l in &old {
+        insert_lead(&*s, l, &[]).await;
+    }
+    let young = insert(&*s, &p, &[], T0.plus(secs(100))).await;
+    let cutoff = T0.plus(secs(50));
+    let now = T0.plus(secs(200));
+    assert_eq!(s.strip_personal_data(cutoff, now, 2).await.unwrap(), 2);
+    assert_eq!(s.strip_personal_data(cutoff, now, 2).await.unwrap(), 1);
+    assert_eq!(s.strip_personal_data(cutoff, now, 2).await.unwrap(), 0);
+    for l in &old {
+        let got = s.get_lead(&l.id).await.unwrap().lead;
+        assert!(got.customer.email.is_none() && got.pii_withheld, "{:?}", got.id);
+        assert_eq!(got.source, l.source);
+    }
+    assert!(s.get_lead(&young.id).await.unwrap().lead.customer.email.is_some());
+}
