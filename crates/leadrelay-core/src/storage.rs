@@ -607,4 +607,9 @@ pub trait AuditStore: Send + Sync + 'static {
 pub trait Storage: CatalogStore + AccessStore + LeadStore + OutboxStore + AuditStore {
     /// A round trip that fails when the database cannot be read or written, for readiness.
     async fn ping(&self) -> Result<()>;
+    /// Key rotation: re-seals with the primary key at most `limit` rows holding a value sealed
+    /// with an older one; returns how many rows it re-sealed (0: none is left).
+    async fn reseal_stale(&self, limit: u32) -> Result<u64>;
+    /// How many sealed values each key holds, by key id (for `leadrelay keys status`).
+    async fn sealed_values_by_key(&self) -> Result<Vec<(String, u64)>>;
 }

@@ -74,6 +74,7 @@ impl Application {
         // failing (then the error is returned after the worker has finished its attempts).
         let stop = shutdown.child_token();
         let worker = self.state.config.worker.enabled.then(|| tokio::spawn(self.worker.clone().run(stop.clone())));
+        let reseal = ops::reseal_task(std::sync::Arc::clone(&self.state.ops), stop.clone());
         let retention =
             ops::retention_task(&self.state.config.privacy, std::sync::Arc::clone(&self.state.ops), stop.clone());
         let server = &self.state.config.server;
@@ -91,6 +92,7 @@ impl Application {
         if let Some(r) = retention {
             let _ = r.await;
         }
+        let _ = reseal.await;
         served?;
         Ok(())
     }

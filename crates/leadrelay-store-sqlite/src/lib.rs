@@ -460,6 +460,14 @@ fn writer_loop(conn: Connection, vault: Arc<Vault>, mut rx: mpsc::Receiver<Job>)
 
 #[async_trait::async_trait]
 impl leadrelay_core::storage::Storage for SqliteStore {
+    async fn reseal_stale(&self, limit: u32) -> Result<u64> {
+        self.write(move |c| sealing::reseal_stale(c, limit)).await
+    }
+
+    async fn sealed_values_by_key(&self) -> Result<Vec<(String, u64)>> {
+        self.read(|c| sealing::values_by_key(c)).await
+    }
+
     /// A read, then a small durable write through the writer: a database that can be read but
     /// not written (disk full, read-only file system) is not ready to take leads.
     async fn ping(&self) -> Result<()> {

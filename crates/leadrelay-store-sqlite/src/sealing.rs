@@ -175,3 +175,97 @@ fn rehash_customers(c: &Connection, v: &Vault) -> Result<()> {
     }
     Ok(())
 }
+
+/// A table with sealed columns: its name, the columns that name a row, and each sealed column
+/// with the kind of value it holds.
+type SealedTable = (&'static str, &'static [&'static str], &'static [(&'static str, Column)]);
+
+/// Every sealed column.
+const SEALED: &[SealedTable] = &[
+    (
+        "leads",
+        &["id"],
+        &[
+            ("first_name", Column::FirstName),
+            ("last_name", Column::LastName),
+            ("email", Column::Email),
+            ("phone", Column::Phone),
+            ("company", Column::Company),
+            ("title", Column::Title),
+            ("description", Column::Description),
+            ("raw_lead_source", Column::RawLeadSource),
+        ],
+    ),
+    ("destinations", &["id"], &[("settings", Column::DestinationSettings)]),
+    ("deliveries", &["id"], &[("last_error", Column::AttemptMessage)]),
+    (
+        "attempts",
+        &["delivery_id", "number"],
+        &[("message", Column::AttemptMessage), ("excerpt", Column::AttemptExcerpt)],
+    ),
+];
+
+/// Re-seals, with the primary key, up to `limit` rows that hold a value of an older key.
+pub(crate) fn reseal_stale(c: &crate::Db<'_>, limit: u32) -> Result<u64> {
+    let v = c.vault;
+    let fresh = format!("s1{}.%", v.keyring().primary());
+    let mut done = 0u64;
+    for (table, key, columns) in SEALED {
+        let remaining = i64::from(limit) - i64::try_from(done).unwrap_or(i64::MAX);
+        if remaining <= 0 {
+            break;
+        }
+        let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
+        let stale: Vec<String> = names.iter().map(|n| format!("({n} IS NOT NULL AND {n} NOT LIKE ?1)")).collect();
+        let sql = format!(
+            "SELECT {}, {} FROM {table} WHERE {} LIMIT ?2",
+            key.join(", "),
+            names.join(", "),
+            stale.join(" OR ")
+        );
+        let rows: Vec<(Vec<rusqlite::types::Value>, Vec<Option<String>>)> = query_rows(
+            c,
+            &sql,
+            params![fresh, remaining],
+            |r| {
+                let ids = (0..key.len()).map(|i| r.get(i)).collect::<rusqlite::Result<Vec<_>>>()?;
+                let values = (0..names.len()).map(|i| r.get(key.len() + i)).collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok((ids, values))
+            },
+            Ok,
+        )?;
+        let row_is: Vec<String> = key.iter().enumerate().map(|(i, k)| format!("{k} = ?{}", i + 1)).collect();
+        for (ids, values) in rows {
+            let mut sets = Vec::new();
+            let mut args: Vec<rusqlite::types::Value> = ids;
+            for ((name, column), value) in columns.iter().zip(values) {
+                let Some(sealed) = value else { continue };
+                if !v.is_stale(&sealed) {
+                    continue;
+                }
+                let plain = v.open(*column, &sealed).map_err(|e| StorageError::Other(Box::new(e)))?;
+                args.push(v.seal(*column, &plain).into());
+                sets.push(format!("{name} = ?{}", args.len()));
+            }
+            let sql = format!("UPDATE {table} SET {} WHERE {}", sets.join(", "), row_is.join(" AND "));
+            c.execute(&sql, rusqlite::params_from_iter(args)).map_err(map_err)?;
+            done += 1;
+        }
+    }
+    Ok(done)
+}
+
+/// Sealed values per key id, over every sealed column.
+pub(crate) fn values_by_key(c: &Connection) -> Result<Vec<(String, u64)>> {
+    let mut counts = std::collections::BTreeMap::<String, u64>::new();
+    for (table, _, columns) in SEALED {
+        for (name, _) in *columns {
+            let sql = format!("SELECT substr({name}, 3, 8), COUNT(*) FROM {table} WHERE {name} IS NOT NULL GROUP BY 1");
+            let rows: Vec<(String, i64)> = query_rows(c, &sql, [], |r| Ok((r.get(0)?, r.get(1)?)), Ok)?;
+            for (id, n) in rows {
+                *counts.entry(id).or_default() += u64::try_from(n).unwrap_or(0);
+            }
+        }
+    }
+    Ok(counts.into_iter().collect())
+}

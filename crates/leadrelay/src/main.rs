@@ -49,6 +49,15 @@ enum Command {
 enum KeysCommand {
     /// Print a new random key for security.encryption_key.
     Generate,
+    /// Put a new sealing key first in the key file (the old ones stay to read older values).
+    Rotate,
+    /// Show how many sealed values each key holds.
+    Status,
+    /// Remove an older key that no longer seals any value.
+    Retire {
+        /// The key id (from `keys status`).
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,6 +101,9 @@ fn main() -> ExitCode {
                     cmd::leads::list(&config, publisher, offer, limit, json).await
                 }
                 Command::Keys { command: KeysCommand::Generate } => cmd::keys::generate(),
+                Command::Keys { command: KeysCommand::Rotate } => cmd::keys::rotate(&config).await,
+                Command::Keys { command: KeysCommand::Status } => cmd::keys::status(&config).await,
+                Command::Keys { command: KeysCommand::Retire { id } } => cmd::keys::retire(&config, &id).await,
             }
         })
         .await

@@ -95,3 +95,105 @@ pub fn generate() -> anyhow::Result<()> {
     println!("{}", Keyring::generate_key());
     Ok(())
 }
+
+fn key_file(config: &Config) -> anyhow::Result<PathBuf> {
+    if !config.security.encryption_key.is_empty() {
+        bail!(
+            "the key comes from security.encryption_key, which leadrelay does not write: to rotate, set it to a new key \
+             (`leadrelay keys generate`), move the old one to security.previous_encryption_keys and restart every node"
+        );
+    }
+    Ok(config.storage.data_dir.join(KEY_FILE))
+}
+
+fn read_keys(path: &Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading the key file {}", path.display()))?;
+    let keys: Vec<String> =
+        text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect();
+    if keys.is_empty() {
+        bail!("{} holds no key; restore it from your backup", path.display());
+    }
+    Ok(keys)
+}
+
+/// Replaces the key file (write a new private file, then rename it over the old one).
+fn write_keys(path: &Path, keys: &[String]) -> anyhow::Result<()> {
+    let next = path.with_extension("key.new");
+    let _ = std::fs::remove_file(&next);
+    let mut text =
+        "# leadrelay encryption keys, the sealing key first: back this file up apart from the database\n".to_owned();
+    for k in keys {
+        text.push_str(k);
+        text.push('\n');
+    }
+    write_private(&next, &text)?;
+    std::fs::rename(&next, path).with_context(|| format!("replacing the key file {}", path.display()))
+}
+
+fn id_of(key: &str) -> anyhow::Result<String> {
+    Ok(Keyring::from_base64(key, []).context("a key in the key file")?.primary().to_string())
+}
+
+/// `leadrelay keys rotate`: a new sealing key first in the key file, the old ones kept after it.
+pub async fn rotate(config: &Config) -> anyhow::Result<()> {
+    let path = key_file(config)?;
+    let mut keys = read_keys(&path)?;
+    let old = id_of(&keys[0])?;
+    let new = Keyring::generate_key();
+    let new_id = id_of(&new)?;
+    keys.insert(0, new);
+    write_keys(&path, &keys)?;
+    let ops = super::open_ops(config)?;
+    let entry =
+        ops.audit_entry(&leadrelay_core::audit::Actor::admin(), None, leadrelay_core::audit::AuditAction::KeysRotated);
+    ops.record(entry).await.map_err(|e| anyhow::anyhow!("recording the rotation in the audit log: {e}"))?;
+    println!("new sealing key {new_id} (was {old}) in {}", path.display());
+    println!(
+        "restart every leadrelay serve on this database: each seals with the new key and re-seals older values in the background."
+    );
+    println!(
+        "`leadrelay keys status` shows what is left; keep the old key until it holds 0 values, then `leadrelay keys retire {old}`."
+    );
+    Ok(())
+}
+
+/// `leadrelay keys status`: sealed values per key.
+pub async fn status(config: &Config) -> anyhow::Result<()> {
+    let ops = super::open_ops(config)?;
+    let ring = keyring(config)?.ring;
+    let configured: Vec<String> = ring.ids().iter().map(ToString::to_string).collect();
+    let counts = ops.sealed_values_by_key().await.map_err(|e| anyhow::anyhow!("reading the database: {e}"))?;
+    println!("{:<10} {:>12}  note", "key", "values");
+    for id in &configured {
+        let n = counts.iter().find(|(k, _)| k == id).map_or(0, |(_, n)| *n);
+        let note = if *id == ring.primary().to_string() { "sealing key" } else { "older key" };
+        println!("{id:<10} {n:>12}  {note}");
+    }
+    for (id, n) in counts.iter().filter(|(k, _)| !configured.contains(k)) {
+        println!("{id:<10} {n:>12}  NOT CONFIGURED: these values cannot be read");
+    }
+    Ok(())
+}
+
+/// `leadrelay keys retire ID`: removes an older key that no longer seals any value.
+pub async fn retire(config: &Config, id: &str) -> anyhow::Result<()> {
+    let path = key_file(config)?;
+    let keys = read_keys(&path)?;
+    if id_of(&keys[0])? == id {
+        bail!("{id} is the sealing key; rotate first");
+    }
+    let ops = super::open_ops(config)?;
+    let counts = ops.sealed_values_by_key().await.map_err(|e| anyhow::anyhow!("reading the database: {e}"))?;
+    if let Some((_, n)) = counts.iter().find(|(k, _)| k == id).filter(|(_, n)| *n > 0) {
+        bail!(
+            "key {id} still seals {n} values; wait until `leadrelay keys status` shows 0 (a serving process re-seals them)"
+        );
+    }
+    let kept: Vec<String> = keys.iter().filter(|k| id_of(k).map_or(true, |k| k != id)).cloned().collect();
+    if kept.len() == keys.len() {
+        bail!("no key {id} in {}", path.display());
+    }
+    write_keys(&path, &kept)?;
+    println!("retired key {id}");
+    Ok(())
+}

@@ -359,3 +359,90 @@ async fn serving_from_a_data_dir_others_can_read_warns_how_to_fix_it() {
     let text = std::fs::read_to_string(&log_path).unwrap();
     assert!(text.contains("can be read by other users") && text.contains("chmod 700"), "{text}");
 }
+
+#[tokio::test]
+async fn a_key_rotation_mid_load_loses_nothing_and_the_old_key_can_be_retired() {
+    use leadrelay_core::vault::Keyring;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let client = crate::support::client();
+    let keys = |args: &[&str]| {
+        let mut c = binary();
+        c.arg("keys").args(args).arg("--data-dir").arg(&data);
+        c
+    };
+    let mut server = start(serve(&data, &[])).await;
+    let path = crate::support::contoso_with_ingest_key(&client, &server).await;
+    let old_key = std::fs::read_to_string(data.join("encryption.key")).unwrap();
+    let old_key = old_key.lines().find(|l| !l.starts_with('#')).unwrap().to_owned();
+    let old_id = Keyring::from_base64(&old_key, []).unwrap().primary().to_string();
+    let mut acked = std::collections::BTreeSet::new();
+    let mut post = async |server: &crate::support::Server, n: usize| {
+        let body = serde_json::json!({"UserDetails": {"FirstName": "Rotation", "Email": format!("rot{n}@contoso.com")},
+                                      "LeadSource": "AzureMarketplace", "ActionCode": "INS"});
+        let r = client.post(format!("{}{path}", server.base)).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 202);
+        acked.insert(r.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+    };
+    for n in 0..20 {
+        post(&server, n).await;
+    }
+    // Rotate while the server takes leads: it keeps sealing with the key it started with.
+    let out = keys(&["rotate"]).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for n in 20..40 {
+        post(&server, n).await;
+    }
+    server.child.kill().await.unwrap();
+    // Restarted, it seals with the new key and re-seals the older values in the background.
+    server = start(serve(&data, &[])).await;
+    for n in 40..60 {
+        post(&server, n).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = keys(&["status"]).output().await.unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let old_left: u64 = text
+            .lines()
+            .find(|l| l.starts_with(&old_id))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        if old_left == 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "re-sealing never finished:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = keys(&["retire", &old_id]).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!std::fs::read_to_string(data.join("encryption.key")).unwrap().contains(&old_key));
+    server.child.kill().await.unwrap();
+    // Without the old key, everything still opens.
+    let server = start(serve(&data, &[])).await;
+    let stored = crate::support::all_lead_ids(&client, &server).await;
+    assert_eq!(stored, acked, "every acknowledged lead is there, readable");
+    let first = stored.iter().next().unwrap();
+    let lead: serde_json::Value = client
+        .get(format!("{}/v1/leads/{first}", server.base))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(lead["customer"]["email"].as_str().unwrap().starts_with("rot"), "{lead}");
+    let audit: serde_json::Value = client
+        .get(format!("{}/v1/audit?action=keys.rotate", server.base))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(audit["items"].as_array().unwrap().len(), 1, "{audit}");
+}
