@@ -425,24 +425,8 @@ async fn a_key_rotation_mid_load_loses_nothing_and_the_old_key_can_be_retired() 
     let stored = crate::support::all_lead_ids(&client, &server).await;
     assert_eq!(stored, acked, "every acknowledged lead is there, readable");
     let first = stored.iter().next().unwrap();
-    let lead: serde_json::Value = client
-        .get(format!("{}/v1/leads/{first}", server.base))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let lead = crate::support::admin_get(&client, &server, &format!("/v1/leads/{first}")).await;
     assert!(lead["customer"]["email"].as_str().unwrap().starts_with("rot"), "{lead}");
-    let audit: serde_json::Value = client
-        .get(format!("{}/v1/audit?action=keys.rotate", server.base))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let audit = crate::support::admin_get(&client, &server, "/v1/audit?action=keys.rotate").await;
     assert_eq!(audit["items"].as_array().unwrap().len(), 1, "{audit}");
 }

@@ -105,16 +105,21 @@ pub async fn contoso_with_ingest_key(client: &reqwest::Client, server: &Server) 
     key["path"].as_str().unwrap().to_owned()
 }
 
+/// `GET path` with the admin token; the JSON answer.
+pub async fn admin_get(client: &reqwest::Client, server: &Server, path: &str) -> serde_json::Value {
+    client.get(format!("{}{path}", server.base)).bearer_auth(ADMIN).send().await.unwrap().json().await.unwrap()
+}
+
 /// Every stored lead id, across pages.
 pub async fn all_lead_ids(client: &reqwest::Client, server: &Server) -> std::collections::BTreeSet<String> {
     let mut ids = std::collections::BTreeSet::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut url = format!("{}/v1/leads?limit=1000", server.base);
+        let mut path = "/v1/leads?limit=1000".to_owned();
         if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
+            path.push_str(&format!("&cursor={c}"));
         }
-        let page: serde_json::Value = client.get(url).bearer_auth(ADMIN).send().await.unwrap().json().await.unwrap();
+        let page = admin_get(client, server, &path).await;
         for item in page["items"].as_array().unwrap() {
             ids.insert(item["id"].as_str().unwrap().to_owned());
         }
