@@ -6,15 +6,20 @@ use std::sync::Arc;
 use leadrelay_core::storage::Storage;
 use leadrelay_store_sqlite::{OpenOptions, SqliteStore};
 
-/// A new, migrated database in a temporary directory that lives as long as the test.
-async fn fresh(_case: &'static str) -> (tempfile::TempDir, Arc<dyn Storage>) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(
-        &dir.path().join("test.db"),
+/// The store at `path`, migrated, opened with the tests' keys by a process that does not serve.
+fn open_migrated(path: &std::path::Path) -> SqliteStore {
+    SqliteStore::open(
+        path,
         OpenOptions { migrate: true, exclusive: false, ..Default::default() },
         leadrelay_core::vault::Keyring::for_tests(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// A new, migrated database in a temporary directory that lives as long as the test.
+async fn fresh(_case: &'static str) -> (tempfile::TempDir, Arc<dyn Storage>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_migrated(&dir.path().join("test.db"));
     (dir, Arc::new(store))
 }
 
@@ -24,14 +29,7 @@ leadrelay_testkit::storage_contract_tests!(fresh);
 fn a_database_newer_than_this_build_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("future.db");
-    drop(
-        SqliteStore::open(
-            &path,
-            OpenOptions { migrate: true, exclusive: false, ..Default::default() },
-            leadrelay_core::vault::Keyring::for_tests(),
-        )
-        .unwrap(),
-    );
+    drop(open_migrated(&path));
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 0)", []).unwrap();
     drop(conn);
@@ -100,10 +98,6 @@ mod sealing {
 
     const T0: Timestamp = Timestamp::from_millis(1_700_000_000_000);
 
-    fn open(path: &std::path::Path) -> SqliteStore {
-        SqliteStore::open(path, OpenOptions { migrate: true, ..Default::default() }, Keyring::for_tests()).unwrap()
-    }
-
     fn lead(p: &PublisherId, at: Timestamp, first: &str, email: &str) -> LeadWithDeliveries {
         let draft = LeadDraft {
             publisher: Some(p.clone()),
@@ -131,7 +125,7 @@ mod sealing {
         let p = PublisherId::parse("contoso").unwrap();
         let window = Duration::from_secs(86_400);
         let (first, destination) = {
-            let store = open(&path);
+            let store = super::open_migrated(&path);
             store.create_publisher(&Publisher { id: p.clone(), name: "Contoso".into(), created_at: T0 }).await.unwrap();
             let d = DestinationRecord {
                 id: DestinationId::generate(T0),
@@ -165,7 +159,7 @@ mod sealing {
         .unwrap();
         drop(conn);
 
-        let store = open(&path);
+        let store = super::open_migrated(&path);
         let conn = rusqlite::Connection::open(&path).unwrap();
         let (email, settings): (String, String) = conn
             .query_row("SELECT l.email, d.settings FROM leads l, destinations d", [], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -186,7 +180,7 @@ mod sealing {
     async fn a_store_opened_with_another_key_is_refused_naming_the_key_it_needs() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keyed.db");
-        drop(open(&path));
+        drop(super::open_migrated(&path));
         let other = Keyring::from_base64(&Keyring::generate_key(), []).unwrap();
         let err = SqliteStore::open(&path, OpenOptions { migrate: true, ..Default::default() }, other).unwrap_err();
         let text = match err {
@@ -201,14 +195,7 @@ mod sealing {
 fn the_audit_log_refuses_updates_and_deletes_even_in_sql() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.db");
-    drop(
-        SqliteStore::open(
-            &path,
-            OpenOptions { migrate: true, exclusive: false, ..Default::default() },
-            leadrelay_core::vault::Keyring::for_tests(),
-        )
-        .unwrap(),
-    );
+    drop(open_migrated(&path));
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute(
         "INSERT INTO audit_log (id, at, actor, action, text_search) VALUES ('aud_1', 0, 'admin', 'lead.read', 0)",
