@@ -14,10 +14,13 @@ mod catalog;
 mod deliveries;
 mod erasure;
 mod leads;
+mod report;
 mod rows;
 mod sealing;
 
 use rusqlite::Connection;
+
+pub use report::{DatabaseReport, database_report};
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};

@@ -38,6 +38,11 @@ enum Command {
         #[command(subcommand)]
         command: LeadsCommand,
     },
+    /// Measure ingest, delivery, latency, memory and storage against same-run ceilings (SPEC §9).
+    Bench(cmd::bench::BenchArgs),
+    /// The bare HTTP server `bench` measures its ceiling against (started by `bench`).
+    #[command(hide = true)]
+    BenchCeiling,
     /// Encryption keys.
     Keys {
         #[command(subcommand)]
@@ -100,6 +105,8 @@ fn main() -> ExitCode {
                 Command::Leads { command: LeadsCommand::List { publisher, offer, limit, json } } => {
                     cmd::leads::list(&config, publisher, offer, limit, json).await
                 }
+                Command::Bench(args) => cmd::bench::run(args).await,
+                Command::BenchCeiling => cmd::bench::serve_ceiling().await,
                 Command::Keys { command: KeysCommand::Generate } => cmd::keys::generate(),
                 Command::Keys { command: KeysCommand::Rotate } => cmd::keys::rotate(&config).await,
                 Command::Keys { command: KeysCommand::Status } => cmd::keys::status(&config).await,

@@ -1,5 +1,6 @@
 //! Subcommands. Each is thin: load config, open storage, call the server crate or `ops`.
 
+pub mod bench;
 pub mod keys;
 pub mod leads;
 pub mod migrate;

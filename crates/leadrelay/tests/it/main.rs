@@ -1,6 +1,7 @@
 //! Tests of the real binary: startup output, the CLI, and the crash test that kills the
 //! process under load.
 
+mod bench;
 mod cli;
 mod connections;
 mod crash;
