@@ -28,7 +28,7 @@ impl AccessStore for SqliteStore {
                 "INSERT INTO instance_settings (key, value) VALUES ('admin_token_sha256', ?1)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value"
             };
-            Ok(c.execute(sql, [hash]).map_err(map_err)? > 0)
+            Ok(c.execute(sql, [&hash]).map_err(map_err)? > 0)
         })
         .await
     }

@@ -191,7 +191,7 @@ impl CatalogStore for SqliteStore {
                              consecutive_failures = CASE WHEN ?2 THEN 0 ELSE consecutive_failures END,
                              failing_since = CASE WHEN ?2 THEN NULL ELSE failing_since END
                          WHERE id = ?1",
-                    params![id, enabled, if enabled { None } else { reason }, now],
+                    params![id, enabled, if enabled { None } else { reason.as_deref() }, now],
                 )
                 .map_err(map_err)?;
             if changed == 0 {

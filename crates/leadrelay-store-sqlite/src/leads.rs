@@ -150,21 +150,25 @@ impl LeadStore for SqliteStore {
                             .and_then(|mut s| s.query_row(params![l.publisher.as_str(), digest], |r| r.get(0)))
                             .map_err(map_err)?;
                         let since = l.received_at.minus(duplicate_window).as_millis();
-                        let original: Option<String> = c
-                            .prepare_cached(FIND_ORIGINAL)
-                            .and_then(|mut s| {
-                                s.query_row(
-                                    params![
-                                        customer,
-                                        l.offer.as_ref().map(OfferId::as_str),
-                                        l.action.as_ref().map(|a| a.as_str()),
-                                        since
-                                    ],
-                                    |r| r.get(0),
-                                )
-                                .optional()
-                            })
-                            .map_err(map_err)?;
+                        // A customer created just now has no earlier lead to repeat.
+                        let original: Option<String> = if created == 1 {
+                            None
+                        } else {
+                            c.prepare_cached(FIND_ORIGINAL)
+                                .and_then(|mut s| {
+                                    s.query_row(
+                                        params![
+                                            customer,
+                                            l.offer.as_ref().map(OfferId::as_str),
+                                            l.action.as_ref().map(|a| a.as_str()),
+                                            since
+                                        ],
+                                        |r| r.get(0),
+                                    )
+                                    .optional()
+                                })
+                                .map_err(map_err)?
+                        };
                         let reason = (created == 0).then(|| key.reason().to_owned());
                         (Some(customer), original, reason)
                     }

@@ -17,6 +17,7 @@ mod leads;
 mod report;
 mod rows;
 mod sealing;
+mod writer;
 
 use rusqlite::Connection;
 
@@ -44,15 +45,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0008_erasure", include_str!("../migrations/0008_erasure.sql")),
 ];
 
-/// How many writes at most share one transaction.
-const MAX_BATCH: usize = 1024;
 /// How many writes may wait for the writer before callers wait to enqueue.
 const QUEUE_DEPTH: usize = 8192;
 /// Reader connections.
 const READERS: usize = 4;
-
-type Completion = Box<dyn FnOnce(Option<&str>) + Send>;
-type Job = Box<dyn FnOnce(&Db<'_>) -> (bool, Completion) + Send>;
 
 /// A connection with the vault its values are sealed with: what every query function gets.
 /// It derefs to the connection, so SQL is written as usual.
@@ -73,7 +69,7 @@ impl std::ops::Deref for Db<'_> {
 /// The SQLite backend.
 #[derive(Clone)]
 pub struct SqliteStore {
-    writer: mpsc::Sender<Job>,
+    writer: mpsc::Sender<writer::Job>,
     readers: Arc<ReaderPool>,
     path: PathBuf,
     vault: Arc<Vault>,
@@ -241,7 +237,7 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, writer_vault, rx))
+            .spawn(move || writer::run(conn, writer_vault, rx))
             .map_err(unavailable)?;
         Ok(Self {
             writer: tx,
@@ -270,25 +266,15 @@ impl SqliteStore {
         Ok((applied, MIGRATIONS.len()))
     }
 
-    /// Runs `f` inside the next group-commit transaction and answers after the commit.
+    /// Runs `f` inside the next group-commit transaction and answers after the commit. `f` may
+    /// run twice (see `writer`): what it did the first time is rolled back before.
     pub(crate) async fn write<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: FnOnce(&Db<'_>) -> Result<R> + Send + 'static,
+        F: Fn(&Db<'_>) -> Result<R> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            let result = f(conn);
-            let ok = result.is_ok();
-            let completion: Completion = Box::new(move |commit_error| {
-                let outcome = match commit_error {
-                    Some(e) if ok => Err(unavailable(format!("commit failed: {e}"))),
-                    _ => result,
-                };
-                let _ = tx.send(outcome);
-            });
-            (ok, completion)
-        });
+        let job: writer::Job = Box::new(writer::Pending { f, result: None, tx });
         self.writer.send(job).await.map_err(|_| unavailable("the SQLite writer has stopped"))?;
         rx.await.map_err(|_| unavailable("the SQLite writer has stopped"))?
     }
@@ -421,46 +407,6 @@ fn lock_exclusively(path: &Path) -> Result<std::fs::File> {
     }
 }
 
-fn writer_loop(conn: Connection, vault: Arc<Vault>, mut rx: mpsc::Receiver<Job>) {
-    let db = Db { conn: &conn, vault: &vault };
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            // Dropping the jobs drops their answer channels: each caller gets `Unavailable`.
-            batch.clear();
-            tracing::error!(error = %e, "sqlite writer could not begin a transaction");
-            continue;
-        }
-        for job in batch.drain(..) {
-            let savepoint = conn.execute_batch("SAVEPOINT job");
-            let (ok, completion) = std::panic::catch_unwind(AssertUnwindSafe(|| job(&db)))
-                .unwrap_or_else(|_| (false, Box::new(|_: Option<&str>| {}) as Completion));
-            if savepoint.is_ok() {
-                let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-                if let Err(e) = conn.execute_batch(end) {
-                    tracing::error!(error = %e, "sqlite writer could not end a savepoint");
-                }
-            }
-            completions.push(completion);
-        }
-        let commit_error = conn.execute_batch("COMMIT").err().map(|e| e.to_string());
-        if commit_error.is_some() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        for c in completions {
-            c(commit_error.as_deref());
-        }
-    }
-}
-
 #[async_trait::async_trait]
 impl leadrelay_core::storage::Storage for SqliteStore {
     async fn reseal_stale(&self, limit: u32) -> Result<u64> {
@@ -482,7 +428,7 @@ impl leadrelay_core::storage::Storage for SqliteStore {
                 "INSERT INTO instance_settings (key, value) VALUES ('readiness_probe', ?1)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             )
-            .and_then(|mut s| s.execute([now]))
+            .and_then(|mut s| s.execute([&now]))
             .map(drop)
             .map_err(map_err)
         })
