@@ -418,7 +418,11 @@ fn lock_exclusively(path: &Path) -> Result<std::fs::File> {
     }
 }
 
+/// The writer thread: each turn drains up to [`MAX_BATCH`] waiting jobs into one transaction
+/// and reports the group commit's size and its BEGIN..COMMIT time
+/// ([`metric_names`](leadrelay_core::storage::metric_names)).
 fn writer_loop(conn: Connection, vault: Arc<Vault>, mut rx: mpsc::Receiver<Job>) {
+    use leadrelay_core::storage::metric_names::{COMMIT_BATCH_JOBS, COMMIT_SECONDS};
     let db = Db { conn: &conn, vault: &vault };
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
@@ -429,6 +433,8 @@ fn writer_loop(conn: Connection, vault: Arc<Vault>, mut rx: mpsc::Receiver<Job>)
                 Err(_) => break,
             }
         }
+        let jobs = batch.len();
+        let started = std::time::Instant::now();
         let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             // Dropping the jobs drops their answer channels: each caller gets `Unavailable`.
@@ -451,6 +457,11 @@ fn writer_loop(conn: Connection, vault: Arc<Vault>, mut rx: mpsc::Receiver<Job>)
         let commit_error = conn.execute_batch("COMMIT").err().map(|e| e.to_string());
         if commit_error.is_some() {
             let _ = conn.execute_batch("ROLLBACK");
+        } else {
+            // Looked up at each commit, not once: the store opens before the server installs
+            // the recorder, and a handle taken earlier would record nowhere.
+            metrics::histogram!(COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+            metrics::histogram!(COMMIT_BATCH_JOBS).record(jobs as f64);
         }
         for c in completions {
             c(commit_error.as_deref());
