@@ -73,6 +73,21 @@ impl Decision {
     pub fn is_dead_letter(&self) -> bool {
         self.next == NextState::Dead
     }
+
+    /// What was decided, by a stable name (a metrics label): `delivered`, `retry` (on the
+    /// schedule), `throttled` (the destination paused), `dead_letter`, or `disabled` (the
+    /// destination switched off, which wins over what happens to the delivery itself).
+    pub fn name(&self) -> &'static str {
+        if self.disable.is_some() {
+            return "disabled";
+        }
+        match self.next {
+            NextState::Delivered => "delivered",
+            NextState::RetryAt { .. } if self.pause_destination_until.is_some() => "throttled",
+            NextState::RetryAt { .. } => "retry",
+            NextState::Dead => "dead_letter",
+        }
+    }
 }
 
 /// Decides what follows an attempt. `jitter` is uniform in `[-1, 1]`, drawn by the caller.
@@ -157,6 +172,24 @@ mod tests {
         assert_eq!(decision.disable, Some(DisableReason::FailingSince(since)));
         let success = decide(AttemptResult::Delivered, f, &r, &d, NOW, 0.0);
         assert_eq!(success, Decision { next: NextState::Delivered, disable: None, pause_destination_until: None });
+    }
+
+    #[test]
+    fn each_decision_has_its_name() {
+        let (r, d) = (RetryPolicy::default(), DisablePolicy::default());
+        let name = |result, f| decide(result, f, &r, &d, NOW, 0.0).name();
+        assert_eq!(name(AttemptResult::Delivered, facts(0)), "delivered");
+        assert_eq!(name(failed(ErrorClass::Transient, None), facts(0)), "retry");
+        assert_eq!(name(failed(ErrorClass::Transient, None), facts(r.max_attempts())), "dead_letter");
+        assert_eq!(name(failed(ErrorClass::Throttled, Some(30)), facts(0)), "throttled");
+        assert_eq!(name(failed(ErrorClass::Permanent, None), facts(0)), "dead_letter");
+        assert_eq!(name(failed(ErrorClass::Gone, None), facts(0)), "disabled");
+        let failing = AttemptFacts {
+            failing_since: Some(NOW.minus(Duration::from_secs(5 * 86_400))),
+            consecutive_failures: 19,
+            ..facts(1)
+        };
+        assert_eq!(name(failed(ErrorClass::Transient, None), failing), "disabled", "even while it would retry");
     }
 
     proptest! {

@@ -11,6 +11,15 @@ use crate::ids::{CustomerId, DeliveryId, DestinationId, IngestKeyId, LeadId, Pub
 use crate::lead::Lead;
 use crate::offer::{OfferId, OfferType};
 
+/// Names of the metrics every backend reports through the `metrics` facade (the server gives
+/// them their histogram buckets). Values are counts and seconds, never labelled with data.
+pub mod metric_names {
+    /// Histogram: how many callers' writes one commit carried (group commit).
+    pub const COMMIT_BATCH_JOBS: &str = "leadrelay_storage_commit_batch_jobs";
+    /// Histogram: seconds from the start of a write transaction to its durable commit.
+    pub const COMMIT_SECONDS: &str = "leadrelay_storage_commit_seconds";
+}
+
 /// Errors a backend reports.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -286,6 +295,9 @@ pub struct Claimed {
     pub destination: DestinationRecord,
     /// Identifies this claim; the result is recorded only while the lease is ours.
     pub lease_token: String,
+    /// An earlier claim leased this delivery and its lease ran out with no result recorded
+    /// (its worker died, hung, or could not record): this claim is a lease expiry.
+    pub lease_expired: bool,
 }
 
 /// What an attempt led to.
@@ -391,6 +403,22 @@ pub struct ClaimRequest {
     /// How many deliveries of one destination may be leased at once, counting those already
     /// leased by any worker: a receiver that hangs holds at most this many.
     pub per_destination: u32,
+}
+
+/// One destination's outbox, as [`OutboxStore::outbox_depths`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxDepth {
+    /// The destination's publisher.
+    pub publisher: PublisherId,
+    /// The destination.
+    pub destination: DestinationId,
+    /// Whether it is enabled (a disabled one keeps its queue, parked).
+    pub enabled: bool,
+    /// The end of its throttle pause, if one was set (it may have passed).
+    pub paused_until: Option<Timestamp>,
+    /// Its deliveries neither delivered nor dead: due, scheduled for a retry, in flight under a
+    /// lease, or parked while it is disabled.
+    pub waiting: u64,
 }
 
 /// Which deliveries a replay sends again.
@@ -545,7 +573,8 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// per-destination cap holds across concurrent claims and counts the deliveries other
     /// claims still hold; a lease that ends without a recorded attempt makes the delivery due
     /// again by itself (a dead process's claims need no clean-up); each claim gets a fresh
-    /// lease token.
+    /// lease token, and says of each delivery whether it still carried an earlier claim's lease
+    /// ([`Claimed::lease_expired`]), judged in the same atomic step as the claim.
     async fn claim_due_deliveries(&self, request: &ClaimRequest) -> Result<Vec<Claimed>>;
     /// Records attempts, each with its delivery's next state and its destination's health, in
     /// one transaction. Attempts are numbered from 1 per delivery. A success resets the
@@ -567,6 +596,11 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// The earliest `next_attempt_at` among pending deliveries of enabled destinations; those of
     /// a paused destination count from the end of its pause.
     async fn next_due_at(&self) -> Result<Option<Timestamp>>;
+    /// Every destination, by id, with its count of deliveries not yet delivered nor dead (0
+    /// included) and its state, for the metrics. It reads the waiting deliveries only (through
+    /// an index), never the delivered and dead history; callers still cache it, since a scraper
+    /// may ask often.
+    async fn outbox_depths(&self) -> Result<Vec<OutboxDepth>>;
     /// One delivery (`NotFound` if unknown).
     async fn get_delivery(&self, id: &DeliveryId) -> Result<Delivery>;
     /// Deliveries, newest first (by id).

@@ -283,6 +283,8 @@ pub struct TelemetryConfig {
     pub format: String,
     /// EnvFilter directive.
     pub filter: String,
+    /// How long `GET /metrics` reuses the outbox depths it read from storage (0: every scrape reads).
+    pub metrics_cache_ms: u64,
 }
 
 /// Environment variables that start with `LEADRELAY_` but are not settings.

@@ -60,7 +60,8 @@ impl Application {
         );
         let worker =
             Worker::new(parts.storage, parts.destinations, parts.clock, wake, WorkerSettings::from_config(&config));
-        let state = AppState { config: Arc::new(config), admin, ops: Arc::new(ops) };
+        let metrics = telemetry::metrics::recorder();
+        let state = AppState { config: Arc::new(config), admin, ops: Arc::new(ops), metrics };
         Ok(Self { state, worker })
     }
 
@@ -75,6 +76,7 @@ impl Application {
         let stop = shutdown.child_token();
         let worker = self.state.config.worker.enabled.then(|| tokio::spawn(self.worker.clone().run(stop.clone())));
         let reseal = ops::reseal_task(std::sync::Arc::clone(&self.state.ops), stop.clone());
+        let upkeep = tokio::spawn(telemetry::metrics::upkeep(self.state.metrics.clone(), stop.clone()));
         let retention =
             ops::retention_task(&self.state.config.privacy, std::sync::Arc::clone(&self.state.ops), stop.clone());
         let server = &self.state.config.server;
@@ -93,6 +95,7 @@ impl Application {
             let _ = r.await;
         }
         let _ = reseal.await;
+        let _ = upkeep.await;
         served?;
         Ok(())
     }

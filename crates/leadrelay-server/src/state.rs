@@ -15,4 +15,6 @@ pub struct AppState {
     pub admin: AdminToken,
     /// The use cases.
     pub ops: Arc<Ops>,
+    /// The process's metrics recorder, rendered by `GET /metrics`.
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }

@@ -1,5 +1,7 @@
-//! Logging setup. Log lines carry ids, counts and durations, never personal data or secrets
-//! (see docs/LOGGING.md).
+//! Logging setup, and the Prometheus metrics (`metrics`). Log lines and metric labels carry
+//! ids, counts and durations, never personal data or secrets (see docs/LOGGING.md).
+
+pub mod metrics;
 
 use tracing_subscriber::EnvFilter;
 

@@ -1,12 +1,12 @@
 //! The outbox: claiming due deliveries under a lease, recording attempts, retry and replay.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use leadrelay_core::destination::ErrorClass;
 use leadrelay_core::storage::{
-    AttemptRecord, ClaimRequest, Claimed, Delivery, DeliveryFilter, NextState, OutboxStore, Page, PageRequest,
-    ReplayPlan, ReplayRequest, Result, StorageError,
+    AttemptRecord, ClaimRequest, Claimed, Delivery, DeliveryFilter, NextState, OutboxDepth, OutboxStore, Page,
+    PageRequest, ReplayPlan, ReplayRequest, Result, StorageError,
 };
 use leadrelay_core::vault::Column;
 use leadrelay_core::{DeliveryId, Lead, LeadId, Timestamp};
@@ -16,7 +16,7 @@ use crate::rows::{
     DELIVERY_COLUMNS, DESTINATION_COLUMNS, LEAD_COLUMNS, delivery_from_row, delivery_row, destination_from_row,
     destination_row, lead_row,
 };
-use crate::rows::{PagedQuery, text};
+use crate::rows::{PagedQuery, destination_id, publisher_id, text, ts};
 use crate::{Db, SqliteStore, map_err, query_rows};
 
 // Claiming moves next_attempt_at to the lease's end: the row is hidden until then, and comes back
@@ -48,6 +48,20 @@ const CLAIM: &str = "WITH busy AS (
          WHERE c.rank + COALESCE(b.n, 0) <= c.cap
          ORDER BY c.rank, c.next_attempt_at LIMIT ?4)
      RETURNING id";
+
+// Pending rows that still carry a lease token but are due again: their lease ran out with no
+// result recorded. Read in the claim's own transaction, just before it, so what it says of the
+// rows the claim takes is exact. The partial index holds leased rows only (those in flight and
+// those expired), a few per unit of worker concurrency, so this stays small.
+const EXPIRED_LEASES: &str = "SELECT id FROM deliveries
+     WHERE status = 'pending' AND lease_token IS NOT NULL AND next_attempt_at <= ?1";
+
+// Every destination with its count of waiting deliveries: a seek per destination on the
+// (destination_id, status) prefix of `deliveries_by_destination`, which covers the count, so the
+// delivered and dead history is never read (see the plan test below).
+const OUTBOX_DEPTHS: &str = "SELECT t.publisher_id, t.id, t.enabled, t.throttled_until, COUNT(d.id)
+     FROM destinations t LEFT JOIN deliveries d ON d.destination_id = t.id AND d.status = 'pending'
+     GROUP BY t.id";
 
 fn uuid_token(now: Timestamp) -> String {
     DeliveryId::generate(now).as_str().trim_start_matches(DeliveryId::PREFIX).to_owned()
@@ -126,9 +140,19 @@ impl OutboxStore for SqliteStore {
         let lease_end = now.plus(lease).as_millis();
         let claim_token = token.clone();
         let cap = per_destination.max(1);
-        let ids: Vec<String> = self
+        let (ids, expired): (Vec<String>, HashSet<String>) = self
             .write(move |c| {
-                query_rows(c, CLAIM, params![lease_end, claim_token, now.as_millis(), limit, cap], |r| r.get(0), Ok)
+                let expired: HashSet<String> =
+                    query_rows(c, EXPIRED_LEASES, [now.as_millis()], |r| r.get(0), Ok)?.into_iter().collect();
+                let ids: Vec<String> = query_rows(
+                    c,
+                    CLAIM,
+                    params![lease_end, claim_token, now.as_millis(), limit, cap],
+                    |r| r.get(0),
+                    Ok,
+                )?;
+                let expired = ids.iter().filter(|id| expired.contains(*id)).cloned().collect();
+                Ok((ids, expired))
             })
             .await?;
         if ids.is_empty() {
@@ -165,7 +189,8 @@ impl OutboxStore for SqliteStore {
                     let lead = leads.get(d.lead_id.as_str()).cloned().ok_or(StorageError::NotFound)?;
                     let destination =
                         destinations.get(d.destination.as_str()).cloned().ok_or(StorageError::NotFound)?;
-                    Ok(Claimed { delivery: d, lead, destination, lease_token: token.clone() })
+                    let lease_expired = expired.contains(d.id.as_str());
+                    Ok(Claimed { delivery: d, lead, destination, lease_token: token.clone(), lease_expired })
                 })
                 .collect()
         })
@@ -255,6 +280,30 @@ impl OutboxStore for SqliteStore {
                 .and_then(|mut s| s.query_row([], |r| r.get::<_, Option<i64>>(0)))
                 .map(|v| v.map(Timestamp::from_millis))
                 .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn outbox_depths(&self) -> Result<Vec<OutboxDepth>> {
+        self.read(|c| {
+            let row = |r: &rusqlite::Row<'_>| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, bool>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            };
+            query_rows(c, OUTBOX_DEPTHS, [], row, |(publisher, destination, enabled, paused_until, waiting)| {
+                Ok(OutboxDepth {
+                    publisher: publisher_id(&publisher)?,
+                    destination: destination_id(&destination)?,
+                    enabled,
+                    paused_until: paused_until.map(ts),
+                    waiting: u64::try_from(waiting).unwrap_or(0),
+                })
+            })
         })
         .await
     }
@@ -350,5 +399,40 @@ impl OutboxStore for SqliteStore {
             Ok(count)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `EXPLAIN QUERY PLAN` of `sql` on the migrated schema, one detail line per step.
+    fn plan(sql: &str) -> Vec<String> {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for (_, migration) in crate::MIGRATIONS {
+            conn.execute_batch(migration).unwrap();
+        }
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let params = vec![0_i64; stmt.parameter_count()];
+        stmt.query_map(rusqlite::params_from_iter(params), |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn outbox_depths_seek_each_destinations_waiting_deliveries_through_an_index() {
+        let plan = plan(OUTBOX_DEPTHS);
+        assert!(
+            plan.iter().any(|s| s.starts_with("SEARCH d USING COVERING INDEX deliveries_by_destination")),
+            "{plan:?}"
+        );
+        assert!(!plan.iter().any(|s| s.starts_with("SCAN d")), "never a scan of the outbox: {plan:?}");
+    }
+
+    #[test]
+    fn expired_leases_are_read_from_the_index_of_leased_deliveries() {
+        let plan = plan(EXPIRED_LEASES);
+        assert!(plan.iter().any(|s| s.contains("deliveries_leased")), "{plan:?}");
     }
 }

@@ -63,7 +63,10 @@ where
 pub(crate) type Job = Box<dyn Write>;
 
 /// Takes every waiting write into one transaction, commits, answers; until every sender is gone.
+/// Each commit reports its size and its BEGIN..COMMIT time
+/// ([`metric_names`](leadrelay_core::storage::metric_names)).
 pub(crate) fn run(conn: Connection, vault: Arc<Vault>, mut rx: mpsc::Receiver<Job>) {
+    use leadrelay_core::storage::metric_names::{COMMIT_BATCH_JOBS, COMMIT_SECONDS};
     let db = Db { conn: &conn, vault: &vault };
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
@@ -80,12 +83,18 @@ pub(crate) fn run(conn: Connection, vault: Arc<Vault>, mut rx: mpsc::Receiver<Jo
             tracing::error!(error = %e, "sqlite writer could not begin a transaction");
             continue;
         }
+        let (jobs, started) = (batch.len(), std::time::Instant::now());
         if batch.len() == 1 || !run_together(&conn, &db, &mut batch) {
             run_one_by_one(&conn, &db, &mut batch);
         }
         let commit_error = step(&conn, "COMMIT").err().map(|e| e.to_string());
         if commit_error.is_some() {
             let _ = conn.execute_batch("ROLLBACK");
+        } else {
+            // Looked up at each commit, not once: the store opens before the server installs
+            // the recorder, and a handle taken earlier would record nowhere.
+            metrics::histogram!(COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+            metrics::histogram!(COMMIT_BATCH_JOBS).record(jobs as f64);
         }
         for job in batch.drain(..) {
             job.answer(commit_error.as_deref());

@@ -97,6 +97,7 @@ macro_rules! storage_contract_tests {
             a_destination_with_a_backlog_does_not_crowd_out_another
             a_claim_serves_every_destination_before_a_second_delivery_of_any
             next_due_at_is_the_earliest_due_time_of_enabled_destinations
+            outbox_depths_count_what_each_destination_has_still_to_deliver
             an_unknown_delivery_is_not_found
             deliveries_are_filtered_and_paged_newest_first
             a_leased_delivery_cannot_be_retried_until_its_lease_ends

@@ -108,6 +108,21 @@ pub async fn log_request(req: Request, next: Next) -> Response {
     response
 }
 
+/// Counts and times every request, labelled by the *matched* route template (`unmatched` when
+/// none matched: the raw path can hold an ingest key), the method and the final status.
+pub async fn record_metrics(req: Request, next: Next) -> Response {
+    use crate::telemetry::metrics::{HTTP_REQUEST_DURATION, HTTP_REQUESTS, method_label};
+    let started = Instant::now();
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    let method = method_label(req.method());
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    ::metrics::histogram!(HTTP_REQUEST_DURATION, "route" => route.clone(), "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    ::metrics::counter!(HTTP_REQUESTS, "route" => route, "method" => method, "status" => status).increment(1);
+    response
+}
+
 /// The longest client-chosen request id we keep; a longer or stranger one is replaced.
 pub const MAX_REQUEST_ID_BYTES: usize = 64;
 

@@ -13,6 +13,7 @@ pub mod health;
 pub mod ingest;
 pub mod lead_csv;
 pub mod leads;
+pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod privacy;

@@ -36,6 +36,7 @@ use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
         (name = "audit", description = "Who read, exported or changed what"),
         (name = "privacy", description = "A person's data: export or erase everything held about an address"),
         (name = "health", description = "Liveness and readiness"),
+        (name = "metrics", description = "Prometheus metrics"),
         (name = "docs", description = "This document"),
     ),
     components(schemas(crate::http::error::ErrorOut))

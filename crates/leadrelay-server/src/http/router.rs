@@ -21,7 +21,7 @@ use crate::http::extract::BodyLimit;
 use crate::http::middleware::{self as mw, REQUEST_ID};
 use crate::http::openapi::{self, ApiDoc};
 use crate::http::{
-    audit, customers, deliveries, destinations, events, health, ingest, lead_csv, leads, privacy, publishers,
+    audit, customers, deliveries, destinations, events, health, ingest, lead_csv, leads, metrics, privacy, publishers,
 };
 use crate::state::AppState;
 
@@ -34,6 +34,7 @@ fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
+        .routes(routes!(metrics::get_metrics))
         .routes(routes!(openapi::openapi_json))
         .routes(routes!(openapi::docs_page))
         .routes(routes!(publishers::create_publisher))
@@ -90,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(timeout, mw::timeout))
         .layer(middleware::from_fn(mw::limit_request_head))
         .layer(middleware::from_fn(mw::log_request))
+        .layer(middleware::from_fn(mw::record_metrics))
         .layer(middleware::from_fn(mw::envelope_bare_errors))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use leadrelay_core::destination::FieldError;
 use leadrelay_core::storage::{
-    LeadDetail, LeadFilter, LeadWithDeliveries, NewDelivery, Offer, Page, PageRequest, StorageError,
+    Accepted, LeadDetail, LeadFilter, LeadWithDeliveries, NewDelivery, Offer, Page, PageRequest, StorageError,
 };
 use leadrelay_core::{
     Customer, DeliveryId, Lead, LeadDraft, LeadError, LeadField, LeadId, LeadRules, LeadSource, OfferId, PublisherId,
@@ -77,6 +77,17 @@ impl LeadOrigin {
             (_, F::Title) => "customer.title",
             (_, F::Description) => "description",
             (_, F::Campaign) => "campaign",
+        }
+    }
+
+    /// The way in's name in the metrics (the `route` label of `leadrelay_leads_accepted_total`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Native => "native",
+            Self::Marketplace => "ingest",
+            Self::Event => "event",
+            Self::CsvRow => "csv_import",
+            Self::TestLead => "test_lead",
         }
     }
 
@@ -268,7 +279,9 @@ impl Ops {
         let batch = submissions.len() > 1;
         let mut catalogs: HashMap<PublisherId, Arc<Catalog>> = HashMap::new();
         let mut planned = Vec::with_capacity(submissions.len());
+        let mut origins = Vec::with_capacity(submissions.len());
         for (i, sub) in submissions.into_iter().enumerate() {
+            origins.push(sub.origin);
             let prefix = |e: OpsError| match e {
                 OpsError::Invalid(fields) if batch => OpsError::Invalid(
                     fields.into_iter().map(|f| FieldError::new(format!("[{i}].{}", f.path), f.message)).collect(),
@@ -294,6 +307,9 @@ impl Ops {
             planned.push(LeadWithDeliveries { lead, deliveries });
         }
         let accepted = self.storage.insert_leads(&planned, self.policy.duplicate_window).await?;
+        for ((p, a), origin) in planned.iter().zip(&accepted).zip(origins) {
+            count_stored(&p.lead, a, origin);
+        }
         if planned.iter().zip(&accepted).any(|(p, a)| a.duplicate_of.is_none() && !p.deliveries.is_empty()) {
             self.wake.notify_one();
         }
@@ -331,12 +347,16 @@ impl Ops {
         let lead = submission
             .into_lead(&offers, LeadId::generate(now), now, &self.policy.rules)
             .map_err(|f| OpsError::Invalid(vec![f]))?;
-        self.storage
+        let accepted = self
+            .storage
             .insert_leads(
                 &[LeadWithDeliveries { lead: lead.clone(), deliveries: Vec::new() }],
                 self.policy.duplicate_window,
             )
             .await?;
+        for a in &accepted {
+            count_stored(&lead, a, LeadOrigin::TestLead);
+        }
         Ok(lead)
     }
 
@@ -358,6 +378,16 @@ impl Ops {
             other => Ok(other?),
         }
     }
+}
+
+/// Counts a stored lead (and a duplicate) in the metrics, by its publisher and way in.
+fn count_stored(lead: &Lead, accepted: &Accepted, origin: LeadOrigin) {
+    use crate::telemetry::metrics::{LEADS_ACCEPTED, LEADS_DUPLICATE};
+    let publisher = lead.publisher.to_string();
+    if accepted.duplicate_of.is_some() {
+        metrics::counter!(LEADS_DUPLICATE, "publisher" => publisher.clone()).increment(1);
+    }
+    metrics::counter!(LEADS_ACCEPTED, "publisher" => publisher, "route" => origin.label()).increment(1);
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod events;
 mod keys;
 pub mod lead_csv;
 mod leads;
+mod metrics;
 mod privacy;
 mod publishers;
 
@@ -29,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use leadrelay_core::destination::{DestinationRecord, Destinations, FieldError, NetworkPolicy};
-use leadrelay_core::storage::{ApiToken, IngestKey, Offer, Storage, StorageError};
+use leadrelay_core::storage::{ApiToken, IngestKey, Offer, OutboxDepth, Storage, StorageError};
 use leadrelay_core::{Clock, LeadRules, OfferType, PublisherId};
 use tokio::sync::Notify;
 
@@ -85,6 +86,8 @@ pub struct Policy {
     pub network: NetworkPolicy,
     /// The most destinations one publisher may have (each lead makes a delivery per destination).
     pub max_destinations_per_publisher: usize,
+    /// How long `/metrics` reuses the outbox depths it read.
+    pub metrics_cache: Duration,
 }
 
 impl Policy {
@@ -99,6 +102,7 @@ impl Policy {
             destination_required_for: config.destination_required_for()?,
             network: NetworkPolicy { allow_private: config.delivery.allow_private_destinations },
             max_destinations_per_publisher: config.delivery.max_destinations_per_publisher,
+            metrics_cache: Duration::from_millis(config.telemetry.metrics_cache_ms),
         })
     }
 }
@@ -113,6 +117,7 @@ pub struct Ops {
     catalogs: TtlCache<PublisherId, Arc<Catalog>>,
     ingest_keys: TtlCache<String, IngestKey>,
     tokens: TtlCache<String, ApiToken>,
+    outbox_depths: TtlCache<(), Arc<Vec<OutboxDepth>>>,
 }
 
 impl Ops {
@@ -125,6 +130,7 @@ impl Ops {
         wake: Arc<Notify>,
     ) -> Self {
         Self {
+            outbox_depths: TtlCache::new(policy.metrics_cache, 1),
             storage,
             destinations,
             clock,

@@ -10,6 +10,10 @@ use rand::Rng;
 use tracing::Instrument;
 
 use super::{StepOutcome, Worker};
+use crate::telemetry::metrics::{
+    DEAD_LETTERS, DELIVERY_ATTEMPT_SECONDS, DELIVERY_ATTEMPTS, DESTINATION_THROTTLES, DESTINATIONS_DISABLED,
+    WORKER_IN_FLIGHT,
+};
 
 impl Worker {
     /// Attempts claimed deliveries of one destination (in one call when it takes batches) and
@@ -24,15 +28,21 @@ impl Worker {
             batch.size = batch.len(),
         );
         async {
+            let _in_flight = InFlight::start(batch.len());
             let started_at = self.inner.clock.now();
             let t0 = Instant::now();
             let results = self.send_all(&batch, started_at).await;
-            let duration_ms = t0.elapsed().as_millis() as u64;
+            let elapsed = t0.elapsed();
+            metrics::histogram!(DELIVERY_ATTEMPT_SECONDS, "kind" => first.destination.kind.clone())
+                .record(elapsed.as_secs_f64());
+            let duration_ms = elapsed.as_millis() as u64;
             let mut records = Vec::with_capacity(batch.len());
+            let mut decided = Vec::with_capacity(batch.len());
             let mut notices = Vec::new();
             let mut outcome = StepOutcome { claimed: batch.len(), ..StepOutcome::default() };
             for (c, result) in batch.iter().zip(results) {
-                let (record, mut n) = self.decide(c, result, started_at, duration_ms);
+                let (record, mut n, name) = self.decide(c, result, started_at, duration_ms);
+                decided.push(name);
                 match &record.next {
                     NextState::Delivered => outcome.delivered += 1,
                     NextState::RetryAt { .. } => outcome.retrying += 1,
@@ -54,6 +64,7 @@ impl Worker {
                 tracing::error!(error = %e, "recording attempts failed; the leases will expire and they will be retried");
                 return StepOutcome { claimed: batch.len(), ..StepOutcome::default() };
             }
+            count_recorded(first, &records, &decided);
             if !notices.is_empty() {
                 let worker = self.clone();
                 let (publisher, except) = (first.destination.publisher.clone(), first.destination.id.clone());
@@ -116,15 +127,15 @@ impl Worker {
         }
     }
 
-    /// The next state of one delivery after its attempt (decided by `core::outcome`), and the
-    /// notices it calls for.
+    /// The next state of one delivery after its attempt (decided by `core::outcome`), the
+    /// notices it calls for, and the decision's name (for the metrics).
     fn decide(
         &self,
         c: &Claimed,
         result: Result<Delivered, DestinationError>,
         started_at: leadrelay_core::Timestamp,
         duration_ms: u64,
-    ) -> (AttemptRecord, Vec<Notice>) {
+    ) -> (AttemptRecord, Vec<Notice>, &'static str) {
         let now = self.inner.clock.now();
         let settings = &self.inner.settings;
         let facts = AttemptFacts {
@@ -139,6 +150,7 @@ impl Worker {
         };
         let jitter: f64 = rand::rng().random_range(-1.0..=1.0);
         let decision = outcome::decide(outcome, facts, &settings.retry, &settings.disable, now, jitter);
+        let name = decision.name();
         let mut notices = Vec::new();
         let (status_code, error_class, message, excerpt) = match result {
             Ok(ok) => (ok.status, None, None, ok.excerpt),
@@ -179,7 +191,54 @@ impl Worker {
             disable_destination: decision.disable.map(|r| r.to_string()),
             throttle_destination_until: decision.pause_destination_until,
         };
-        (record, notices)
+        (record, notices, name)
+    }
+}
+
+/// Counts recorded attempts of one destination's batch: each attempt with what was decided and
+/// its error class, each dead letter, and at most one throttle pause and one disable (they act
+/// on the destination once, however many of its deliveries the batch held).
+fn count_recorded(first: &Claimed, records: &[AttemptRecord], decided: &[&'static str]) {
+    let d = &first.destination;
+    let (publisher, destination, kind) = (d.publisher.to_string(), d.id.to_string(), d.kind.clone());
+    let labels = || [("publisher", publisher.clone()), ("destination", destination.clone())];
+    for (record, name) in records.iter().zip(decided) {
+        metrics::counter!(
+            DELIVERY_ATTEMPTS,
+            "publisher" => publisher.clone(),
+            "destination" => destination.clone(),
+            "kind" => kind.clone(),
+            "outcome" => *name,
+            "class" => error_class(record),
+        )
+        .increment(1);
+        if record.next == NextState::Dead {
+            metrics::counter!(DEAD_LETTERS, &labels()).increment(1);
+        }
+    }
+    if records.iter().any(|r| r.throttle_destination_until.is_some()) {
+        metrics::counter!(DESTINATION_THROTTLES, &labels()).increment(1);
+    }
+    if records.iter().any(|r| r.disable_destination.is_some()) {
+        metrics::counter!(DESTINATIONS_DISABLED, &labels()).increment(1);
+    }
+}
+
+/// Deliveries in flight in the `leadrelay_worker_in_flight` gauge, for as long as this lives
+/// (a cancelled or panicking attempt leaves the gauge too).
+struct InFlight(f64);
+
+impl InFlight {
+    fn start(deliveries: usize) -> Self {
+        let n = deliveries as f64;
+        metrics::gauge!(WORKER_IN_FLIGHT).increment(n);
+        Self(n)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!(WORKER_IN_FLIGHT).decrement(self.0);
     }
 }
 

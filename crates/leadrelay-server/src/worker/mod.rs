@@ -208,6 +208,10 @@ impl Worker {
             return Ok(Vec::new());
         }
         let claimed = self.inner.storage.claim_due_deliveries(&self.claim_request(free)).await?;
+        let expired = claimed.iter().filter(|c| c.lease_expired).count();
+        if expired > 0 {
+            metrics::counter!(crate::telemetry::metrics::LEASE_EXPIRIES).increment(expired as u64);
+        }
         Ok(self.group(claimed))
     }
 

@@ -13,6 +13,7 @@ mod ingest;
 mod isolation;
 mod lead_csv;
 mod leads;
+mod metrics;
 mod network;
 mod openapi;
 mod privacy;

@@ -8,9 +8,10 @@ use serde_json::Value;
 use crate::support::TestApp;
 
 /// Every route the router serves, as `METHOD path`.
-const ROUTES: [&str; 35] = [
+const ROUTES: [&str; 36] = [
     "GET /healthz",
     "GET /readyz",
+    "GET /metrics",
     "GET /openapi.json",
     "GET /docs",
     "POST /v1/publishers",

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use leadrelay_core::OfferId;
 use leadrelay_core::destination::Destinations;
-use leadrelay_core::storage::{DeliveryFilter, DeliveryStatus, PageRequest, ReplayPlan, ReplayRequest};
+use leadrelay_core::storage::{DeliveryFilter, DeliveryStatus, OutboxDepth, PageRequest, ReplayPlan, ReplayRequest};
 
 use super::*;
 
@@ -74,6 +74,7 @@ pub async fn an_expired_lease_can_be_claimed_again(s: Arc<dyn Storage>) {
     let second = s.claim_due_deliveries(&claim(later)).await.unwrap().remove(0);
     assert_eq!(first.delivery.id, second.delivery.id);
     assert_ne!(first.lease_token, second.lease_token);
+    assert!(!first.lease_expired && second.lease_expired, "the second claim says the first lease ran out");
     s.record_attempts(&[record(&first, NextState::Dead, true)]).await.unwrap();
     assert_eq!(s.get_delivery(&first.delivery.id).await.unwrap().status, DeliveryStatus::Pending);
     s.record_attempts(&[record(&second, NextState::Delivered, false)]).await.unwrap();
@@ -155,6 +156,7 @@ pub async fn a_retry_is_due_only_at_its_time(s: Arc<dyn Storage>) {
     assert!(s.claim_due_deliveries(&claim(T0.plus(Duration::from_secs(4)))).await.unwrap().is_empty());
     let again = s.claim_due_deliveries(&claim(at)).await.unwrap();
     assert_eq!(again.len(), 1);
+    assert!(!again[0].lease_expired, "a retry after a recorded result is no lease expiry");
     assert_eq!(again[0].delivery.attempts, 1);
     assert_eq!(again[0].destination.consecutive_failures, 1);
     assert_eq!(again[0].destination.failing_since, Some(T0));
@@ -413,6 +415,62 @@ pub async fn a_claim_serves_every_destination_before_a_second_delivery_of_any(s:
     let rest = s.claim_due_deliveries(&claim_capped(now, 20, 10)).await.unwrap();
     assert_eq!(rest.len(), 9);
     assert!(rest.iter().all(|x| x.destination.id == a.id));
+}
+
+/// `outbox_depths` lists every destination by id, with its publisher, its state and how many of
+/// its deliveries are neither delivered nor dead: due, in flight, scheduled for a retry, or
+/// parked while it is disabled. A destination with none counts 0, and a delivery leaves the
+/// count once its result is recorded.
+pub async fn outbox_depths_count_what_each_destination_has_still_to_deliver(s: Arc<dyn Storage>) {
+    let (p, q) = (publisher(&*s).await, publisher_named(&*s, "fabrikam").await);
+    let (busy, idle, off, paused) = (
+        destination(&*s, &p, true).await,
+        destination(&*s, &p, true).await,
+        destination(&*s, &p, false).await,
+        destination(&*s, &p, true).await,
+    );
+    let elsewhere = destination(&*s, &q, true).await;
+    for i in 0..6 {
+        insert(&*s, &p, &[&busy], T0.plus(millis(i))).await;
+    }
+    insert(&*s, &p, &[&off, &paused], T0).await;
+    insert(&*s, &q, &[&elsewhere], T0).await;
+    let now = T0.plus(secs(1));
+    let claimed = s.claim_due_deliveries(&claim(now)).await.unwrap();
+    let of = |d: &DestinationRecord| claimed.iter().filter(|c| c.destination.id == d.id).collect::<Vec<_>>();
+    let (busy_claims, paused_claims) = (of(&busy), of(&paused));
+    assert_eq!((busy_claims.len(), paused_claims.len(), claimed.len()), (6, 1, 8), "the disabled one is parked");
+    let (retry_at, until) = (now.plus(secs(60)), now.plus(secs(30)));
+    s.record_attempts(&[
+        attempt(busy_claims[0], now, Answer::Ok, NextState::Delivered),
+        attempt(busy_claims[1], now, Answer::Permanent, NextState::Dead),
+        attempt(busy_claims[2], now, Answer::Transient, NextState::RetryAt { at: retry_at, counts: true }),
+        throttled(paused_claims[0], now, until),
+    ])
+    .await
+    .unwrap();
+
+    let depth = |d: &DestinationRecord, enabled, paused_until, waiting| OutboxDepth {
+        publisher: d.publisher.clone(),
+        destination: d.id.clone(),
+        enabled,
+        paused_until,
+        waiting,
+    };
+    let mut expected = vec![
+        depth(&busy, true, None, 4),
+        depth(&idle, true, None, 0),
+        depth(&off, false, None, 1),
+        depth(&paused, true, Some(until), 1),
+        depth(&elsewhere, true, None, 1),
+    ];
+    expected.sort_by(|a, b| a.destination.cmp(&b.destination));
+    assert_eq!(s.outbox_depths().await.unwrap(), expected, "in flight, retrying and parked count; done ones do not");
+
+    let rest: Vec<_> = busy_claims[3..].iter().map(|c| attempt(c, now, Answer::Ok, NextState::Delivered)).collect();
+    s.record_attempts(&rest).await.unwrap();
+    let busy_now = s.outbox_depths().await.unwrap().into_iter().find(|d| d.destination == busy.id).unwrap();
+    assert_eq!(busy_now.waiting, 1, "only the retry is left");
 }
 
 /// `next_due_at` is the earliest due time of a pending delivery of an enabled destination; a

@@ -120,7 +120,7 @@ async fn migrate_and_leads_list_work_on_the_data_dir() {
 }
 
 #[tokio::test]
-async fn a_full_run_leaves_no_personal_data_or_secret_in_the_trace_log_or_the_database_files() {
+async fn a_full_run_leaves_no_personal_data_or_secret_in_the_trace_log_the_metrics_or_the_database_files() {
     use leadrelay_testkit::TestReceiver;
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("server.log");
@@ -193,6 +193,11 @@ async fn a_full_run_leaves_no_personal_data_or_secret_in_the_trace_log_or_the_da
     assert_eq!(erased.status(), 200);
     let report: serde_json::Value = erased.json().await.unwrap();
     assert_eq!(report["erased_leads"], 1, "{report}");
+    // What a Prometheus scraper of this run sees.
+    let scraped = client.get(format!("{base}/metrics")).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(scraped.status(), 200);
+    let metrics = scraped.text().await.unwrap();
+    assert!(metrics.contains(r#"leadrelay_leads_accepted_total{publisher="contoso",route="ingest"} 1"#), "{metrics}");
     server.child.kill().await.unwrap();
 
     let text = std::fs::read_to_string(&log_path).unwrap();
@@ -202,6 +207,10 @@ async fn a_full_run_leaves_no_personal_data_or_secret_in_the_trace_log_or_the_da
         ["Canary", "canary.person", "15550001111", "canarysig123", &secret[6..], key_value, ADMIN, "lr_admin_"];
     for needle in needles {
         assert!(!text.contains(needle), "the log contains {needle:?}:\n{text}");
+    }
+    let (hook_url, crm_url) = (receiver.url(), dynamics.url());
+    for needle in needles.iter().chain(&["canarysecret", hook_url.as_str(), crm_url.as_str()]) {
+        assert!(!metrics.contains(needle), "the metrics contain {needle:?}:\n{metrics}");
     }
     // At rest: the database and its WAL, read as bytes, hold none of it either (the values are
     // sealed, the match keys and search terms keyed hashes, tokens hashed).
