@@ -94,7 +94,11 @@ const NEXT_DUE: &str = "SELECT MIN(MAX(due, COALESCE(throttled_until, due))) FRO
          FROM destinations t WHERE t.enabled)
      WHERE due IS NOT NULL";
 
-const HEALTH_SUCCESS: &str = "UPDATE destinations SET consecutive_failures = 0, failing_since = NULL WHERE id = ?1";
+// A success ends a pause and a run of failures; the row is written only when it had either, so
+// the usual success (a healthy destination) costs a lookup, not a write.
+const HEALTH_SUCCESS: &str =
+    "UPDATE destinations SET throttled_until = NULL, consecutive_failures = 0, failing_since = NULL
+     WHERE id = ?1 AND (throttled_until IS NOT NULL OR consecutive_failures <> 0 OR failing_since IS NOT NULL)";
 
 const HEALTH_FAILURE: &str = "UPDATE destinations SET consecutive_failures = consecutive_failures + 1,
      failing_since = COALESCE(failing_since, ?2) WHERE id = ?1";
@@ -198,9 +202,18 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn record_attempts(&self, records: &[AttemptRecord]) -> Result<()> {
-        let records = records.to_vec();
+        // Sealed here, in the caller's task: the writer thread is shared by every write.
+        let v = &self.vault;
+        let records: Vec<(AttemptRecord, Option<String>, Option<String>)> = records
+            .iter()
+            .map(|r| {
+                let a = &r.attempt;
+                let message = v.seal_opt(Column::AttemptMessage, a.message.as_deref());
+                (r.clone(), message, v.seal_opt(Column::AttemptExcerpt, a.excerpt.as_deref()))
+            })
+            .collect();
         self.write(move |c| {
-            for r in &records {
+            for (r, message, excerpt) in &records {
                 let a = &r.attempt;
                 let ended = a.started_at.plus(Duration::from_millis(a.duration_ms)).as_millis();
                 let (status, counts, due) = match &r.next {
@@ -208,9 +221,6 @@ impl OutboxStore for SqliteStore {
                     NextState::RetryAt { at, counts } => ("pending", u32::from(*counts), Some(at.as_millis())),
                     NextState::Dead => ("dead", 1, None),
                 };
-                let v = c.vault;
-                let message = v.seal_opt(Column::AttemptMessage, a.message.as_deref());
-                let excerpt = v.seal_opt(Column::AttemptExcerpt, a.excerpt.as_deref());
                 let last_error = if matches!(r.next, NextState::Delivered) { None } else { message.clone() };
                 let changed = c
                     .prepare_cached(SET_NEXT_STATE)
@@ -252,12 +262,16 @@ impl OutboxStore for SqliteStore {
                     continue;
                 }
                 let dest = r.destination.as_str();
-                c.prepare_cached(SET_THROTTLE)
-                    .and_then(|mut s| s.execute(params![dest, r.throttle_destination_until.map(Timestamp::as_millis)]))
-                    .map_err(map_err)?;
-                if a.error_class.is_none() {
+                if a.error_class.is_none() && r.throttle_destination_until.is_none() {
                     c.prepare_cached(HEALTH_SUCCESS).and_then(|mut s| s.execute([dest])).map_err(map_err)?;
                 } else {
+                    c.prepare_cached(SET_THROTTLE)
+                        .and_then(|mut s| {
+                            s.execute(params![dest, r.throttle_destination_until.map(Timestamp::as_millis)])
+                        })
+                        .map_err(map_err)?;
+                }
+                if a.error_class.is_some() {
                     c.prepare_cached(HEALTH_FAILURE)
                         .and_then(|mut s| s.execute(params![dest, a.started_at.as_millis()]))
                         .map_err(map_err)?;

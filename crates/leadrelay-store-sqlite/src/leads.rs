@@ -48,16 +48,50 @@ fn rows_customer_id(s: &str) -> Result<CustomerId> {
     CustomerId::parse(s).ok_or_else(|| StorageError::Other("stored customer id is not valid".into()))
 }
 
+/// A lead made ready for the writer in the caller's task: its personal data sealed and its
+/// keyed hashes computed there, because the one writer thread is what every lead waits for and
+/// should spend its time on SQL alone.
+struct ReadyLead {
+    item: LeadWithDeliveries,
+    /// Raw LeadSource, first and last name, email, phone, company, title, description.
+    sealed: [Option<String>; 8],
+    /// The customer's match digest and the reason a match would give.
+    matching: Option<(String, &'static str)>,
+    /// The digest an erasure of this email was recorded under.
+    erasure_digest: Option<String>,
+    terms: Vec<String>,
+}
+
+impl ReadyLead {
+    fn new(v: &Vault, item: LeadWithDeliveries) -> Self {
+        let (l, cu) = (&item.lead, &item.lead.customer);
+        let sealed = [
+            v.seal_opt(Column::RawLeadSource, l.raw_lead_source.as_deref()),
+            v.seal_opt(Column::FirstName, cu.first_name.as_deref()),
+            v.seal_opt(Column::LastName, cu.last_name.as_deref()),
+            v.seal_opt(Column::Email, cu.email.as_deref()),
+            v.seal_opt(Column::Phone, cu.phone.as_deref()),
+            v.seal_opt(Column::Company, cu.company.as_deref()),
+            v.seal_opt(Column::Title, cu.title.as_deref()),
+            v.seal_opt(Column::Description, l.description.as_deref()),
+        ];
+        let matching = l.customer_match().map(|key| (v.match_digest(&key), key.reason()));
+        let erasure_digest = cu.normalized_email().map(|e| v.match_digest(&MatchKey::Email(e)));
+        let terms = v.search_terms(cu);
+        Self { item, sealed, matching, erasure_digest, terms }
+    }
+}
+
 fn insert_lead_row(
     c: &Db<'_>,
-    l: &Lead,
+    r: &ReadyLead,
     customer_id: Option<&str>,
     duplicate_of: Option<&str>,
     merge_reason: Option<&str>,
     previously_erased: bool,
 ) -> Result<()> {
-    let cu = &l.customer;
-    let v = c.vault;
+    let l = &r.item.lead;
+    let [raw, first, last, email, phone, company, title, description] = &r.sealed;
     c.prepare_cached(INSERT_LEAD)
         .and_then(|mut s| {
             s.execute(params![
@@ -67,16 +101,16 @@ fn insert_lead_row(
                 l.offer_title,
                 l.source.as_str(),
                 l.action.as_ref().map(|a| a.as_str()),
-                v.seal_opt(Column::RawLeadSource, l.raw_lead_source.as_deref()),
+                raw,
                 l.stage.as_str(),
-                v.seal_opt(Column::FirstName, cu.first_name.as_deref()),
-                v.seal_opt(Column::LastName, cu.last_name.as_deref()),
-                v.seal_opt(Column::Email, cu.email.as_deref()),
-                v.seal_opt(Column::Phone, cu.phone.as_deref()),
-                cu.country,
-                v.seal_opt(Column::Company, cu.company.as_deref()),
-                v.seal_opt(Column::Title, cu.title.as_deref()),
-                v.seal_opt(Column::Description, l.description.as_deref()),
+                first,
+                last,
+                email,
+                phone,
+                l.customer.country,
+                company,
+                title,
+                description,
                 l.campaign,
                 l.is_test,
                 l.pii_withheld,
@@ -89,14 +123,18 @@ fn insert_lead_row(
         })
         .map(drop)
         .map_err(map_err)?;
-    index_terms(c, v, l.id.as_str(), cu)
+    insert_terms(c, l.id.as_str(), &r.terms)
 }
 
 /// Adds a lead's search terms (keyed hashes of its words) to the blind index.
 pub(crate) fn index_terms(c: &rusqlite::Connection, v: &Vault, lead: &str, customer: &Customer) -> Result<()> {
+    insert_terms(c, lead, &v.search_terms(customer))
+}
+
+fn insert_terms(c: &rusqlite::Connection, lead: &str, terms: &[String]) -> Result<()> {
     let mut stmt =
         c.prepare_cached("INSERT OR IGNORE INTO lead_terms (term, lead_id) VALUES (?1, ?2)").map_err(map_err)?;
-    for term in v.search_terms(customer) {
+    for term in terms {
         stmt.execute(params![term, lead]).map_err(map_err)?;
     }
     Ok(())
@@ -122,17 +160,16 @@ fn insert_deliveries(c: &rusqlite::Connection, l: &Lead, deliveries: &[NewDelive
 #[async_trait::async_trait]
 impl LeadStore for SqliteStore {
     async fn insert_leads(&self, batch: &[LeadWithDeliveries], duplicate_window: Duration) -> Result<Vec<Accepted>> {
-        let batch = batch.to_vec();
+        let ready: Vec<ReadyLead> = batch.iter().map(|item| ReadyLead::new(&self.vault, item.clone())).collect();
         self.write(move |c| {
-            let mut accepted = Vec::with_capacity(batch.len());
-            for item in &batch {
-                let l = &item.lead;
+            let mut accepted = Vec::with_capacity(ready.len());
+            for r in &ready {
+                let l = &r.item.lead;
                 // Matching runs in the writer's transaction: concurrent leads of one new
                 // customer are serialised here, so they cannot create two customers.
-                let (customer_id, duplicate_of, merge_reason) = match l.customer_match() {
+                let (customer_id, duplicate_of, merge_reason) = match &r.matching {
                     None => (None, None, None),
-                    Some(key) => {
-                        let digest = c.vault.match_digest(&key);
+                    Some((digest, reason)) => {
                         let fresh = CustomerId::generate(l.received_at);
                         let created = c
                             .prepare_cached(INSERT_CUSTOMER)
@@ -169,32 +206,27 @@ impl LeadStore for SqliteStore {
                                 })
                                 .map_err(map_err)?
                         };
-                        let reason = (created == 0).then(|| key.reason().to_owned());
+                        let reason = (created == 0).then(|| (*reason).to_owned());
                         (Some(customer), original, reason)
                     }
                 };
-                let previously_erased = match l.customer.normalized_email() {
-                    Some(email) => c
+                let previously_erased = match &r.erasure_digest {
+                    Some(digest) => c
                         .prepare_cached(ERASED_BEFORE)
-                        .and_then(|mut s| {
-                            s.query_row(
-                                params![c.vault.match_digest(&MatchKey::Email(email)), l.publisher.as_str()],
-                                |r| r.get(0),
-                            )
-                        })
+                        .and_then(|mut s| s.query_row(params![digest, l.publisher.as_str()], |r| r.get(0)))
                         .map_err(map_err)?,
                     None => false,
                 };
                 insert_lead_row(
                     c,
-                    l,
+                    r,
                     customer_id.as_deref(),
                     duplicate_of.as_deref(),
                     merge_reason.as_deref(),
                     previously_erased,
                 )?;
                 if duplicate_of.is_none() {
-                    insert_deliveries(c, l, &item.deliveries, l.received_at)?;
+                    insert_deliveries(c, l, &r.item.deliveries, l.received_at)?;
                 }
                 accepted.push(Accepted {
                     customer_id: customer_id.as_deref().map(rows_customer_id).transpose()?,

@@ -132,6 +132,7 @@ where
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_secs(10))?;
+    plan_once(conn)?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
@@ -141,6 +142,14 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     )?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
+}
+
+/// Plans each statement once, whatever its parameters. Otherwise SQLite re-plans a cached
+/// statement every time a parameter compared with a partial index's condition changes value (the
+/// claim's `now`, say), which cost the writer a full parse on most outbox statements. Every
+/// query names its partial index conditions with literals, so the plans stay the same.
+fn plan_once(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map(drop)
 }
 
 /// The schema version recorded in the database (0 for a new file).
@@ -231,13 +240,22 @@ impl SqliteStore {
                 Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
                     .map_err(map_err)?;
             r.busy_timeout(Duration::from_secs(10)).map_err(map_err)?;
+            plan_once(&r).map_err(map_err)?;
             r.set_prepared_statement_cache_capacity(64);
             idle.push(r);
         }
+        conn.pragma_update(None, "wal_autocheckpoint", writer::WRITER_CHECKPOINT_PAGES).map_err(map_err)?;
+        let checkpointer = Connection::open(path).map_err(map_err)?;
+        configure(&checkpointer).map_err(map_err)?;
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer::run(conn, writer_vault, rx))
+            .map_err(unavailable)?;
+        let alive = tx.downgrade();
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || writer::checkpoint_behind(checkpointer, alive))
             .map_err(unavailable)?;
         Ok(Self {
             writer: tx,

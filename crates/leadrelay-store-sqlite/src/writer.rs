@@ -138,3 +138,21 @@ fn rollback_to(conn: &Connection, name: &str) -> rusqlite::Result<()> {
 fn step(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(drop)
 }
+
+/// WAL pages after which the writer checkpoints itself: only when [`checkpoint_behind`] cannot
+/// keep up (a checkpoint can only finish, and the WAL start over, between two writes).
+pub(crate) const WRITER_CHECKPOINT_PAGES: u32 = 10_000;
+/// How often the checkpointer copies the WAL back into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Copies committed WAL pages into the database file from a connection of its own, so the
+/// writer does not stop every thousand pages to do it (SQLite's default), which held up every
+/// caller of that commit. PASSIVE never blocks the writer. Ends when the store is dropped.
+pub(crate) fn checkpoint_behind(conn: Connection, alive: mpsc::WeakSender<Job>) {
+    while alive.upgrade().is_some() {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "sqlite checkpoint failed; the writer checkpoints instead");
+        }
+    }
+}

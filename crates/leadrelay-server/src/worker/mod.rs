@@ -185,7 +185,9 @@ impl Worker {
             if claimed == free {
                 continue;
             }
-            let sleep = self.idle_sleep().await;
+            // Attempts just started wake the loop when they end, so only an idle worker needs
+            // to know when the next retry falls due.
+            let sleep = if claimed > 0 { inner.settings.poll_interval } else { self.idle_sleep().await };
             tokio::select! {
                 () = inner.wake.notified() => {}
                 () = tokio::time::sleep(sleep) => {}
