@@ -5,8 +5,8 @@
 //! Why a writer thread rather than a connection pool: SQLite allows one writer at a time, so a
 //! pool of writers only queues on the file lock. One thread that drains every waiting write into
 //! a single transaction pays one fsync for the whole batch; each caller is answered only after
-//! that commit. Every job runs inside its own savepoint, so one caller's failure rolls back only
-//! its own writes.
+//! that commit. One caller's failure rolls back only its own writes (`writer.rs` says how
+//! without a savepoint per caller). WAL checkpoints run on a thread of their own.
 
 mod access;
 mod audit;

@@ -156,3 +156,76 @@ pub(crate) fn checkpoint_behind(conn: Connection, alive: mpsc::WeakSender<Job>) 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use leadrelay_core::storage::StorageError;
+    use leadrelay_core::vault::Keyring;
+    use rusqlite::params;
+
+    use crate::{OpenOptions, SqliteStore, map_err};
+
+    fn store(dir: &tempfile::TempDir) -> SqliteStore {
+        let options = OpenOptions { migrate: true, exclusive: false, min_free_bytes: 0 };
+        SqliteStore::open(&dir.path().join("w.db"), options, Keyring::for_tests()).unwrap()
+    }
+
+    /// A write of one `instance_settings` row that then fails when `fail`, or panics when `panic`.
+    async fn put(store: &SqliteStore, key: String, fail: bool, panic: bool) -> leadrelay_core::storage::Result<()> {
+        store
+            .write(move |c| {
+                c.execute("INSERT INTO instance_settings (key, value) VALUES (?1, 'x')", params![key])
+                    .map_err(map_err)?;
+                assert!(!panic, "a write that panics after writing");
+                if fail { Err(StorageError::Conflict) } else { Ok(()) }
+            })
+            .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_or_panicking_write_in_a_batch_rolls_back_alone_and_every_caller_gets_its_own_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        // Hold the writer so that every write below waits and they all share the next batch.
+        let blocker = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .write(|_| {
+                        std::thread::sleep(Duration::from_millis(300));
+                        Ok(())
+                    })
+                    .await
+                    .unwrap();
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut calls = Vec::new();
+        for i in 0..40 {
+            let (fail, panic) = (i == 7 || i == 23, i == 31);
+            let store = store.clone();
+            calls.push(tokio::spawn(async move { (i, put(&store, format!("k{i}"), fail, panic).await) }));
+        }
+        blocker.await.unwrap();
+        for call in calls {
+            let (i, answer) = call.await.unwrap();
+            match i {
+                7 | 23 => assert!(matches!(answer, Err(StorageError::Conflict)), "{i}: {answer:?}"),
+                31 => assert!(matches!(answer, Err(StorageError::Other(_))), "{i}: {answer:?}"),
+                _ => assert!(answer.is_ok(), "{i}: {answer:?}"),
+            }
+        }
+        let kept: Vec<String> = store
+            .read(|c| {
+                let mut s = c.prepare("SELECT key FROM instance_settings WHERE key LIKE 'k%' ORDER BY key").unwrap();
+                Ok(s.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect())
+            })
+            .await
+            .unwrap();
+        let mut expected: Vec<String> = (0..40).filter(|i| ![7, 23, 31].contains(i)).map(|i| format!("k{i}")).collect();
+        expected.sort();
+        assert_eq!(kept, expected, "the failed and panicked writes left nothing, every other write is there once");
+    }
+}
