@@ -423,6 +423,7 @@ mod tests {
     /// `EXPLAIN QUERY PLAN` of `sql` on the migrated schema, one detail line per step.
     fn plan(sql: &str) -> Vec<String> {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::plan_once(&conn).unwrap();
         for (_, migration) in crate::MIGRATIONS {
             conn.execute_batch(migration).unwrap();
         }

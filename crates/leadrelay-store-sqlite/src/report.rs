@@ -17,6 +17,8 @@ pub struct DatabaseReport {
     pub leads_by_publisher: Vec<(String, u64)>,
     /// Outbox rows (deliveries in any state), by publisher id.
     pub deliveries_by_publisher: Vec<(String, u64)>,
+    /// Deliveries delivered, by publisher id.
+    pub delivered_by_publisher: Vec<(String, u64)>,
 }
 
 impl DatabaseReport {
@@ -32,13 +34,22 @@ impl DatabaseReport {
 
     /// Leads of one publisher.
     pub fn leads_of(&self, publisher: &str) -> u64 {
-        self.leads_by_publisher.iter().find(|(p, _)| p == publisher).map_or(0, |(_, n)| *n)
+        count_of(&self.leads_by_publisher, publisher)
     }
 
     /// Outbox rows of one publisher.
     pub fn deliveries_of(&self, publisher: &str) -> u64 {
-        self.deliveries_by_publisher.iter().find(|(p, _)| p == publisher).map_or(0, |(_, n)| *n)
+        count_of(&self.deliveries_by_publisher, publisher)
     }
+
+    /// Delivered deliveries of one publisher.
+    pub fn delivered_of(&self, publisher: &str) -> u64 {
+        count_of(&self.delivered_by_publisher, publisher)
+    }
+}
+
+fn count_of(counts: &[(String, u64)], publisher: &str) -> u64 {
+    counts.iter().find(|(p, _)| p == publisher).map_or(0, |(_, n)| *n)
 }
 
 /// Reads the report of the database at `path` (read-only; committed data, WAL included).
@@ -61,5 +72,8 @@ pub fn database_report(path: &Path) -> Result<DatabaseReport> {
         )?,
         leads_by_publisher: pairs("SELECT publisher_id, COUNT(*) FROM leads GROUP BY publisher_id")?,
         deliveries_by_publisher: pairs("SELECT publisher_id, COUNT(*) FROM deliveries GROUP BY publisher_id")?,
+        delivered_by_publisher: pairs(
+            "SELECT publisher_id, COUNT(*) FROM deliveries WHERE status = 'delivered' GROUP BY publisher_id",
+        )?,
     })
 }

@@ -1,13 +1,9 @@
-//! The writer thread: group commit with one savepoint per batch, not per caller.
+//! The writer thread: group commit with one savepoint per batch, not one per caller.
 //!
-//! Every waiting write joins the next transaction, which pays one fsync for all of them. Each
-//! caller must still be able to fail alone, without undoing its neighbours. A savepoint per
-//! caller gives that, but costs on every write: SQLite copies each page a savepoint touches for
-//! the first time into its sub-journal, and the hot pages (index roots, the last leaf of each
-//! table) are touched by every caller. So the batch runs optimistically inside **one**
-//! savepoint; only when a write fails is that savepoint rolled back and the batch run again one
-//! savepoint per caller, which is why a write is a `Fn` (it must be able to run twice) and
-//! keeps its answer until the commit.
+//! A savepoint per caller lets each fail alone, but SQLite copies every page a savepoint first
+//! touches into its sub-journal, and every caller touches the same hot pages. So a batch runs in
+//! one savepoint; when a write fails, the batch is rolled back and run again without it (a write
+//! is a `Fn` so it can run twice), keeping that write's failure as its answer.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -26,6 +22,8 @@ pub(crate) const MAX_BATCH: usize = 1024;
 pub(crate) trait Write: Send {
     /// Runs the write and keeps its result; true when it succeeded.
     fn run(&mut self, db: &Db<'_>) -> bool;
+    /// Replaces its result with `Unavailable`: the transaction it ran in is gone.
+    fn refuse(&mut self, reason: &str);
     /// Answers the caller once the transaction is over (`commit_error` when it did not commit).
     fn answer(self: Box<Self>, commit_error: Option<&str>);
 }
@@ -48,6 +46,10 @@ where
         let ok = result.is_ok();
         self.result = Some(result);
         ok
+    }
+
+    fn refuse(&mut self, reason: &str) {
+        self.result = Some(Err(crate::unavailable(reason)));
     }
 
     fn answer(self: Box<Self>, commit_error: Option<&str>) {
@@ -84,12 +86,23 @@ pub(crate) fn run(conn: Connection, vault: Arc<Vault>, mut rx: mpsc::Receiver<Jo
             continue;
         }
         let (jobs, started) = (batch.len(), std::time::Instant::now());
-        if batch.len() == 1 || !run_together(&conn, &db, &mut batch) {
-            run_one_by_one(&conn, &db, &mut batch);
-        }
-        let commit_error = step(&conn, "COMMIT").err().map(|e| e.to_string());
+        let commit_error = match run_batch(&conn, &db, &mut batch) {
+            Ok(()) => step(&conn, "COMMIT").err().map(|e| e.to_string()),
+            Err(Broken(reason)) => {
+                // SQLite may have rolled the transaction back by itself (a full disk, an I/O
+                // error): no write of this batch may then be reported as stored, and none runs
+                // again outside a transaction, where each would commit on its own.
+                tracing::error!(error = %reason, "sqlite writer abandoned a transaction");
+                for job in &mut batch {
+                    job.refuse(&format!("the transaction was rolled back: {reason}"));
+                }
+                Some(reason)
+            }
+        };
         if commit_error.is_some() {
-            let _ = conn.execute_batch("ROLLBACK");
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
         } else {
             // Looked up at each commit, not once: the store opens before the server installs
             // the recorder, and a handle taken earlier would record nowhere.
@@ -102,31 +115,48 @@ pub(crate) fn run(conn: Connection, vault: Arc<Vault>, mut rx: mpsc::Receiver<Jo
     }
 }
 
-/// Runs the whole batch in one savepoint; false (and nothing kept) as soon as one write fails.
-fn run_together(conn: &Connection, db: &Db<'_>, batch: &mut [Job]) -> bool {
-    if step(conn, "SAVEPOINT batch").is_err() {
-        return false;
-    }
-    let all_ok = batch.iter_mut().all(|job| job.run(db));
-    let end = if all_ok { step(conn, "RELEASE batch") } else { rollback_to(conn, "batch") };
-    if let Err(e) = &end {
-        tracing::error!(error = %e, "sqlite writer could not end the batch savepoint");
-    }
-    all_ok && end.is_ok()
-}
+/// The open transaction can no longer be trusted; why.
+struct Broken(String);
 
-/// Runs each write in its own savepoint, so a failing one rolls back alone.
-fn run_one_by_one(conn: &Connection, db: &Db<'_>, batch: &mut [Job]) {
-    for job in batch.iter_mut() {
-        let savepoint = step(conn, "SAVEPOINT job");
-        let ok = job.run(db);
-        if savepoint.is_ok() {
-            let end = if ok { step(conn, "RELEASE job") } else { rollback_to(conn, "job") };
-            if let Err(e) = end {
-                tracing::error!(error = %e, "sqlite writer could not end a savepoint");
+/// Runs every write of `batch` in the open transaction so that each one that succeeds is in it
+/// and each one that fails left nothing. Optimistic: all in one savepoint; when write `k` fails,
+/// all is rolled back, the writes before `k` are run again the same way (they succeeded on the
+/// same state), `k` keeps its failure, and the rest carry on.
+fn run_batch(conn: &Connection, db: &Db<'_>, batch: &mut [Job]) -> Result<(), Broken> {
+    let mut rest = batch;
+    while !rest.is_empty() {
+        match run_together(conn, db, rest)? {
+            None => return Ok(()),
+            Some(k) => {
+                run_batch(conn, db, &mut rest[..k])?;
+                rest = &mut rest[k + 1..];
             }
         }
     }
+    Ok(())
+}
+
+/// Runs `jobs` in one savepoint: `None` when all succeeded (and are kept), or the index of the
+/// first that failed (and nothing of any of them is kept).
+fn run_together(conn: &Connection, db: &Db<'_>, jobs: &mut [Job]) -> Result<Option<usize>, Broken> {
+    let broken = |e: rusqlite::Error| Broken(e.to_string());
+    step(conn, "SAVEPOINT batch").map_err(broken)?;
+    let mut failed = None;
+    for (i, job) in jobs.iter_mut().enumerate() {
+        let ok = job.run(db);
+        if conn.is_autocommit() {
+            return Err(Broken("SQLite ended the transaction after a failed statement".into()));
+        }
+        if !ok {
+            failed = Some(i);
+            break;
+        }
+    }
+    match failed {
+        None => step(conn, "RELEASE batch").map_err(broken)?,
+        Some(_) => rollback_to(conn, "batch").map_err(broken)?,
+    }
+    Ok(failed)
 }
 
 fn rollback_to(conn: &Connection, name: &str) -> rusqlite::Result<()> {
@@ -149,8 +179,11 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(1
 /// writer does not stop every thousand pages to do it (SQLite's default), which held up every
 /// caller of that commit. PASSIVE never blocks the writer. Ends when the store is dropped.
 pub(crate) fn checkpoint_behind(conn: Connection, alive: mpsc::WeakSender<Job>) {
-    while alive.upgrade().is_some() {
+    loop {
         std::thread::sleep(CHECKPOINT_EVERY);
+        if alive.upgrade().is_none() {
+            return;
+        }
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!(error = %e, "sqlite checkpoint failed; the writer checkpoints instead");
         }
@@ -159,7 +192,6 @@ pub(crate) fn checkpoint_behind(conn: Connection, alive: mpsc::WeakSender<Job>) 
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     use leadrelay_core::storage::StorageError;
     use leadrelay_core::vault::Keyring;
@@ -172,59 +204,48 @@ mod tests {
         SqliteStore::open(&dir.path().join("w.db"), options, Keyring::for_tests()).unwrap()
     }
 
+    type Answer = tokio::sync::oneshot::Receiver<leadrelay_core::storage::Result<()>>;
+
     /// A write of one `instance_settings` row that then fails when `fail`, or panics when `panic`.
-    async fn put(store: &SqliteStore, key: String, fail: bool, panic: bool) -> leadrelay_core::storage::Result<()> {
-        store
-            .write(move |c| {
-                c.execute("INSERT INTO instance_settings (key, value) VALUES (?1, 'x')", params![key])
-                    .map_err(map_err)?;
-                assert!(!panic, "a write that panics after writing");
-                if fail { Err(StorageError::Conflict) } else { Ok(()) }
-            })
-            .await
+    fn put(key: String, fail: bool, panic: bool) -> (super::Job, Answer) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let f = move |c: &crate::Db<'_>| {
+            c.execute("INSERT INTO instance_settings (key, value) VALUES (?1, 'x')", params![key]).map_err(map_err)?;
+            assert!(!panic, "a write that panics after writing");
+            if fail { Err(StorageError::Conflict) } else { Ok(()) }
+        };
+        (Box::new(super::Pending { f, result: None, tx }), rx)
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_failing_or_panicking_write_in_a_batch_rolls_back_alone_and_every_caller_gets_its_own_answer() {
+    #[test]
+    fn a_failing_or_panicking_write_in_a_batch_rolls_back_alone_and_every_caller_gets_its_own_answer() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir);
-        // Hold the writer so that every write below waits and they all share the next batch.
-        let blocker = {
-            let store = store.clone();
-            tokio::spawn(async move {
-                store
-                    .write(|_| {
-                        std::thread::sleep(Duration::from_millis(300));
-                        Ok(())
-                    })
-                    .await
-                    .unwrap();
-            })
-        };
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let mut calls = Vec::new();
+        let path = dir.path().join("w.db");
+        drop(store(&dir));
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        // Every write is queued before the writer starts, so all 40 are one batch.
+        let (queue, rx) = tokio::sync::mpsc::channel(64);
+        let mut answers = Vec::new();
         for i in 0..40 {
-            let (fail, panic) = (i == 7 || i == 23, i == 31);
-            let store = store.clone();
-            calls.push(tokio::spawn(async move { (i, put(&store, format!("k{i}"), fail, panic).await) }));
+            let (job, answer) = put(format!("k{i}"), i == 7 || i == 23 || i == 24, i == 31);
+            queue.try_send(job).ok().unwrap();
+            answers.push(answer);
         }
-        blocker.await.unwrap();
-        for call in calls {
-            let (i, answer) = call.await.unwrap();
+        drop(queue);
+        super::run(conn, std::sync::Arc::new(leadrelay_core::vault::Vault::for_tests()), rx);
+        for (i, answer) in answers.into_iter().enumerate() {
+            let answer = answer.blocking_recv().unwrap();
             match i {
-                7 | 23 => assert!(matches!(answer, Err(StorageError::Conflict)), "{i}: {answer:?}"),
+                7 | 23 | 24 => assert!(matches!(answer, Err(StorageError::Conflict)), "{i}: {answer:?}"),
                 31 => assert!(matches!(answer, Err(StorageError::Other(_))), "{i}: {answer:?}"),
                 _ => assert!(answer.is_ok(), "{i}: {answer:?}"),
             }
         }
-        let kept: Vec<String> = store
-            .read(|c| {
-                let mut s = c.prepare("SELECT key FROM instance_settings WHERE key LIKE 'k%' ORDER BY key").unwrap();
-                Ok(s.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect())
-            })
-            .await
-            .unwrap();
-        let mut expected: Vec<String> = (0..40).filter(|i| ![7, 23, 31].contains(i)).map(|i| format!("k{i}")).collect();
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let mut s = conn.prepare("SELECT key FROM instance_settings WHERE key LIKE 'k%' ORDER BY key").unwrap();
+        let kept: Vec<String> = s.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+        let mut expected: Vec<String> =
+            (0..40).filter(|i| ![7, 23, 24, 31].contains(i)).map(|i| format!("k{i}")).collect();
         expected.sort();
         assert_eq!(kept, expected, "the failed and panicked writes left nothing, every other write is there once");
     }

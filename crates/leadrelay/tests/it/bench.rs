@@ -48,16 +48,11 @@ async fn bench_json_has_every_figure_with_a_sane_value() {
 
     assert!(j["postgres_ingest_per_s"].is_null(), "{j:#}");
     assert!(j["postgres_error"].as_str().is_some_and(|e| !e.is_empty()), "{j:#}");
-    for k in [
-        "ingest_ratio",
-        "delivery_per_s",
-        "delivery_ratio",
-        "latency_ms.p99",
-        "peak_rss_bytes",
-        "storage_bytes_per_lead",
-    ] {
+    for k in ["ingest_ratio", "delivery_per_s", "delivery_ratio", "peak_rss_bytes", "storage_bytes_per_lead"] {
         assert!(j["targets"][k]["met"].is_boolean(), "targets.{k}: {j:#}");
     }
+    // The latency target is set at 1,000 leads/s; this run went at 40.
+    assert!(j["targets"]["latency_ms.p99"]["met"].is_null(), "{j:#}");
     assert_eq!(j["problems"], serde_json::json!([]), "{j:#}");
 }
 

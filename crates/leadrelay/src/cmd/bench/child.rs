@@ -23,10 +23,10 @@ pub struct Server {
 }
 
 impl Server {
-    /// `leadrelay serve` on `data_dir`, with SQLite or the storage URL given, reaching private
+    /// `binary serve` on `data_dir`, with SQLite or the storage URL given, reaching private
     /// addresses (the receiver is on loopback) and logging warnings only.
-    pub async fn leadrelay(data_dir: &Path, storage_url: Option<&str>) -> anyhow::Result<Self> {
-        let mut cmd = Command::new(std::env::current_exe().context("finding this binary")?);
+    pub async fn leadrelay(binary: &Path, data_dir: &Path, storage_url: Option<&str>) -> anyhow::Result<Self> {
+        let mut cmd = Command::new(binary);
         cmd.arg("serve").arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(data_dir);
         clean_env(&mut cmd);
         // A fresh key through the environment rather than the generated key file, whose
@@ -50,20 +50,34 @@ impl Server {
     }
 
     async fn start(mut cmd: Command, banner: &str) -> anyhow::Result<Self> {
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).kill_on_drop(true);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         let mut child = cmd.spawn().context("starting a server process")?;
         let stdout = child.stdout.take().context("the server's output")?;
+        let stderr = child.stderr.take().context("the server's log")?;
+        // Its log goes on to ours; the last line is kept to say why it did not start.
+        let log = tokio::spawn(async move {
+            let (mut lines, mut last) = (BufReader::new(stderr).lines(), String::new());
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("{line}");
+                last = line;
+            }
+            last
+        });
         let mut lines = BufReader::new(stdout).lines();
         let addr = tokio::time::timeout(Duration::from_secs(60), async {
             while let Some(line) = lines.next_line().await? {
                 if let Some(rest) = line.strip_prefix(banner) {
-                    return rest.trim().parse::<SocketAddr>().context("the server's listen address");
+                    return Ok(Some(rest.trim().parse::<SocketAddr>().context("the server's listen address")?));
                 }
             }
-            bail!("the server exited before it listened")
+            anyhow::Ok(None)
         })
         .await
         .context("the server did not start within 60 s")??;
+        let Some(addr) = addr else {
+            let last = tokio::time::timeout(Duration::from_secs(5), log).await.ok().and_then(Result::ok);
+            bail!("the server exited before it listened: {}", last.unwrap_or_default());
+        };
         // Keep draining its output so it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let http = reqwest::Client::builder().build().context("building the admin client")?;

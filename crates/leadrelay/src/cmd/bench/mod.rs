@@ -55,6 +55,10 @@ pub struct BenchArgs {
     /// Write the figures as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Measure this `leadrelay` binary's `serve` instead of this one's (a before/after of two
+    /// builds with the same load generator and ceilings).
+    #[arg(long)]
+    pub serve_binary: Option<PathBuf>,
 }
 
 /// Deliveries one destination may have in flight, and across all: the server's defaults, which
@@ -84,7 +88,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let _stop_receiver = stop.clone().drop_guard();
     let (receiver_addr, received) = receiver::start(stop.clone()).await?;
     let data = private_temp_dir("leadrelay-bench-")?;
-    let server = Server::leadrelay(data.path(), None).await?;
+    let server = Server::leadrelay(&serve_binary(&args)?, data.path(), None).await?;
 
     eprintln!("bench: ingest (SQLite, durable, {} destinations per lead) ...", args.destinations);
     let (_, path) = server.publisher("bench-ingest", args.destinations, receiver_addr, false).await?;
@@ -141,12 +145,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let storage_bytes_per_lead = report.bytes_except(&["attempts"]).checked_div(leads).unwrap_or(0);
     let rows = report.deliveries_of("bench-ingest");
     let ingested = report.leads_of("bench-ingest");
-    if rows != ingested * args.destinations as u64 || ingested != ingest_run.statuses.get(&202).copied().unwrap_or(0) {
-        problems.push(format!(
-            "ingest stored {ingested} leads with {rows} outbox rows for {} acknowledged leads",
-            ingest_run.statuses.get(&202).copied().unwrap_or(0)
-        ));
-    }
+    let dests = args.destinations as u64;
+    let acked = |run: &load::ClosedRun| run.statuses.get(&202).copied().unwrap_or(0);
+    problems.extend(stored_as_acknowledged(&report, "bench-ingest", acked(&ingest_run), dests, None));
+    problems.extend(stored_as_acknowledged(&report, "bench-delivery", acked(&fill), dests, Some(acked(&fill) * dests)));
+    let latency_leads = latency.samples as u64 / dests + latency.missing as u64 / dests;
+    problems.extend(stored_as_acknowledged(&report, "bench-latency", latency_leads, dests, None));
 
     let postgres = match &args.postgres {
         None => None,
@@ -165,6 +169,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         tables: report.tables.clone(),
         outbox_rows_per_lead: if ingested > 0 { rows as f64 / ingested as f64 } else { 0.0 },
         leads_stored: leads,
+        latency_rate: args.latency_rate,
     };
     let json = figures.to_json(&args, &problems);
     print!("{}", figures.table());
@@ -175,6 +180,35 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         bail!("the run is not valid:\n  {}", problems.join("\n  "));
     }
     Ok(())
+}
+
+/// The binary whose `serve` is measured.
+fn serve_binary(args: &BenchArgs) -> anyhow::Result<PathBuf> {
+    match &args.serve_binary {
+        Some(path) if path.is_file() => Ok(path.clone()),
+        Some(path) => bail!("--serve-binary {}: no such file", path.display()),
+        None => std::env::current_exe().context("finding this binary"),
+    }
+}
+
+/// What is wrong, if anything, with what `publisher`'s phase left in the database: one lead per
+/// acknowledged request, one outbox row per lead and destination, and (when given) that many
+/// delivered.
+fn stored_as_acknowledged(
+    report: &leadrelay_store_sqlite::DatabaseReport,
+    publisher: &str,
+    acknowledged: u64,
+    destinations: u64,
+    delivered: Option<u64>,
+) -> Option<String> {
+    let (leads, rows, done) =
+        (report.leads_of(publisher), report.deliveries_of(publisher), report.delivered_of(publisher));
+    let wrong = leads != acknowledged || rows != leads * destinations || delivered.is_some_and(|d| d != done);
+    wrong.then(|| {
+        format!(
+            "{publisher}: {acknowledged} leads acknowledged, {leads} stored with {rows} outbox rows, {done} delivered"
+        )
+    })
 }
 
 fn check(args: &BenchArgs) -> anyhow::Result<()> {
@@ -296,7 +330,7 @@ async fn postgres_ingest(
     eprintln!("bench: ingest on PostgreSQL ...");
     let run = async {
         let data = private_temp_dir("leadrelay-bench-pg-")?;
-        let server = Server::leadrelay(data.path(), Some(url)).await?;
+        let server = Server::leadrelay(&serve_binary(args)?, data.path(), Some(url)).await?;
         let publisher = format!("bench-pg-{first_seq}");
         let (_, path) = server.publisher(&publisher, args.destinations, receiver, false).await?;
         let run = drive(Target { addr: server.addr, path, body, first_seq }, args.connections, length).await?;
@@ -319,24 +353,27 @@ struct Figures {
     tables: Vec<(String, u64)>,
     outbox_rows_per_lead: f64,
     leads_stored: u64,
+    /// The latency run's rate: its target holds at 1,000 leads/s only.
+    latency_rate: u32,
 }
 
-/// SPEC §9's targets: (key, is the figure good enough, the rule as text).
-fn targets(f: &Figures) -> Vec<(&'static str, bool, &'static str)> {
+/// SPEC §9's targets: (key, whether the figure is good enough (`None`: the run was not the one
+/// the target is set for), the rule as text).
+fn targets(f: &Figures) -> Vec<(&'static str, Option<bool>, &'static str)> {
     let mut t = vec![
-        ("ingest_ratio", ratio(f.ingest_per_s, f.ceiling_http_per_s) >= 0.60, ">= 0.60 of the HTTP ceiling"),
-        ("delivery_per_s", f.delivery_per_s >= 20_000.0, ">= 20,000 deliveries/s"),
+        ("ingest_ratio", Some(ratio(f.ingest_per_s, f.ceiling_http_per_s) >= 0.60), ">= 0.60 of the HTTP ceiling"),
+        ("delivery_per_s", Some(f.delivery_per_s >= 20_000.0), ">= 20,000 deliveries/s"),
         (
             "delivery_ratio",
-            ratio(f.delivery_per_s, f.ceiling_delivery_per_s) >= 0.50,
+            Some(ratio(f.delivery_per_s, f.ceiling_delivery_per_s) >= 0.50),
             ">= 0.50 of the delivery ceiling",
         ),
-        ("latency_ms.p99", f.latency.p99 <= 20.0, "<= 20 ms at 1,000 leads/s"),
-        ("peak_rss_bytes", f.peak_rss_bytes <= 150 * 1024 * 1024, "<= 150 MB"),
-        ("storage_bytes_per_lead", f.storage_bytes_per_lead <= 1024, "<= 1 KB per lead"),
+        ("latency_ms.p99", (f.latency_rate == 1_000).then_some(f.latency.p99 <= 20.0), "<= 20 ms at 1,000 leads/s"),
+        ("peak_rss_bytes", Some(f.peak_rss_bytes <= 150 * 1024 * 1024), "<= 150 MB"),
+        ("storage_bytes_per_lead", Some(f.storage_bytes_per_lead <= 1024), "<= 1 KB per lead"),
     ];
     if let Some(Ok(pg)) = &f.postgres {
-        t.push(("postgres_ingest_per_s", *pg >= 20_000.0, ">= 20,000 leads/s"));
+        t.push(("postgres_ingest_per_s", Some(*pg >= 20_000.0), ">= 20,000 leads/s"));
     }
     t
 }
@@ -385,18 +422,20 @@ impl Figures {
                 "latency_seconds": args.latency_seconds,
                 "cores": std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
                 "version": env!("CARGO_PKG_VERSION"),
+                "serve_binary": args.serve_binary.as_ref().map(|p| p.display().to_string()),
             },
         })
     }
 
     fn table(&self) -> String {
-        let met: std::collections::HashMap<&str, (bool, &str)> =
+        let met: std::collections::HashMap<&str, (Option<bool>, &str)> =
             targets(self).into_iter().map(|(k, m, r)| (k, (m, r))).collect();
         let mut out = String::new();
         let mut row = |key: &str, value: String| {
             let (verdict, rule) = match met.get(key) {
-                Some((true, rule)) => ("met", *rule),
-                Some((false, rule)) => ("NOT MET", *rule),
+                Some((Some(true), rule)) => ("met", *rule),
+                Some((Some(false), rule)) => ("NOT MET", *rule),
+                Some((None, rule)) => ("(not this run)", *rule),
                 None => ("", ""),
             };
             out.push_str(&format!("{key:<26} {value:>16}   {rule:<32} {verdict}\n"));
