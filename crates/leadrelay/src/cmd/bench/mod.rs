@@ -14,6 +14,7 @@ mod child;
 mod load;
 mod receiver;
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -23,7 +24,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use child::Server;
 use load::{Length, Target};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 pub use ceiling::serve as serve_ceiling;
@@ -171,10 +173,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         leads_stored: leads,
         latency_rate: args.latency_rate,
     };
-    let json = figures.to_json(&args, &problems);
     print!("{}", figures.table());
     if let Some(file) = &args.json {
-        write_json(file, &json)?;
+        write_json(file, &figures.report(&args, &problems))?;
     }
     if !problems.is_empty() {
         bail!("the run is not valid:\n  {}", problems.join("\n  "));
@@ -341,6 +342,58 @@ async fn postgres_ingest(
     run.await.map_err(|e| format!("{e:#}"))
 }
 
+/// The `--json` file: SPEC §9's figures under the keys the issue names, then the details.
+#[derive(Serialize)]
+struct Report<'a> {
+    ceiling_http_per_s: f64,
+    ingest_per_s: f64,
+    ingest_ratio: f64,
+    ceiling_delivery_per_s: f64,
+    delivery_per_s: f64,
+    delivery_ratio: f64,
+    latency_ms: LatencyReport,
+    peak_rss_bytes: u64,
+    storage_bytes_per_lead: u64,
+    storage_bytes_by_table: BTreeMap<String, u64>,
+    outbox_rows_per_lead: f64,
+    leads_stored: u64,
+    postgres_ingest_per_s: Option<f64>,
+    postgres_error: Option<String>,
+    targets: BTreeMap<&'static str, TargetReport>,
+    problems: &'a [String],
+    run: RunReport<'a>,
+}
+
+#[derive(Serialize)]
+struct LatencyReport {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
+    ack_p99: f64,
+    samples: usize,
+}
+
+#[derive(Serialize)]
+struct TargetReport {
+    /// `None` when the run was not the one the target is set for.
+    met: Option<bool>,
+    target: &'static str,
+}
+
+#[derive(Serialize)]
+struct RunReport<'a> {
+    seconds: f64,
+    connections: usize,
+    destinations: usize,
+    backlog: u64,
+    latency_rate: u32,
+    latency_seconds: f64,
+    cores: usize,
+    version: &'static str,
+    serve_binary: Option<&'a Path>,
+}
+
 struct Figures {
     ceiling_http_per_s: f64,
     ingest_per_s: f64,
@@ -383,48 +436,52 @@ fn ratio(a: f64, b: f64) -> f64 {
 }
 
 impl Figures {
-    fn to_json(&self, args: &BenchArgs, problems: &[String]) -> Value {
+    /// The figures as the `--json` file has them (rounded; `None` is `null`).
+    fn report<'a>(&self, args: &'a BenchArgs, problems: &'a [String]) -> Report<'a> {
         let round = |x: f64, places: i32| (x * 10f64.powi(places)).round() / 10f64.powi(places);
-        let targets: serde_json::Map<String, Value> = targets(self)
-            .into_iter()
-            .map(|(key, met, rule)| (key.to_owned(), json!({"met": met, "target": rule})))
-            .collect();
-        json!({
-            "ceiling_http_per_s": round(self.ceiling_http_per_s, 0),
-            "ingest_per_s": round(self.ingest_per_s, 0),
-            "ingest_ratio": round(ratio(self.ingest_per_s, self.ceiling_http_per_s), 3),
-            "ceiling_delivery_per_s": round(self.ceiling_delivery_per_s, 0),
-            "delivery_per_s": round(self.delivery_per_s, 0),
-            "delivery_ratio": round(ratio(self.delivery_per_s, self.ceiling_delivery_per_s), 3),
-            "latency_ms": {
-                "p50": round(self.latency.p50, 2),
-                "p90": round(self.latency.p90, 2),
-                "p99": round(self.latency.p99, 2),
-                "max": round(self.latency.max, 2),
-                "ack_p99": round(self.latency.ack_p99, 2),
-                "samples": self.latency.samples,
+        let l = &self.latency;
+        Report {
+            ceiling_http_per_s: round(self.ceiling_http_per_s, 0),
+            ingest_per_s: round(self.ingest_per_s, 0),
+            ingest_ratio: round(ratio(self.ingest_per_s, self.ceiling_http_per_s), 3),
+            ceiling_delivery_per_s: round(self.ceiling_delivery_per_s, 0),
+            delivery_per_s: round(self.delivery_per_s, 0),
+            delivery_ratio: round(ratio(self.delivery_per_s, self.ceiling_delivery_per_s), 3),
+            latency_ms: LatencyReport {
+                p50: round(l.p50, 2),
+                p90: round(l.p90, 2),
+                p99: round(l.p99, 2),
+                max: round(l.max, 2),
+                ack_p99: round(l.ack_p99, 2),
+                samples: l.samples,
             },
-            "peak_rss_bytes": self.peak_rss_bytes,
-            "storage_bytes_per_lead": self.storage_bytes_per_lead,
-            "storage_bytes_by_table": self.tables.iter().map(|(t, b)| (t.clone(), json!(b))).collect::<serde_json::Map<_, _>>(),
-            "outbox_rows_per_lead": round(self.outbox_rows_per_lead, 3),
-            "leads_stored": self.leads_stored,
-            "postgres_ingest_per_s": match &self.postgres { Some(Ok(v)) => json!(round(*v, 0)), _ => Value::Null },
-            "postgres_error": match &self.postgres { Some(Err(e)) => json!(e), _ => Value::Null },
-            "targets": targets,
-            "problems": problems,
-            "run": {
-                "seconds": args.seconds,
-                "connections": args.connections,
-                "destinations": args.destinations,
-                "backlog": args.backlog,
-                "latency_rate": args.latency_rate,
-                "latency_seconds": args.latency_seconds,
-                "cores": std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
-                "version": env!("CARGO_PKG_VERSION"),
-                "serve_binary": args.serve_binary.as_ref().map(|p| p.display().to_string()),
+            peak_rss_bytes: self.peak_rss_bytes,
+            storage_bytes_per_lead: self.storage_bytes_per_lead,
+            storage_bytes_by_table: self.tables.iter().cloned().collect(),
+            outbox_rows_per_lead: round(self.outbox_rows_per_lead, 3),
+            leads_stored: self.leads_stored,
+            postgres_ingest_per_s: match &self.postgres {
+                Some(Ok(v)) => Some(round(*v, 0)),
+                _ => None,
             },
-        })
+            postgres_error: match &self.postgres {
+                Some(Err(e)) => Some(e.clone()),
+                _ => None,
+            },
+            targets: targets(self).into_iter().map(|(key, met, target)| (key, TargetReport { met, target })).collect(),
+            problems,
+            run: RunReport {
+                seconds: args.seconds,
+                connections: args.connections,
+                destinations: args.destinations,
+                backlog: args.backlog,
+                latency_rate: args.latency_rate,
+                latency_seconds: args.latency_seconds,
+                cores: std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
+                version: env!("CARGO_PKG_VERSION"),
+                serve_binary: args.serve_binary.as_deref(),
+            },
+        }
     }
 
     fn table(&self) -> String {
@@ -476,7 +533,7 @@ fn private_temp_dir(prefix: &str) -> anyhow::Result<tempfile::TempDir> {
         .context("creating a temporary data directory")
 }
 
-fn write_json(file: &Path, json: &Value) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(json)?;
+fn write_json(file: &Path, report: &Report<'_>) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(report)?;
     std::fs::write(file, text + "\n").with_context(|| format!("writing {}", file.display()))
 }
