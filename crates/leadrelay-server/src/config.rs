@@ -299,6 +299,15 @@ impl Config {
         Self::load_from(file, Env::prefixed("LEADRELAY_"))
     }
 
+    /// The built-in defaults alone: what `serve` runs with when no file or variable overrides
+    /// them.
+    ///
+    /// # Errors
+    /// As [`Config::load`] (never, for the shipped defaults).
+    pub fn built_in() -> Result<Self, String> {
+        Self::for_tests("")
+    }
+
     /// The defaults plus explicit overrides, ignoring the environment (for tests).
     ///
     /// # Errors

@@ -63,11 +63,6 @@ pub struct BenchArgs {
     pub serve_binary: Option<PathBuf>,
 }
 
-/// Deliveries one destination may have in flight, and across all: the server's defaults, which
-/// the delivery ceiling uses too so both have the same concurrency to work with.
-const PER_DESTINATION_IN_FLIGHT: usize = 16;
-const WORKER_IN_FLIGHT: usize = 256;
-
 /// Runs every phase and prints the table; `Err` when a phase failed or a check did not hold.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     check(&args)?;
@@ -111,14 +106,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     next_seq += fill.sent;
     expect_all_202("the backlog", &fill)?;
     let expected = args.backlog * args.destinations as u64;
-    let before = received.count.load(std::sync::atomic::Ordering::Relaxed);
+    let before = received.count();
     let started = Instant::now();
     for d in &dests {
         server.admin(&format!("/v1/destinations/{d}/enable"), Value::Null).await?;
     }
     let drained = received.wait_for(before + expected, Duration::from_secs(300)).await;
     let drain_secs = started.elapsed().as_secs_f64();
-    let delivered = received.count.load(std::sync::atomic::Ordering::Relaxed) - before;
+    let delivered = received.count() - before;
     if !drained {
         problems.push(format!("the backlog did not drain: {delivered} of {expected} deliveries in {drain_secs:.0} s"));
     }
@@ -126,7 +121,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     eprintln!("bench: delivery ceiling (bare client -> receiver) ...");
     let sample = received.sample().context("the receiver never got a delivery to copy")?;
-    let in_flight = (args.destinations * PER_DESTINATION_IN_FLIGHT).min(WORKER_IN_FLIGHT);
+    // The server runs with the built-in settings, so the ceiling gets the same deliveries in
+    // flight as leadrelay may have: per destination, and in all.
+    let worker = leadrelay_server::config::Config::built_in().map_err(anyhow::Error::msg)?.worker;
+    let in_flight = (args.destinations * worker.per_destination_concurrency as usize).min(worker.concurrency as usize);
     let ceiling_delivery_per_s =
         receiver::delivery_ceiling(receiver_addr, &received, sample, in_flight, measure).await?;
 
@@ -276,7 +274,7 @@ async fn latency_run(
     let target = Target { addr: server.addr, path, body, first_seq };
     let (rate, length, conns) = (args.latency_rate, Duration::from_secs_f64(args.latency_seconds), args.connections);
     received.record();
-    let before = received.count.load(std::sync::atomic::Ordering::Relaxed);
+    let before = received.count();
     let acked = tokio::task::spawn_blocking(move || load::open_loop(target, rate, length, conns)).await??;
     let ok: Vec<_> = acked.iter().filter(|a| a.status == 202).collect();
     let expected = ok.len() as u64 * args.destinations as u64;

@@ -18,12 +18,17 @@ use tokio_util::sync::CancellationToken;
 /// Counts what arrives and, while recording, when each lead first arrived at each path.
 #[derive(Default)]
 pub struct Received {
-    pub count: AtomicU64,
+    count: AtomicU64,
     recording: Mutex<Option<HashMap<(String, String), Instant>>>,
     sample: Mutex<Option<(HeaderMap, Bytes)>>,
 }
 
 impl Received {
+    /// Deliveries received so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
     /// Starts recording arrival times (forgetting earlier ones).
     pub fn record(&self) {
         *self.recording.lock().unwrap_or_else(|p| p.into_inner()) = Some(HashMap::new());
@@ -42,7 +47,7 @@ impl Received {
     /// Waits until `count` reaches `target` or `timeout` passes; true when it did.
     pub async fn wait_for(&self, target: u64, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        while self.count.load(Ordering::Relaxed) < target {
+        while self.count() < target {
             if Instant::now() >= deadline {
                 return false;
             }
@@ -101,7 +106,7 @@ pub async fn delivery_ceiling(
         .context("building the ceiling's HTTP client")?;
     let url = format!("http://{receiver}/ceiling");
     let (headers, body) = sample;
-    let before = received.count.load(Ordering::Relaxed);
+    let before = received.count();
     let start = Instant::now();
     let end = start + length;
     let mut tasks = tokio::task::JoinSet::new();
@@ -125,6 +130,6 @@ pub async fn delivery_ceiling(
     while let Some(done) = tasks.join_next().await {
         done.context("a ceiling task panicked")??;
     }
-    let posts = received.count.load(Ordering::Relaxed) - before;
+    let posts = received.count() - before;
     Ok(posts as f64 / start.elapsed().as_secs_f64())
 }
