@@ -48,12 +48,32 @@ fn rows_customer_id(s: &str) -> Result<CustomerId> {
     CustomerId::parse(s).ok_or_else(|| StorageError::Other("stored customer id is not valid".into()))
 }
 
+/// A lead's personal columns sealed, in the order of `leads`' columns first name, last name,
+/// email, phone, company, title, description, raw LeadSource.
+pub(crate) fn seal_personal(
+    v: &Vault,
+    customer: &Customer,
+    description: Option<&str>,
+    raw_lead_source: Option<&str>,
+) -> [Option<String>; 8] {
+    [
+        v.seal_opt(Column::FirstName, customer.first_name.as_deref()),
+        v.seal_opt(Column::LastName, customer.last_name.as_deref()),
+        v.seal_opt(Column::Email, customer.email.as_deref()),
+        v.seal_opt(Column::Phone, customer.phone.as_deref()),
+        v.seal_opt(Column::Company, customer.company.as_deref()),
+        v.seal_opt(Column::Title, customer.title.as_deref()),
+        v.seal_opt(Column::Description, description),
+        v.seal_opt(Column::RawLeadSource, raw_lead_source),
+    ]
+}
+
 /// A lead made ready for the writer in the caller's task: its personal data sealed and its
 /// keyed hashes computed there, because the one writer thread is what every lead waits for and
 /// should spend its time on SQL alone.
 struct ReadyLead {
     item: LeadWithDeliveries,
-    /// Raw LeadSource, first and last name, email, phone, company, title, description.
+    /// Its personal columns, sealed ([`seal_personal`]).
     sealed: [Option<String>; 8],
     /// The customer's match digest and the reason a match would give.
     matching: Option<(String, &'static str)>,
@@ -65,16 +85,7 @@ struct ReadyLead {
 impl ReadyLead {
     fn new(v: &Vault, item: LeadWithDeliveries) -> Self {
         let (l, cu) = (&item.lead, &item.lead.customer);
-        let sealed = [
-            v.seal_opt(Column::RawLeadSource, l.raw_lead_source.as_deref()),
-            v.seal_opt(Column::FirstName, cu.first_name.as_deref()),
-            v.seal_opt(Column::LastName, cu.last_name.as_deref()),
-            v.seal_opt(Column::Email, cu.email.as_deref()),
-            v.seal_opt(Column::Phone, cu.phone.as_deref()),
-            v.seal_opt(Column::Company, cu.company.as_deref()),
-            v.seal_opt(Column::Title, cu.title.as_deref()),
-            v.seal_opt(Column::Description, l.description.as_deref()),
-        ];
+        let sealed = seal_personal(v, cu, l.description.as_deref(), l.raw_lead_source.as_deref());
         let matching = l.customer_match().map(|key| (v.match_digest(&key), key.reason()));
         let erasure_digest = cu.normalized_email().map(|e| v.match_digest(&MatchKey::Email(e)));
         let terms = v.search_terms(cu);
@@ -91,7 +102,7 @@ fn insert_lead_row(
     previously_erased: bool,
 ) -> Result<()> {
     let l = &r.item.lead;
-    let [raw, first, last, email, phone, company, title, description] = &r.sealed;
+    let [first, last, email, phone, company, title, description, raw] = &r.sealed;
     c.prepare_cached(INSERT_LEAD)
         .and_then(|mut s| {
             s.execute(params![

@@ -79,21 +79,13 @@ fn seal_plaintext_rows(c: &Connection, v: &Vault) -> Result<()> {
     for (id, f) in &leads {
         let [first, last, email, phone, country, company, title, description, raw] = f.clone();
         let customer = Customer { first_name: first, last_name: last, email, phone, country, company, title };
+        let [first, last, email, phone, company, title, description, raw] =
+            crate::leads::seal_personal(v, &customer, description.as_deref(), raw.as_deref());
         c.execute(
             "UPDATE leads SET first_name = ?2, last_name = ?3, email = ?4, phone = ?5, company = ?6, title = ?7,
                               description = ?8, raw_lead_source = ?9
              WHERE id = ?1",
-            params![
-                id,
-                v.seal_opt(Column::FirstName, customer.first_name.as_deref()),
-                v.seal_opt(Column::LastName, customer.last_name.as_deref()),
-                v.seal_opt(Column::Email, customer.email.as_deref()),
-                v.seal_opt(Column::Phone, customer.phone.as_deref()),
-                v.seal_opt(Column::Company, customer.company.as_deref()),
-                v.seal_opt(Column::Title, customer.title.as_deref()),
-                v.seal_opt(Column::Description, description.as_deref()),
-                v.seal_opt(Column::RawLeadSource, raw.as_deref()),
-            ],
+            params![id, first, last, email, phone, company, title, description, raw],
         )
         .map_err(map_err)?;
         crate::leads::index_terms(c, v, id, &customer)?;

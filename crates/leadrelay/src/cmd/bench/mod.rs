@@ -249,8 +249,8 @@ fn expect_all_202(what: &str, run: &load::ClosedRun) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Ack → receiver latency, in milliseconds.
-#[derive(Debug, Default)]
+/// Ack → receiver latency, in milliseconds (rounded to 0.01), as the report has it.
+#[derive(Debug, Default, Serialize)]
 struct Latency {
     p50: f64,
     p90: f64,
@@ -259,7 +259,9 @@ struct Latency {
     /// Due → ack of the ingest requests (the server's own answer time under the schedule).
     ack_p99: f64,
     samples: usize,
+    #[serde(skip)]
     missing: usize,
+    #[serde(skip)]
     failed: usize,
 }
 
@@ -307,14 +309,14 @@ async fn latency_run(
     })
 }
 
-/// The nearest-rank percentile (`q` in 0..=1) of `values`; 0 when empty.
+/// The nearest-rank percentile (`q` in 0..=1) of `values`, to 0.01; 0 when empty.
 fn percentile(values: &mut [f64], q: f64) -> f64 {
     if values.is_empty() {
         return 0.0;
     }
     values.sort_by(f64::total_cmp);
     let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
-    values[rank - 1]
+    (values[rank - 1] * 100.0).round() / 100.0
 }
 
 /// PostgreSQL ingest: the same run against a server on the given URL; `Err` says why not.
@@ -349,7 +351,7 @@ struct Report<'a> {
     ceiling_delivery_per_s: f64,
     delivery_per_s: f64,
     delivery_ratio: f64,
-    latency_ms: LatencyReport,
+    latency_ms: &'a Latency,
     peak_rss_bytes: u64,
     storage_bytes_per_lead: u64,
     storage_bytes_by_table: BTreeMap<String, u64>,
@@ -360,16 +362,6 @@ struct Report<'a> {
     targets: BTreeMap<&'static str, TargetReport>,
     problems: &'a [String],
     run: RunReport<'a>,
-}
-
-#[derive(Serialize)]
-struct LatencyReport {
-    p50: f64,
-    p90: f64,
-    p99: f64,
-    max: f64,
-    ack_p99: f64,
-    samples: usize,
 }
 
 #[derive(Serialize)]
@@ -435,9 +427,8 @@ fn ratio(a: f64, b: f64) -> f64 {
 
 impl Figures {
     /// The figures as the `--json` file has them (rounded; `None` is `null`).
-    fn report<'a>(&self, args: &'a BenchArgs, problems: &'a [String]) -> Report<'a> {
+    fn report<'a>(&'a self, args: &'a BenchArgs, problems: &'a [String]) -> Report<'a> {
         let round = |x: f64, places: i32| (x * 10f64.powi(places)).round() / 10f64.powi(places);
-        let l = &self.latency;
         Report {
             ceiling_http_per_s: round(self.ceiling_http_per_s, 0),
             ingest_per_s: round(self.ingest_per_s, 0),
@@ -445,14 +436,7 @@ impl Figures {
             ceiling_delivery_per_s: round(self.ceiling_delivery_per_s, 0),
             delivery_per_s: round(self.delivery_per_s, 0),
             delivery_ratio: round(ratio(self.delivery_per_s, self.ceiling_delivery_per_s), 3),
-            latency_ms: LatencyReport {
-                p50: round(l.p50, 2),
-                p90: round(l.p90, 2),
-                p99: round(l.p99, 2),
-                max: round(l.max, 2),
-                ack_p99: round(l.ack_p99, 2),
-                samples: l.samples,
-            },
+            latency_ms: &self.latency,
             peak_rss_bytes: self.peak_rss_bytes,
             storage_bytes_per_lead: self.storage_bytes_per_lead,
             storage_bytes_by_table: self.tables.iter().cloned().collect(),
