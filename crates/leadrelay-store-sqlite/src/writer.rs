@@ -217,6 +217,50 @@ mod tests {
         (Box::new(super::Pending { f, result: None, tx }), rx)
     }
 
+    /// A write that ends the transaction the way SQLite does after some failures (a full disk,
+    /// an I/O error), then fails, or says it succeeded (as a write that ignored the error would).
+    fn end_transaction(says_ok: bool) -> (super::Job, Answer) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let f = move |c: &crate::Db<'_>| {
+            c.execute_batch("ROLLBACK").map_err(map_err)?;
+            if says_ok { Ok(()) } else { Err(StorageError::Unavailable("disk full".into())) }
+        };
+        (Box::new(super::Pending { f, result: None, tx }), rx)
+    }
+
+    fn keys(path: &std::path::Path) -> Vec<String> {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let mut s = conn.prepare("SELECT key FROM instance_settings WHERE key LIKE 'k%' ORDER BY key").unwrap();
+        s.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    }
+
+    #[test]
+    fn when_the_transaction_ends_under_a_batch_no_write_of_it_is_reported_stored_or_runs_outside_it() {
+        for says_ok in [false, true] {
+            transaction_ended_under_a_batch(says_ok);
+        }
+    }
+
+    fn transaction_ended_under_a_batch(says_ok: bool) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        drop(store(&dir));
+        let (queue, rx) = tokio::sync::mpsc::channel(8);
+        let mut answers = Vec::new();
+        for job in [put("k0".into(), false, false), end_transaction(says_ok), put("k2".into(), false, false)] {
+            queue.try_send(job.0).ok().unwrap();
+            answers.push(job.1);
+        }
+        drop(queue);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        super::run(conn, std::sync::Arc::new(leadrelay_core::vault::Vault::for_tests()), rx);
+        for (i, answer) in answers.into_iter().enumerate() {
+            let answer = answer.blocking_recv().unwrap();
+            assert!(matches!(answer, Err(StorageError::Unavailable(_))), "says_ok={says_ok}, write {i}: {answer:?}");
+        }
+        assert_eq!(keys(&path), Vec::<String>::new(), "says_ok={says_ok}: nothing committed, k2 not run on its own");
+    }
+
     #[test]
     fn a_failing_or_panicking_write_in_a_batch_rolls_back_alone_and_every_caller_gets_its_own_answer() {
         let dir = tempfile::tempdir().unwrap();
@@ -241,9 +285,7 @@ mod tests {
                 _ => assert!(answer.is_ok(), "{i}: {answer:?}"),
             }
         }
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        let mut s = conn.prepare("SELECT key FROM instance_settings WHERE key LIKE 'k%' ORDER BY key").unwrap();
-        let kept: Vec<String> = s.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+        let kept = keys(&path);
         let mut expected: Vec<String> =
             (0..40).filter(|i| ![7, 23, 24, 31].contains(i)).map(|i| format!("k{i}")).collect();
         expected.sort();
