@@ -1,9 +1,6 @@
-//! The writer thread: group commit with one savepoint per batch, not one per caller.
-//!
-//! A savepoint per caller lets each fail alone, but SQLite copies every page a savepoint first
-//! touches into its sub-journal, and every caller touches the same hot pages. So a batch runs in
-//! one savepoint; when a write fails, the batch is rolled back and run again without it (a write
-//! is a `Fn` so it can run twice), keeping that write's failure as its answer.
+//! The writer thread: group commit with one savepoint per batch rather than per caller, since
+//! SQLite copies each page a savepoint first touches and every caller touches the same hot
+//! pages; `run_batch` keeps each caller's failure its own.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;

@@ -1,7 +1,6 @@
-//! The bare-HTTP ceiling (`leadrelay bench-ceiling`, started by `bench` as a child): an axum
-//! server on the same runtime as `serve` that only parses the lead JSON and answers 202 with a
-//! fresh lead id, as leadrelay's ingest route does, and stores nothing. What leadrelay reaches
-//! against this, with the same client, is what its own work costs.
+//! The bare-HTTP ceiling (`leadrelay bench-ceiling`, a child of `bench`): axum on `serve`'s
+//! runtime that only parses the lead JSON and answers 202 with a fresh id, so what leadrelay
+//! reaches against it is what its own work costs.
 
 use anyhow::Context;
 use axum::Router;

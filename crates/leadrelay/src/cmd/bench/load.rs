@@ -1,11 +1,6 @@
-//! The benchmark's load generator: HTTP/1.1 with keep-alive over many connections, all on one
-//! thread (as `wrk -t1` does), so the bare ceiling and leadrelay are driven by the very same
-//! client and the ratio between them means something.
-//!
-//! Two modes. *Closed loop* sends a connection's next request when its answer arrives: it finds
-//! the most a server sustains. *Open loop* sends on a fixed schedule whatever the answers do, so
-//! a slow answer delays nothing else and cannot hide itself (no coordinated omission); each
-//! request is timed from when it was due, not from when it went out.
+//! The benchmark's load generator: HTTP/1.1 keep-alive over many connections on one thread
+//! (as `wrk -t1`), the same client for the bare ceiling and for leadrelay, so their ratio means
+//! something.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -74,7 +69,9 @@ pub struct Acked {
     pub body: Vec<u8>,
 }
 
-/// Runs a closed loop with `connections` keep-alive connections on a thread of its own.
+/// Runs a closed loop with `connections` keep-alive connections on a thread of its own: a
+/// connection sends its next request when its answer arrives, which finds the most a server
+/// sustains.
 pub fn closed_loop(target: Target, connections: usize, length: Length) -> anyhow::Result<ClosedRun> {
     on_own_thread(move || async move {
         let next = Arc::new(AtomicU64::new(0));
@@ -139,6 +136,9 @@ pub fn closed_loop(target: Target, connections: usize, length: Length) -> anyhow
 
 /// Sends `rate` requests a second for `length`, on schedule, over up to `connections`
 /// connections, and returns every answer with the time it was due.
+///
+/// Open loop: requests go out on a fixed schedule whatever the answers do, so a slow answer
+/// cannot hide itself (no coordinated omission), and each is timed from when it was due.
 pub fn open_loop(target: Target, rate: u32, length: Duration, connections: usize) -> anyhow::Result<Vec<Acked>> {
     if rate == 0 {
         bail!("the open-loop rate must be at least 1 request a second");

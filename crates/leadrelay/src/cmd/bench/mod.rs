@@ -1,13 +1,5 @@
-//! `leadrelay bench`: the SPEC §9 benchmark, in one run on one machine, with nothing to install.
-//!
-//! Absolute rates drift on shared machines, so every throughput figure is printed beside a
-//! ceiling measured in the same run with the same client: a bare server that only parses the
-//! lead JSON (for ingest) and a bare client→receiver loop (for delivery). leadrelay runs as a
-//! child `serve` process on a fresh SQLite database with durable commits, exactly as deployed.
-//!
-//! Honesty rules the run enforces rather than trusts: every lead has a unique e-mail (so none is
-//! a duplicate, and each writes one outbox row per destination, which is counted afterwards);
-//! every answer must be 202; latency is measured open-loop, from ack to arrival.
+//! `leadrelay bench`: the SPEC §9 benchmark in one run on one machine, each figure beside a
+//! ceiling measured in the same run, because absolute rates drift on shared machines.
 
 mod ceiling;
 mod child;
@@ -64,6 +56,11 @@ pub struct BenchArgs {
 }
 
 /// Runs every phase and prints the table; `Err` when a phase failed or a check did not hold.
+///
+/// leadrelay runs as a child `serve` on a fresh SQLite database with durable commits. The run
+/// enforces rather than trusts what makes its figures honest: a unique e-mail per lead (so none
+/// is a duplicate and each writes its outbox rows, counted afterwards), a 202 for every
+/// request, open-loop latency.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     check(&args)?;
     leadrelay_destinations::install_crypto_provider();
