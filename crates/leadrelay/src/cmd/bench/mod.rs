@@ -22,6 +22,11 @@ use tokio_util::sync::CancellationToken;
 
 pub use ceiling::serve as serve_ceiling;
 
+/// The publisher each phase posts as, so the database can be checked phase by phase.
+const INGEST: &str = "bench-ingest";
+const BACKLOG: &str = "bench-delivery";
+const LATENCY: &str = "bench-latency";
+
 /// What to run and for how long.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -85,7 +90,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let server = Server::leadrelay(&serve_binary(&args)?, data.path(), None).await?;
 
     eprintln!("bench: ingest (SQLite, durable, {} destinations per lead) ...", args.destinations);
-    let (_, path) = server.publisher("bench-ingest", args.destinations, receiver_addr, false).await?;
+    let (_, path) = server.publisher(INGEST, args.destinations, receiver_addr, false).await?;
     let ingest_run =
         drive(Target { addr: server.addr, path, body: body.clone(), first_seq: next_seq }, args.connections, timed)
             .await?;
@@ -93,7 +98,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     expect_all_202("ingest", &ingest_run)?;
 
     eprintln!("bench: delivery of a backlog of {} leads ...", args.backlog);
-    let (dests, path) = server.publisher("bench-delivery", args.destinations, receiver_addr, false).await?;
+    let (dests, path) = server.publisher(BACKLOG, args.destinations, receiver_addr, false).await?;
     let fill = drive(
         Target { addr: server.addr, path, body: body.clone(), first_seq: next_seq },
         args.connections,
@@ -126,8 +131,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         receiver::delivery_ceiling(receiver_addr, &received, sample, in_flight, measure).await?;
 
     eprintln!("bench: latency at {} leads/s, open loop ...", args.latency_rate);
-    let (_, path) = server.publisher("bench-latency", args.destinations, receiver_addr, true).await?;
+    let (_, path) = server.publisher(LATENCY, args.destinations, receiver_addr, true).await?;
     let latency = latency_run(&args, &server, &received, path, body.clone(), next_seq).await?;
+    next_seq += latency.acknowledged + latency.failed;
     if latency.missing > 0 {
         problems.push(format!("{} deliveries of the latency run never arrived", latency.missing));
     }
@@ -140,14 +146,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let report = leadrelay_store_sqlite::database_report(&data.path().join("leadrelay.db"))?;
     let leads = report.leads();
     let storage_bytes_per_lead = report.bytes_except(&["attempts"]).checked_div(leads).unwrap_or(0);
-    let rows = report.deliveries_of("bench-ingest");
-    let ingested = report.leads_of("bench-ingest");
+    let rows = report.deliveries_of(INGEST);
+    let ingested = report.leads_of(INGEST);
     let dests = args.destinations as u64;
     let acked = |run: &load::ClosedRun| run.statuses.get(&202).copied().unwrap_or(0);
-    problems.extend(stored_as_acknowledged(&report, "bench-ingest", acked(&ingest_run), dests, None));
-    problems.extend(stored_as_acknowledged(&report, "bench-delivery", acked(&fill), dests, Some(acked(&fill) * dests)));
-    let latency_leads = latency.samples as u64 / dests + latency.missing as u64 / dests;
-    problems.extend(stored_as_acknowledged(&report, "bench-latency", latency_leads, dests, None));
+    problems.extend(stored_as_acknowledged(&report, INGEST, acked(&ingest_run), dests, None));
+    problems.extend(stored_as_acknowledged(&report, BACKLOG, acked(&fill), dests, Some(acked(&fill) * dests)));
+    problems.extend(stored_as_acknowledged(&report, LATENCY, latency.acknowledged, dests, None));
 
     let postgres = match &args.postgres {
         None => None,
@@ -258,8 +263,11 @@ struct Latency {
     samples: usize,
     #[serde(skip)]
     missing: usize,
+    /// Requests answered 202, and the others.
     #[serde(skip)]
-    failed: usize,
+    acknowledged: u64,
+    #[serde(skip)]
+    failed: u64,
 }
 
 async fn latency_run(
@@ -287,33 +295,35 @@ async fn latency_run(
             .and_then(|v| v["id"].as_str().map(str::to_owned))
             .context("a 202 without a lead id")?;
         for n in 1..=args.destinations {
-            match arrived.get(&(format!("bench-latency/{n}"), id.clone())) {
+            match arrived.get(&(format!("{LATENCY}/{n}"), id.clone())) {
                 Some(at) => delays.push(at.saturating_duration_since(a.answered).as_secs_f64() * 1e3),
                 None => missing += 1,
             }
         }
     }
     let mut acks: Vec<f64> = ok.iter().map(|a| a.answered.duration_since(a.due).as_secs_f64() * 1e3).collect();
+    delays.sort_by(f64::total_cmp);
+    acks.sort_by(f64::total_cmp);
     Ok(Latency {
-        p50: percentile(&mut delays, 0.50),
-        p90: percentile(&mut delays, 0.90),
-        p99: percentile(&mut delays, 0.99),
-        max: percentile(&mut delays, 1.0),
-        ack_p99: percentile(&mut acks, 0.99),
+        p50: percentile(&delays, 0.50),
+        p90: percentile(&delays, 0.90),
+        p99: percentile(&delays, 0.99),
+        max: percentile(&delays, 1.0),
+        ack_p99: percentile(&acks, 0.99),
         samples: delays.len(),
         missing,
-        failed: acked.len() - ok.len(),
+        acknowledged: ok.len() as u64,
+        failed: (acked.len() - ok.len()) as u64,
     })
 }
 
-/// The nearest-rank percentile (`q` in 0..=1) of `values`, to 0.01; 0 when empty.
-fn percentile(values: &mut [f64], q: f64) -> f64 {
-    if values.is_empty() {
+/// The nearest-rank percentile (`q` in 0..=1) of `sorted`, to 0.01; 0 when empty.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
         return 0.0;
     }
-    values.sort_by(f64::total_cmp);
-    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
-    (values[rank - 1] * 100.0).round() / 100.0
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    (sorted[rank - 1] * 100.0).round() / 100.0
 }
 
 /// PostgreSQL ingest: the same run against a server on the given URL; `Err` says why not.
