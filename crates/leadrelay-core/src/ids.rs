@@ -85,6 +85,21 @@ prefixed_id!(
     AuditId,
     "aud_"
 );
+prefixed_id!(
+    /// A person of a publisher's sales team who signs in to the workspace.
+    UserId,
+    "usr_"
+);
+prefixed_id!(
+    /// An opportunity: one customer's interest in one offer, which the sales team follows up.
+    OpportunityId,
+    "opp_"
+);
+prefixed_id!(
+    /// One entry of an opportunity's follow-up log (a call, an e-mail, a meeting, a note).
+    ActivityId,
+    "act_"
+);
 
 /// A publisher's id, chosen by the publisher: 1–64 of `a-z 0-9 - _`.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -15,6 +15,7 @@ pub mod offer;
 pub mod outcome;
 pub mod retry;
 pub mod routing;
+pub mod sales;
 pub mod signing;
 pub mod source;
 pub mod stage;
@@ -24,7 +25,10 @@ pub mod vault;
 
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use customer::Customer;
-pub use ids::{AuditId, CustomerId, DeliveryId, DestinationId, IngestKeyId, LeadId, PublisherId, TokenId};
+pub use ids::{
+    ActivityId, AuditId, CustomerId, DeliveryId, DestinationId, IngestKeyId, LeadId, OpportunityId, PublisherId,
+    TokenId, UserId,
+};
 pub use lead::{Lead, LeadDraft, LeadError, LeadField, LeadRules};
 pub use offer::{OfferId, OfferType};
 pub use source::{ActionCode, LeadSource, Source};

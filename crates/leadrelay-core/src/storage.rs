@@ -8,8 +8,11 @@ use crate::audit::{AuditEntry, AuditFilter};
 use crate::clock::Timestamp;
 use crate::destination::{DestinationRecord, ErrorClass};
 use crate::ids::{CustomerId, DeliveryId, DestinationId, IngestKeyId, LeadId, PublisherId};
+use crate::ids::{OpportunityId, UserId};
 use crate::lead::Lead;
 use crate::offer::{OfferId, OfferType};
+use crate::sales::kpi::{KpiQuery, KpiReport};
+use crate::sales::{Activity, Opportunity, OpportunityStatus, SalesSettings, Session, User};
 
 /// Names of the metrics every backend reports through the `metrics` facade (the server gives
 /// them their histogram buckets). Values are counts and seconds, never labelled with data.
@@ -169,6 +172,9 @@ pub struct Accepted {
     pub duplicate_of: Option<LeadId>,
     /// The address was erased before (an erasure tombstone matches it).
     pub previously_erased: bool,
+    /// The opportunity the lead opened or joined (`None`: it is no sales work, see
+    /// `sales::opens_opportunity`, or a duplicate).
+    pub opportunity: Option<OpportunityId>,
 }
 
 /// Erase one person's personal data (see [`LeadStore::erase_person`]).
@@ -530,6 +536,15 @@ pub trait LeadStore: Send + Sync + 'static {
     /// starts it (`merge_reason` unset) and the others merge into it; of any number of
     /// concurrent repeats of one (customer, offer, action) exactly one is the original and
     /// every other one its duplicate.
+    ///
+    /// Sales work, in the same transaction: a lead that `sales::opens_opportunity` and is not a
+    /// duplicate joins its customer's latest opportunity for its offer unless that one was
+    /// lost or disqualified (its stage moves forward by `sales::stage_rank`, never back), or
+    /// opens a new one: status `new`, the first touch due by `sales::sla::first_touch_due`
+    /// under the publisher's settings, and, with round-robin on, the next person of the team
+    /// in order who owns fewer open opportunities than the cap (none, when all are at it).
+    /// Obligation: concurrent leads of one customer and offer open one opportunity, and
+    /// concurrent openings never give round-robin's turn to two of them.
     async fn insert_leads(&self, leads: &[LeadWithDeliveries], duplicate_window: Duration) -> Result<Vec<Accepted>>;
     /// A customer with its timeline, oldest first (`NotFound` if unknown).
     async fn get_customer(&self, id: &CustomerId) -> Result<CustomerDetail>;
@@ -633,12 +648,164 @@ pub trait AuditStore: Send + Sync + 'static {
     async fn list_audit(&self, filter: &AuditFilter, page: &PageRequest) -> Result<Page<AuditEntry>>;
 }
 
+/// Which opportunities a list shows. Only open ones (new, contacted, qualified) have a due time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DueFilter {
+    /// Open, and the next touch (the first touch while there is none, else `next_touch_at`) is
+    /// due before this time: "due today" is the end of the publisher's day, "overdue" is now.
+    Before(Timestamp),
+    /// Open, never touched, and the first-touch SLA ended before this time (now).
+    SlaBreached(Timestamp),
+}
+
+/// Whose opportunities a list shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnerFilter {
+    /// This person's.
+    User(UserId),
+    /// Nobody's yet.
+    Unassigned,
+}
+
+/// Filters for the opportunity list (newest first, by id).
+#[derive(Debug, Clone, Default)]
+pub struct OpportunityFilter {
+    /// Only this publisher's.
+    pub publisher: Option<PublisherId>,
+    /// Only this status.
+    pub status: Option<OpportunityStatus>,
+    /// Only this owner's, or only unassigned ones.
+    pub owner: Option<OwnerFilter>,
+    /// Only this offer's.
+    pub offer: Option<OfferId>,
+    /// Only those due (see [`DueFilter`]).
+    pub due: Option<DueFilter>,
+    /// Whole words that must all appear in one of its leads' names, e-mail or company, as for
+    /// [`LeadFilter::text`] (answered from the same blind index).
+    pub text: Option<String>,
+}
+
+/// A change to an opportunity, checked by the caller against the version it read (the rules
+/// of `sales::StatusChange` need the current status). Fields left `None` stay as they are.
+#[derive(Debug, Clone)]
+pub struct OpportunityUpdate {
+    /// Which.
+    pub id: OpportunityId,
+    /// The version the caller checked the change against; another one is `Conflict`.
+    pub expected_version: i64,
+    /// New status and its reason (the reason replaces the stored one, even with `None`).
+    pub status: Option<(OpportunityStatus, Option<String>)>,
+    /// New owner (`Some(None)`: unassigned). A new owner is told by e-mail (a notice).
+    pub owner: Option<Option<UserId>>,
+    /// New next-touch time (`Some(None)`: cleared).
+    pub next_touch_at: Option<Option<Timestamp>>,
+    /// Now: `updated_at`, and `qualified_at` when it is first qualified or won.
+    pub now: Timestamp,
+}
+
+/// One checklist tick (or untick).
+#[derive(Debug, Clone)]
+pub struct ChecklistTick {
+    /// Which opportunity.
+    pub opportunity: OpportunityId,
+    /// The item (the caller checked it is on the publisher's checklist).
+    pub item: String,
+    /// Ticked or not.
+    pub done: bool,
+    /// Who: an audit actor id.
+    pub by: String,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// A notice the sales team must get once: a new owner, or a first-touch SLA breach.
+#[derive(Debug, Clone)]
+pub struct SalesNotice {
+    /// What happened.
+    pub kind: SalesNoticeKind,
+    /// The opportunity, as it is now.
+    pub opportunity: Opportunity,
+    /// Its owner, when it has one (the person to tell).
+    pub owner: Option<User>,
+}
+
+/// What a [`SalesNotice`] tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SalesNoticeKind {
+    /// The owner was assigned (round-robin or by hand).
+    Assigned,
+    /// The first touch is overdue.
+    SlaBreached,
+}
+
+/// The people of each publisher's sales team and their sessions.
+#[async_trait::async_trait]
+pub trait PeopleStore: Send + Sync + 'static {
+    /// Creates a user. `Conflict` if the id or the address (normalised) is taken, whichever
+    /// publisher has it; `NotFound` if the publisher does not exist.
+    ///
+    /// Obligation: of concurrent creates with one address, exactly one succeeds.
+    async fn create_user(&self, user: &User) -> Result<()>;
+    /// One user (`NotFound` if unknown).
+    async fn get_user(&self, id: &UserId) -> Result<User>;
+    /// The user with this normalised address (`NotFound` if none).
+    async fn find_user_by_email(&self, email: &str) -> Result<User>;
+    /// A publisher's users, oldest first.
+    async fn list_users(&self, publisher: &PublisherId) -> Result<Vec<User>>;
+    /// Accepts an open invitation: sets the password hash and closes the invitation, so its
+    /// token works once. `NotFound` if no open invitation has this hash or it expired by `now`.
+    async fn accept_invitation(&self, invite_hash: &str, password_hash: &str, now: Timestamp) -> Result<User>;
+    /// Stores a session. `Conflict` if its hash is taken.
+    async fn create_session(&self, session: &Session) -> Result<()>;
+    /// The session with this token hash and its user; `NotFound` if unknown or expired at `now`.
+    async fn find_session(&self, token_hash: &str, now: Timestamp) -> Result<(Session, User)>;
+    /// Ends a session (signing out); ending an unknown one is not an error.
+    async fn delete_session(&self, token_hash: &str) -> Result<()>;
+}
+
+/// Opportunities, their follow-up and the sales settings. Opportunities are opened and joined
+/// by [`LeadStore::insert_leads`], in the lead's own transaction; these methods work them.
+#[async_trait::async_trait]
+pub trait SalesStore: Send + Sync + 'static {
+    /// A publisher's sales settings (the defaults until some are stored); `NotFound` if the
+    /// publisher does not exist.
+    async fn sales_settings(&self, publisher: &PublisherId) -> Result<SalesSettings>;
+    /// Replaces a publisher's sales settings (`NotFound` if the publisher does not exist). The
+    /// round-robin position is kept when the team still holds the person it points at.
+    async fn put_sales_settings(&self, publisher: &PublisherId, settings: &SalesSettings) -> Result<()>;
+    /// One opportunity with its leads, checklist (in the publisher's checklist order, unticked
+    /// items included) and follow-up log (`NotFound` if unknown).
+    async fn get_opportunity(&self, id: &OpportunityId) -> Result<Opportunity>;
+    /// Opportunities, newest first, each as [`SalesStore::get_opportunity`] gives it.
+    async fn list_opportunities(&self, filter: &OpportunityFilter, page: &PageRequest) -> Result<Page<Opportunity>>;
+    /// Applies an update and returns the opportunity after it. `Conflict` if the version is not
+    /// `expected_version` (someone changed it since it was read), `NotFound` if unknown.
+    async fn update_opportunity(&self, update: &OpportunityUpdate) -> Result<Opportunity>;
+    /// Logs an activity. A touch (not a note) is the first touch if there was none (stopping
+    /// the SLA clock) and moves a `new` opportunity to `contacted`; `next_touch_at`, when
+    /// given, replaces the opportunity's. Returns the opportunity after it; `NotFound` if unknown.
+    async fn add_activity(&self, opportunity: &OpportunityId, activity: &Activity) -> Result<Opportunity>;
+    /// Ticks or unticks a checklist item; returns the opportunity after it. `NotFound` if unknown.
+    async fn tick_checklist(&self, tick: &ChecklistTick) -> Result<Opportunity>;
+    /// Takes the notices due at `now`, at most `limit`, and marks them taken in the same step,
+    /// so each is handed out once: owners assigned and not yet told, and open opportunities
+    /// never touched whose SLA ended before `now` and whose breach was not yet told.
+    ///
+    /// Obligation: concurrent calls never hand out one notice twice.
+    async fn take_sales_notices(&self, now: Timestamp, limit: u32) -> Result<Vec<SalesNotice>>;
+    /// The KPI report for a query (see `sales::kpi`), from opportunities opened and deliveries
+    /// of real leads received in the period.
+    async fn kpis(&self, query: &KpiQuery) -> Result<KpiReport>;
+}
+
 /// Everything leadrelay stores. Hold it as `Arc<dyn Storage>`; a backend implements each part
 /// and the obligations written on its methods: the rules it must keep race-free across
 /// processes sharing one database, where SQLite's single writer proves nothing. The testkit's
 /// contract suite (`storage_contract_tests!`) checks every method and races each obligation.
 #[async_trait::async_trait]
-pub trait Storage: CatalogStore + AccessStore + LeadStore + OutboxStore + AuditStore {
+pub trait Storage:
+    CatalogStore + AccessStore + LeadStore + OutboxStore + AuditStore + PeopleStore + SalesStore
+{
     /// A round trip that fails when the database cannot be read or written, for readiness.
     async fn ping(&self) -> Result<()>;
     /// Key rotation: re-seals with the primary key at most `limit` rows holding a value sealed

@@ -243,6 +243,7 @@ impl LeadStore for SqliteStore {
                     customer_id: customer_id.as_deref().map(rows_customer_id).transpose()?,
                     duplicate_of: duplicate_of.as_deref().map(crate::rows::lead_id).transpose()?,
                     previously_erased,
+                    opportunity: None,
                 });
             }
             Ok(accepted)

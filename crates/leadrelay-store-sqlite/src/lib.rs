@@ -14,8 +14,10 @@ mod catalog;
 mod deliveries;
 mod erasure;
 mod leads;
+mod people;
 mod report;
 mod rows;
+mod sales;
 mod sealing;
 mod writer;
 

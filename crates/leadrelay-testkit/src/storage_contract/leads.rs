@@ -54,7 +54,12 @@ pub async fn a_batch_answers_each_lead_in_order_and_sees_its_own_earlier_leads(s
     assert_ne!(accepted[1].customer_id.as_ref(), Some(&ada_customer));
     assert_eq!(
         accepted[2],
-        Accepted { customer_id: Some(ada_customer), duplicate_of: Some(ada.id.clone()), previously_erased: false }
+        Accepted {
+            customer_id: Some(ada_customer),
+            duplicate_of: Some(ada.id.clone()),
+            previously_erased: false,
+            opportunity: None
+        }
     );
     for (l, deliveries) in [(&ada, 1), (&bob, 1), (&ada_again, 0)] {
         assert_eq!(s.get_lead(&l.id).await.unwrap().deliveries.len(), deliveries);
@@ -129,7 +134,7 @@ pub async fn test_leads_stand_alone(s: Arc<dyn Storage>) {
     l.is_test = true;
     assert_eq!(
         insert_lead(&*s, &l, &[]).await,
-        Accepted { customer_id: None, duplicate_of: None, previously_erased: false }
+        Accepted { customer_id: None, duplicate_of: None, previously_erased: false, opportunity: None }
     );
 }
 

@@ -1,0 +1,136 @@
+//! When the first touch of an opportunity is due: a number of hours after it opens, counted
+//! around the clock or, with business hours, only inside the working hours of the publisher's
+//! time zone (daylight-saving changes included).
+
+use jiff::civil::{Date, Time};
+use jiff::tz::TimeZone;
+use jiff::{Timestamp as Instant, Zoned};
+
+use crate::clock::Timestamp;
+use crate::sales::settings::{BusinessHours, SalesSettings};
+
+/// The time zone of an IANA name (`UTC` included), from the database embedded in the binary,
+/// so a server's own zone files cannot change the answer.
+pub fn time_zone(name: &str) -> Option<TimeZone> {
+    if name.is_empty() || name.len() > 64 {
+        return None;
+    }
+    TimeZone::get(name).ok()
+}
+
+/// The first-touch due time of an opportunity opened at `opened`.
+pub fn first_touch_due(opened: Timestamp, settings: &SalesSettings) -> Timestamp {
+    let hours = i64::from(settings.first_touch_sla_hours);
+    match (&settings.business_hours, time_zone(&settings.time_zone)) {
+        (Some(hours_of_work), Some(tz)) => add_working_minutes(opened, hours * 60, hours_of_work, &tz),
+        _ => Timestamp::from_millis(opened.as_millis().saturating_add(hours * 3_600_000)),
+    }
+}
+
+/// `opened` plus `minutes` of working time. Gives up after ten years of calendar (settings are
+/// checked to have at least one working day, so that never happens) and then counts around the
+/// clock.
+fn add_working_minutes(opened: Timestamp, minutes: i64, hours: &BusinessHours, tz: &TimeZone) -> Timestamp {
+    let fallback = Timestamp::from_millis(opened.as_millis().saturating_add(minutes * 60_000));
+    let Ok(start) = Instant::from_millisecond(opened.as_millis()) else { return fallback };
+    let now = start.to_zoned(tz.clone());
+    let mut date: Date = now.date();
+    let mut cursor: Instant = start;
+    let mut left_ms = minutes * 60_000;
+    for _ in 0..3660 {
+        let weekday = date.weekday().to_monday_one_offset();
+        let day_is_working = u8::try_from(weekday).is_ok_and(|d| hours.days.contains(&d));
+        if day_is_working
+            && let (Some(open), Some(close)) =
+                (at_minute(date, hours.start_minute, tz), at_minute(date, hours.end_minute, tz))
+        {
+            let from = cursor.max(open);
+            if from < close {
+                let available = close.as_millisecond() - from.as_millisecond();
+                if left_ms <= available {
+                    return Timestamp::from_millis(from.as_millisecond() + left_ms);
+                }
+                left_ms -= available;
+            }
+        }
+        let Ok(next) = date.tomorrow() else { return fallback };
+        date = next;
+        if let Some(midnight) = at_minute(date, 0, tz) {
+            cursor = cursor.max(midnight);
+        }
+    }
+    fallback
+}
+
+/// The instant of `minute` minutes after midnight on `date` in `tz` (a local time skipped by a
+/// daylight-saving change resolves to the instant after the gap).
+fn at_minute(date: Date, minute: u16, tz: &TimeZone) -> Option<Instant> {
+    let zoned: Zoned = if minute >= 24 * 60 {
+        date.tomorrow().ok()?.to_zoned(tz.clone()).ok()?
+    } else {
+        let time = Time::new(i8::try_from(minute / 60).ok()?, i8::try_from(minute % 60).ok()?, 0, 0).ok()?;
+        date.to_datetime(time).to_zoned(tz.clone()).ok()?
+    };
+    Some(zoned.timestamp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(s).unwrap()
+    }
+
+    fn weekdays_9_to_17(tz: &str) -> SalesSettings {
+        SalesSettings {
+            time_zone: tz.into(),
+            business_hours: Some(BusinessHours {
+                days: vec![1, 2, 3, 4, 5],
+                start_minute: 9 * 60,
+                end_minute: 17 * 60,
+            }),
+            ..SalesSettings::default()
+        }
+    }
+
+    #[test]
+    fn around_the_clock_it_is_a_plain_sum() {
+        let s = SalesSettings::default();
+        assert_eq!(first_touch_due(at("2026-12-04T18:00:00Z"), &s), at("2026-12-05T18:00:00Z"));
+    }
+
+    #[test]
+    fn business_hours_skip_nights_and_weekends() {
+        let mut s = weekdays_9_to_17("UTC");
+        s.first_touch_sla_hours = 8;
+        // Friday 16:00: one hour on Friday, seven on Monday.
+        assert_eq!(first_touch_due(at("2026-12-04T16:00:00Z"), &s), at("2026-12-07T16:00:00Z"));
+        // Saturday: the clock starts on Monday at 9.
+        assert_eq!(first_touch_due(at("2026-12-05T10:00:00Z"), &s), at("2026-12-07T17:00:00Z"));
+        // 24 working hours from Monday 9:00 end on Wednesday 17:00.
+        s.first_touch_sla_hours = 24;
+        assert_eq!(first_touch_due(at("2026-12-07T09:00:00Z"), &s), at("2026-12-09T17:00:00Z"));
+    }
+
+    #[test]
+    fn the_time_zone_and_its_daylight_saving_change_count() {
+        let mut s = weekdays_9_to_17("America/Sao_Paulo");
+        s.first_touch_sla_hours = 1;
+        // 12:30 UTC is 09:30 in São Paulo (UTC-3): due at 10:30 local.
+        assert_eq!(first_touch_due(at("2026-12-07T12:30:00Z"), &s), at("2026-12-07T13:30:00Z"));
+        let mut s = weekdays_9_to_17("Europe/Lisbon");
+        s.first_touch_sla_hours = 2;
+        // Lisbon moves to summer time on Sunday 2026-03-29; Friday 16:00 local (UTC+0) + 2 h:
+        // one hour on Friday, one on Monday from 09:00 local, which is 08:00 UTC.
+        assert_eq!(first_touch_due(at("2026-03-27T16:00:00Z"), &s), at("2026-03-30T09:00:00Z"));
+    }
+
+    #[test]
+    fn unknown_zones_are_refused() {
+        assert!(time_zone("Europe/Lisbon").is_some());
+        assert!(time_zone("UTC").is_some());
+        assert!(time_zone("Mars/Olympus").is_none());
+        assert!(time_zone("").is_none());
+    }
+}
