@@ -64,6 +64,14 @@ pub enum Column {
     AttemptExcerpt,
     /// The database's index key.
     IndexKey,
+    /// A workspace user's sign-in address.
+    UserEmail,
+    /// A workspace user's name.
+    UserName,
+    /// What came of a follow-up activity (free text).
+    ActivityOutcome,
+    /// A follow-up activity's note (free text).
+    ActivityNote,
 }
 
 impl Column {
@@ -80,6 +88,10 @@ impl Column {
             Self::DestinationSettings => b"destination_settings",
             Self::AttemptMessage => b"attempt_message",
             Self::AttemptExcerpt => b"attempt_excerpt",
+            Self::UserEmail => b"user_email",
+            Self::UserName => b"user_name",
+            Self::ActivityOutcome => b"activity_outcome",
+            Self::ActivityNote => b"activity_note",
             Self::IndexKey => b"index_key",
         }
     }
