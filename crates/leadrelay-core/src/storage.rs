@@ -723,10 +723,8 @@ pub struct ChecklistTick {
 pub struct SalesNotice {
     /// What happened.
     pub kind: SalesNoticeKind,
-    /// The opportunity, as it is now.
+    /// The opportunity, as it is now (its `owner` is the person to tell).
     pub opportunity: Opportunity,
-    /// Its owner, when it has one (the person to tell).
-    pub owner: Option<User>,
 }
 
 /// What a [`SalesNotice`] tells.

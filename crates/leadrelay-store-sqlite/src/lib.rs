@@ -45,6 +45,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0006_sealed_personal_data", include_str!("../migrations/0006_sealed_personal_data.sql")),
     ("0007_audit", include_str!("../migrations/0007_audit.sql")),
     ("0008_erasure", include_str!("../migrations/0008_erasure.sql")),
+    ("0009_people", include_str!("../migrations/0009_people.sql")),
 ];
 
 /// How many writes may wait for the writer before callers wait to enqueue.
