@@ -6,7 +6,9 @@
 use std::fmt;
 
 use crate::clock::Timestamp;
-use crate::ids::{AuditId, CustomerId, DeliveryId, DestinationId, IngestKeyId, LeadId, PublisherId, TokenId};
+use crate::ids::{
+    AuditId, CustomerId, DeliveryId, DestinationId, IngestKeyId, LeadId, OpportunityId, PublisherId, TokenId,
+};
 
 /// Who acted: the admin token, or an API token named by its id (never the token itself).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -127,6 +129,20 @@ audit_actions! {
     /// Hook for the export of everything held about an email address (SPEC §7): recorded by
     /// that use case with `count` leads and no object (the address is personal).
     SubjectExport = "subject.export",
+    /// One opportunity was read.
+    OpportunityRead = "opportunity.read",
+    /// A page of the opportunity list was read; `text_search` as for `lead.list`.
+    OpportunityList = "opportunity.list",
+    /// An opportunity's status, owner or next touch was changed.
+    OpportunityUpdate = "opportunity.update",
+    /// A follow-up activity was logged on an opportunity.
+    OpportunityActivity = "opportunity.activity",
+    /// A checklist item of an opportunity was ticked or unticked.
+    OpportunityChecklist = "opportunity.checklist",
+    /// The publisher's sales settings were replaced.
+    SalesSettingsUpdate = "sales_settings.update",
+    /// The KPI report was read (JSON or CSV).
+    KpisRead = "kpis.read",
     /// Hook for the rotation of the encryption key of personal data: recorded by the rotation
     /// with `count` rows re-encrypted.
     KeysRotated = "keys.rotate",
@@ -160,6 +176,8 @@ pub enum AuditObject {
     Token(TokenId),
     /// An ingest key.
     IngestKey(IngestKeyId),
+    /// An opportunity.
+    Opportunity(OpportunityId),
 }
 
 impl AuditObject {
@@ -172,6 +190,7 @@ impl AuditObject {
             Self::Delivery(id) => id.as_str(),
             Self::Token(id) => id.as_str(),
             Self::IngestKey(id) => id.as_str(),
+            Self::Opportunity(id) => id.as_str(),
         }
     }
 
@@ -184,6 +203,7 @@ impl AuditObject {
             .or_else(|| DeliveryId::parse(s).map(Self::Delivery))
             .or_else(|| TokenId::parse(s).map(Self::Token))
             .or_else(|| IngestKeyId::parse(s).map(Self::IngestKey))
+            .or_else(|| OpportunityId::parse(s).map(Self::Opportunity))
     }
 }
 

@@ -155,9 +155,13 @@ pub struct SendContext {
     pub now: Timestamp,
 }
 
-/// Something the publisher must hear about that is not a new lead. Holds no personal data.
+/// Something the publisher must hear about that is not a new lead. Holds no personal data,
+/// except in [`Notice::Sales`], whose owner address is only an envelope recipient and whose lead
+/// a destination shows only where it opts in to personal data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
+    /// Sales work for the team: an opportunity was assigned, or its first touch is overdue.
+    Sales(Box<SalesMail>),
     /// A lead's delivery to a destination was given up (dead letter).
     DeadLetter {
         /// The lead.
@@ -180,6 +184,25 @@ pub enum Notice {
         /// Why.
         reason: String,
     },
+}
+
+/// A sales notice: what happened to which opportunity, and who must hear it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SalesMail {
+    /// Assigned, or SLA breached.
+    pub kind: crate::storage::SalesNoticeKind,
+    /// The opportunity.
+    pub opportunity: crate::ids::OpportunityId,
+    /// Its offer.
+    pub offer: Option<crate::offer::OfferId>,
+    /// When its first touch is (was) due.
+    pub first_touch_due_at: crate::clock::Timestamp,
+    /// The owner's address (an envelope recipient only), when the owner is to hear it.
+    pub owner_email: Option<String>,
+    /// Send to the destination's own recipients too (a breach; an assignment tells the owner only).
+    pub to_publisher: bool,
+    /// The lead that opened it, shown only by a destination that opts in to personal data.
+    pub lead: Option<Box<Lead>>,
 }
 
 /// A configured destination that can send leads.

@@ -14,8 +14,9 @@ use std::sync::Arc;
 use leadrelay_core::Lead;
 use leadrelay_core::destination::{
     Connector, Delivered, Destination, DestinationError, DestinationRole, ErrorClass, FieldError, NetworkPolicy,
-    Notice, PreparedSettings, SendContext,
+    Notice, PreparedSettings, SalesMail, SendContext,
 };
+use leadrelay_core::storage::SalesNoticeKind;
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
@@ -391,6 +392,7 @@ pub fn notice_text(notice: &Notice, link_base: &str) -> (String, String) {
                  POST {base}/v1/destinations/{destination}/replay {{\"only_dead\": true}}\n"
             ),
         ),
+        Notice::Sales(mail) => sales_text(mail, base),
         Notice::Disabled { destination, destination_name, reason } => (
             format!("Destination disabled: {destination_name}"),
             format!(
@@ -402,14 +404,49 @@ pub fn notice_text(notice: &Notice, link_base: &str) -> (String, String) {
     }
 }
 
+/// Subject and body of a sales notice: ids, the offer and the due time; the lead's customer
+/// only where [`EmailDestination`] opts in (added by `notify`).
+fn sales_text(mail: &SalesMail, base: &str) -> (String, String) {
+    let opp = &mail.opportunity;
+    let offer = mail.offer.as_ref().map_or("an unknown offer", |o| o.as_str());
+    let due = mail.first_touch_due_at.to_rfc3339();
+    match mail.kind {
+        SalesNoticeKind::Assigned => (
+            format!("New opportunity for you: {offer}"),
+            format!(
+                "An opportunity was assigned to you.\n\nOpportunity: {opp}\nOffer:       {offer}\n\
+                 First touch due by {due}.\nOpen it:     {base}/v1/opportunities/{opp}\n"
+            ),
+        ),
+        SalesNoticeKind::SlaBreached => (
+            format!("First touch overdue: {offer}"),
+            format!(
+                "Nobody has reached this customer yet, and the first touch was due by {due}.\n\n\
+                 Opportunity: {opp}\nOffer:       {offer}\nOpen it:     {base}/v1/opportunities/{opp}\n\
+                 Log the call, e-mail or meeting there once it happened.\n"
+            ),
+        ),
+    }
+}
+
 impl EmailDestination {
     async fn deliver(&self, subject: String, body: String, message_id: String) -> Result<u16, DestinationError> {
+        self.deliver_to(&self.to, subject, body, message_id).await
+    }
+
+    async fn deliver_to(
+        &self,
+        recipients: &[Mailbox],
+        subject: String,
+        body: String,
+        message_id: String,
+    ) -> Result<u16, DestinationError> {
         let mut message = Message::builder()
             .from(self.from.clone())
             .subject(subject.replace(['\r', '\n'], " "))
             .message_id(Some(message_id))
             .header(ContentType::TEXT_PLAIN);
-        for to in &self.to {
+        for to in recipients {
             message = message.to(to.clone());
         }
         let message =
@@ -456,10 +493,34 @@ impl Destination for EmailDestination {
     }
 
     async fn notify(&self, notice: &Notice) -> Result<(), DestinationError> {
-        let (subject, body) = notice_text(notice, &self.link_base);
+        let (subject, mut body) = notice_text(notice, &self.link_base);
         let id = match notice {
             Notice::DeadLetter { lead, destination, .. } => format!("<{lead}.{destination}.dead@leadrelay>"),
             Notice::Disabled { destination, .. } => format!("<{destination}.disabled.{}@leadrelay>", body.len()),
+            Notice::Sales(mail) => {
+                let mut recipients = if mail.to_publisher { self.to.clone() } else { Vec::new() };
+                if let Some(owner) = mail.owner_email.as_deref() {
+                    let owner: Mailbox = owner
+                        .parse()
+                        .map_err(|_| DestinationError::permanent("the owner's address is not a mailbox"))?;
+                    if !recipients.contains(&owner) {
+                        recipients.push(owner);
+                    }
+                }
+                if recipients.is_empty() {
+                    return Ok(());
+                }
+                if let Some(lead) = mail.lead.as_deref().filter(|_| self.include_personal_data) {
+                    body.push('\n');
+                    body.push_str(&crate::email::body(lead, &self.link_base, true));
+                }
+                let kind = match mail.kind {
+                    SalesNoticeKind::Assigned => "assigned",
+                    SalesNoticeKind::SlaBreached => "sla",
+                };
+                let id = format!("<{}.{kind}.{}@leadrelay>", mail.opportunity, recipients.len());
+                return self.deliver_to(&recipients, subject, body, id).await.map(drop);
+            }
         };
         self.deliver(subject, body, id).await.map(drop)
     }

@@ -76,6 +76,13 @@ impl Application {
         let stop = shutdown.child_token();
         let worker = self.state.config.worker.enabled.then(|| tokio::spawn(self.worker.clone().run(stop.clone())));
         let reseal = ops::reseal_task(std::sync::Arc::clone(&self.state.ops), stop.clone());
+        // Sales notices are delivery work too: a process that delivers nothing tells nobody.
+        let sales_notices = self
+            .state
+            .config
+            .worker
+            .enabled
+            .then(|| ops::sales_notice_task(std::sync::Arc::clone(&self.state.ops), stop.clone()));
         let upkeep = tokio::spawn(telemetry::metrics::upkeep(self.state.metrics.clone(), stop.clone()));
         let retention =
             ops::retention_task(&self.state.config.privacy, std::sync::Arc::clone(&self.state.ops), stop.clone());
@@ -95,6 +102,9 @@ impl Application {
             let _ = r.await;
         }
         let _ = reseal.await;
+        if let Some(n) = sales_notices {
+            let _ = n.await;
+        }
         let _ = upkeep.await;
         served?;
         Ok(())

@@ -43,6 +43,38 @@ enum Command {
     /// The bare HTTP server `bench` measures its ceiling against (started by `bench`).
     #[command(hide = true)]
     BenchCeiling,
+    /// The sales team's opportunities.
+    Opportunities {
+        #[command(subcommand)]
+        command: OpportunitiesCommand,
+    },
+    /// The sales KPIs of a publisher (JSON, or CSV with --csv).
+    Kpis {
+        /// The publisher.
+        #[arg(long)]
+        publisher: String,
+        /// Opportunities opened at or after (RFC 3339 or a date).
+        #[arg(long)]
+        since: Option<String>,
+        /// … and before.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only this offer (publisherid.offerid).
+        #[arg(long)]
+        offer: Option<String>,
+        /// Only this source.
+        #[arg(long)]
+        source: Option<String>,
+        /// Only this action code.
+        #[arg(long)]
+        action: Option<String>,
+        /// The same figures per offer, source or action.
+        #[arg(long)]
+        group_by: Option<String>,
+        /// Print CSV instead of JSON.
+        #[arg(long)]
+        csv: bool,
+    },
     /// Encryption keys.
     Keys {
         #[command(subcommand)]
@@ -62,6 +94,44 @@ enum KeysCommand {
     Retire {
         /// The key id (from `keys status`).
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OpportunitiesCommand {
+    /// List a publisher's opportunities, newest first.
+    List {
+        /// The publisher.
+        #[arg(long)]
+        publisher: String,
+        /// new, contacted, qualified, won, lost or disqualified.
+        #[arg(long)]
+        status: Option<String>,
+        /// A user id (usr_…) or none.
+        #[arg(long)]
+        owner: Option<String>,
+        /// today, overdue or sla_breached.
+        #[arg(long)]
+        due: Option<String>,
+        /// How many at most.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one opportunity (JSON, as the API answers).
+    Show {
+        /// opp_…
+        id: String,
+    },
+    /// Give an opportunity an owner (the owner is told by e-mail), or none.
+    Assign {
+        /// opp_…
+        id: String,
+        /// A user id (usr_…) or none.
+        #[arg(long)]
+        owner: String,
     },
 }
 
@@ -104,6 +174,21 @@ fn main() -> ExitCode {
                 Command::Config => cmd::print_config(&config),
                 Command::Leads { command: LeadsCommand::List { publisher, offer, limit, json } } => {
                     cmd::leads::list(&config, publisher, offer, limit, json).await
+                }
+                Command::Opportunities {
+                    command: OpportunitiesCommand::List { publisher, status, owner, due, limit, json },
+                } => {
+                    cmd::sales::list(&config, cmd::sales::ListArgs { publisher, status, owner, due, limit, json }).await
+                }
+                Command::Opportunities { command: OpportunitiesCommand::Show { id } } => {
+                    cmd::sales::show(&config, &id).await
+                }
+                Command::Opportunities { command: OpportunitiesCommand::Assign { id, owner } } => {
+                    cmd::sales::assign(&config, &id, &owner).await
+                }
+                Command::Kpis { publisher, since, until, offer, source, action, group_by, csv } => {
+                    let args = cmd::sales::KpiArgs { publisher, since, until, offer, source, action, group_by, csv };
+                    cmd::sales::kpis(&config, args).await
                 }
                 Command::Bench(args) => cmd::bench::run(args).await,
                 Command::BenchCeiling => cmd::bench::serve_ceiling().await,

@@ -27,6 +27,19 @@ pub fn first_touch_due(opened: Timestamp, settings: &SalesSettings) -> Timestamp
     }
 }
 
+/// The end of the calendar day holding `now` in the named time zone (UTC when unknown): the
+/// bound of "due today".
+pub fn end_of_day(now: Timestamp, zone: &str) -> Timestamp {
+    let tz = time_zone(zone).unwrap_or(TimeZone::UTC);
+    let fallback = Timestamp::from_millis(now.as_millis() - now.as_millis().rem_euclid(86_400_000) + 86_400_000);
+    let Ok(instant) = Instant::from_millisecond(now.as_millis()) else { return fallback };
+    let date = instant.to_zoned(tz.clone()).date();
+    date.tomorrow()
+        .ok()
+        .and_then(|d| at_minute(d, 0, &tz))
+        .map_or(fallback, |midnight| Timestamp::from_millis(midnight.as_millisecond()))
+}
+
 /// `opened` plus `minutes` of working time. Gives up after ten years of calendar (settings are
 /// checked to have at least one working day, so that never happens) and then counts around the
 /// clock.
@@ -124,6 +137,13 @@ mod tests {
         // Lisbon moves to summer time on Sunday 2026-03-29; Friday 16:00 local (UTC+0) + 2 h:
         // one hour on Friday, one on Monday from 09:00 local, which is 08:00 UTC.
         assert_eq!(first_touch_due(at("2026-03-27T16:00:00Z"), &s), at("2026-03-30T09:00:00Z"));
+    }
+
+    #[test]
+    fn today_ends_at_the_next_local_midnight() {
+        assert_eq!(end_of_day(at("2026-12-07T12:30:00Z"), "UTC"), at("2026-12-08T00:00:00Z"));
+        assert_eq!(end_of_day(at("2026-12-07T12:30:00Z"), "America/Sao_Paulo"), at("2026-12-08T03:00:00Z"));
+        assert_eq!(end_of_day(at("2026-12-08T02:00:00Z"), "America/Sao_Paulo"), at("2026-12-08T03:00:00Z"));
     }
 
     #[test]

@@ -20,3 +20,4 @@ pub mod privacy;
 pub mod publishers;
 pub mod query;
 pub mod router;
+pub mod sales;

@@ -22,6 +22,7 @@ use crate::http::middleware::{self as mw, REQUEST_ID};
 use crate::http::openapi::{self, ApiDoc};
 use crate::http::{
     audit, customers, deliveries, destinations, events, health, ingest, lead_csv, leads, metrics, privacy, publishers,
+    sales,
 };
 use crate::state::AppState;
 
@@ -65,6 +66,12 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::list_audit))
         .routes(routes!(privacy::export_subject))
         .routes(routes!(privacy::erase_person))
+        .routes(routes!(sales::get_sales_settings, sales::put_sales_settings))
+        .routes(routes!(sales::list_opportunities))
+        .routes(routes!(sales::get_opportunity, sales::patch_opportunity))
+        .routes(routes!(sales::add_activity))
+        .routes(routes!(sales::tick_checklist))
+        .routes(routes!(sales::get_kpis))
 }
 
 /// The OpenAPI document of this build's API, `kinds` being its destination kinds.

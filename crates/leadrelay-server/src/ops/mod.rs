@@ -16,6 +16,7 @@ mod leads;
 mod metrics;
 mod privacy;
 mod publishers;
+mod sales;
 
 pub use cache::TtlCache;
 pub use destinations::Validation;
@@ -25,6 +26,7 @@ pub use lead_csv::{CsvImport, CsvRows, RowFailure, read_leads_csv};
 pub use leads::{LeadOrigin, LeadSubmission};
 pub use privacy::{SubjectExport, retention_task};
 pub use publishers::DestinationTest;
+pub use sales::{NewActivity, OpportunityPatch, OpportunityView, sales_notice_task};
 
 use std::sync::Arc;
 use std::time::Duration;
