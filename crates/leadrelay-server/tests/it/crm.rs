@@ -298,7 +298,7 @@ async fn a_wrong_account_key_is_a_configuration_error_with_a_hint() {
     assert_eq!(paths, ["settings.connection_string", "settings.table"]);
 }
 
-fn email_settings(smtp: &leadrelay_testkit::smtp::SmtpServer, tls: &str) -> serde_json::Value {
+pub(crate) fn email_settings(smtp: &leadrelay_testkit::smtp::SmtpServer, tls: &str) -> serde_json::Value {
     use leadrelay_testkit::smtp::{PASSWORD, USER};
     let mut s = json!({"host": "localhost", "port": smtp.port(), "tls": tls, "username": USER, "password": PASSWORD,
                        "from": "leadrelay@contoso.com", "to": "ops@contoso.com; Sales@Contoso.com ;ops@contoso.com"});
@@ -309,7 +309,7 @@ fn email_settings(smtp: &leadrelay_testkit::smtp::SmtpServer, tls: &str) -> serd
 }
 
 /// A message with its quoted-printable body decoded (soft line breaks joined, `=XX` bytes).
-fn decoded(raw: &str) -> String {
+pub(crate) fn decoded(raw: &str) -> String {
     let joined = raw.replace("=\r\n", "").replace("=\n", "");
     let bytes = joined.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

@@ -17,6 +17,7 @@ struct Resources {
     lead: String,
     delivery: String,
     customer: String,
+    opportunity: String,
 }
 
 async fn resources(app: &TestApp, publisher: &str, receiver: &TestReceiver) -> Resources {
@@ -39,7 +40,10 @@ async fn resources(app: &TestApp, publisher: &str, receiver: &TestReceiver) -> R
         .await;
     let lead_id = lead.body["id"].as_str().unwrap().to_owned();
     let detail = app.get(&format!("/v1/leads/{lead_id}")).await.body;
+    let opportunities = app.get(&format!("/v1/publishers/{publisher}/opportunities")).await.body;
+    let opportunity = opportunities["items"][0]["id"].as_str().expect("the lead opened an opportunity").to_owned();
     Resources {
+        opportunity,
         publisher: publisher.to_owned(),
         offer,
         destination: d.body["id"].as_str().unwrap().to_owned(),
@@ -84,6 +88,15 @@ fn matrix(r: &Resources) -> Vec<(Method, String, Option<Value>)> {
         (Method::GET, format!("/v1/customers/{}", r.customer), None),
         (Method::POST, format!("/v1/customers/{}/split", r.customer), Some(json!({"lead_ids": [r.lead]}))),
         (Method::DELETE, format!("/v1/publishers/{p}/ingest-keys/{}", r.ingest_key), None),
+        (Method::GET, format!("/v1/publishers/{p}/settings/sales"), None),
+        (Method::PUT, format!("/v1/publishers/{p}/settings/sales"), Some(json!({"first_touch_sla_hours": 8}))),
+        (Method::GET, format!("/v1/publishers/{p}/opportunities?status=new"), None),
+        (Method::GET, format!("/v1/opportunities/{}", r.opportunity), None),
+        (Method::PATCH, format!("/v1/opportunities/{}", r.opportunity), Some(json!({"next_touch_at": "2030-01-02"}))),
+        (Method::POST, format!("/v1/opportunities/{}/activities", r.opportunity), Some(json!({"kind": "call"}))),
+        (Method::POST, format!("/v1/opportunities/{}/checklist/budget", r.opportunity), Some(json!({}))),
+        (Method::GET, format!("/v1/publishers/{p}/kpis?group_by=source"), None),
+        (Method::GET, format!("/v1/publishers/{p}/kpis?format=csv"), None),
         (Method::DELETE, format!("/v1/publishers/{p}/tokens/{}", r.token), None),
     ]
 }

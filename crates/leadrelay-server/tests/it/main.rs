@@ -17,4 +17,5 @@ mod metrics;
 mod network;
 mod openapi;
 mod privacy;
+mod sales;
 mod support;

@@ -31,6 +31,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The app's worker; with `worker.enabled = false` a test drives it with `run_once`.
     pub worker: leadrelay_server::worker::Worker,
+    /// The app's use cases, for what a background task does on its own schedule (sales notices).
+    pub ops: Arc<leadrelay_server::ops::Ops>,
     _dir: tempfile::TempDir,
     shutdown: CancellationToken,
 }
@@ -87,11 +89,12 @@ impl TestApp {
         };
         let app = Application::build(config, parts, AdminToken::from_plain(ADMIN)).unwrap();
         let worker = app.worker.clone();
+        let ops = Arc::clone(&app.state.ops);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
         tokio::spawn(app.run(listener, shutdown.clone()));
-        Self { base, client: reqwest::Client::new(), worker, _dir: dir, shutdown }
+        Self { base, client: reqwest::Client::new(), worker, ops, _dir: dir, shutdown }
     }
 
     pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>, auth: bool) -> Answer {
@@ -115,6 +118,10 @@ impl TestApp {
 
     pub async fn put(&self, path: &str, body: Value) -> Answer {
         self.send(reqwest::Method::PUT, path, Some(body.to_string().into_bytes()), true).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Answer {
+        self.send(reqwest::Method::PATCH, path, Some(body.to_string().into_bytes()), true).await
     }
 
     pub async fn get(&self, path: &str) -> Answer {
