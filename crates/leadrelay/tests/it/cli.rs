@@ -439,3 +439,67 @@ async fn a_key_rotation_mid_load_loses_nothing_and_the_old_key_can_be_retired() 
     let audit = crate::support::admin_get(&client, &server, "/v1/audit?action=keys.rotate").await;
     assert_eq!(audit["items"].as_array().unwrap().len(), 1, "{audit}");
 }
+
+#[tokio::test]
+async fn the_sales_commands_list_show_assign_and_report_kpis() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(serve(dir.path(), &[])).await;
+    let client = crate::support::client();
+    let base = server.base.clone();
+    let post = |path: &str, body: serde_json::Value| {
+        client.post(format!("{base}{path}")).bearer_auth(ADMIN).json(&body).send()
+    };
+    assert_eq!(
+        post("/v1/publishers", serde_json::json!({"id": "contoso", "name": "Contoso"})).await.unwrap().status(),
+        201
+    );
+    let lead = serde_json::json!({"publisher": "contoso", "lead_source": "AzureMarketplace-PLT|contoso.crm",
+                                  "customer": {"email": "ada@quillworks.com"}});
+    assert_eq!(post("/v1/leads", lead).await.unwrap().status(), 202);
+    let listed: serde_json::Value = client
+        .get(format!("{base}/v1/publishers/contoso/opportunities"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = listed["items"][0]["id"].as_str().unwrap().to_owned();
+    let run = |args: &[&str]| {
+        let mut cmd = binary();
+        cmd.args(args).arg("--data-dir").arg(dir.path());
+        cmd.output()
+    };
+
+    let out = run(&["opportunities", "list", "--publisher", "contoso", "--json"]).await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&id));
+    let out = run(&["opportunities", "list", "--publisher", "contoso", "--due", "overdue"]).await.unwrap();
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&id), "not overdue yet");
+    let out = run(&["opportunities", "show", &id]).await.unwrap();
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((shown["status"].as_str(), shown["stage"].as_str()), (Some("new"), Some("initial_interest")));
+    let out = run(&["opportunities", "assign", &id, "--owner", "none"]).await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["opportunities", "assign", &id, "--owner", "ana"]).await.unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--owner must be a user id"));
+
+    let out = run(&["kpis", "--publisher", "contoso", "--group-by", "source"]).await.unwrap();
+    let kpis: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(kpis["opportunities"], 1);
+    assert_eq!(kpis["by"]["AzureMarketplace"]["funnel"]["new"], 1);
+    let out = run(&["kpis", "--publisher", "contoso", "--csv"]).await.unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("scope,key,opportunities,"));
+    let out = run(&["kpis", "--publisher", "nobody"]).await.unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("publisher not found"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["kpis", "--publisher", "contoso", "--group-by", "weather"]).await.unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--group-by must be offer, source or action"));
+    server.child.kill().await.unwrap();
+}
