@@ -16,5 +16,6 @@ mod leads;
 mod metrics;
 mod network;
 mod openapi;
+mod people;
 mod privacy;
 mod support;
