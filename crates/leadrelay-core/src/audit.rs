@@ -7,36 +7,43 @@ use std::fmt;
 
 use crate::clock::Timestamp;
 use crate::ids::{
-    AuditId, CustomerId, DeliveryId, DestinationId, IngestKeyId, LeadId, OpportunityId, PublisherId, TokenId,
+    AuditId, CustomerId, DeliveryId, DestinationId, IngestKeyId, LeadId, OpportunityId, PublisherId, TokenId, UserId,
 };
 
-/// Who acted: the admin token, or an API token named by its id (never the token itself).
+/// Who acted: the admin token, an API token named by its id (never the token itself), or a
+/// signed-in person of a publisher's team named by their user id (never their address).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ActorId {
     /// The admin token.
     Admin,
     /// An API token.
     Token(TokenId),
+    /// A workspace user, through their session.
+    User(UserId),
 }
 
 impl ActorId {
-    /// The stored and wire form: `admin` or `tok_…`.
+    /// The stored and wire form: `admin`, `tok_…` or `usr_…`.
     pub fn as_str(&self) -> &str {
         match self {
             Self::Admin => "admin",
             Self::Token(id) => id.as_str(),
+            Self::User(id) => id.as_str(),
         }
     }
 
-    /// Parses `admin` or a token id.
+    /// Parses `admin`, a token id or a user id.
     ///
     /// # Errors
-    /// The rule, when `s` is neither.
+    /// The rule, when `s` is none of them.
     pub fn parse(s: &str) -> Result<Self, &'static str> {
         if s == "admin" {
             return Ok(Self::Admin);
         }
-        TokenId::parse(s).map(Self::Token).ok_or("must be 'admin' or a token id (tok_…)")
+        TokenId::parse(s)
+            .map(Self::Token)
+            .or_else(|| UserId::parse(s).map(Self::User))
+            .ok_or("must be 'admin', a token id (tok_…) or a user id (usr_…)")
     }
 }
 
@@ -64,6 +71,11 @@ impl Actor {
     /// An API token, with the publisher it is bound to.
     pub fn token(id: TokenId, publisher: Option<PublisherId>) -> Self {
         Self { id: ActorId::Token(id), publisher }
+    }
+
+    /// A workspace user of `publisher`.
+    pub fn user(id: UserId, publisher: PublisherId) -> Self {
+        Self { id: ActorId::User(id), publisher: Some(publisher) }
     }
 }
 
@@ -146,6 +158,15 @@ audit_actions! {
     /// Hook for the rotation of the encryption key of personal data: recorded by the rotation
     /// with `count` rows re-encrypted.
     KeysRotated = "keys.rotate",
+    /// A workspace user was added to a publisher's team (the object is the user; never the
+    /// address or name).
+    UserCreate = "user.create",
+    /// A user accepted their invitation and set a password (the actor is that user).
+    UserInviteAccept = "user.invite_accept",
+    /// A user signed in: a session began.
+    SessionCreate = "session.create",
+    /// A user signed out: their session ended.
+    SessionDelete = "session.delete",
 }
 
 impl AuditAction {
@@ -178,6 +199,8 @@ pub enum AuditObject {
     IngestKey(IngestKeyId),
     /// An opportunity.
     Opportunity(OpportunityId),
+    /// A workspace user.
+    User(UserId),
 }
 
 impl AuditObject {
@@ -191,6 +214,7 @@ impl AuditObject {
             Self::Token(id) => id.as_str(),
             Self::IngestKey(id) => id.as_str(),
             Self::Opportunity(id) => id.as_str(),
+            Self::User(id) => id.as_str(),
         }
     }
 
@@ -204,6 +228,7 @@ impl AuditObject {
             .or_else(|| TokenId::parse(s).map(Self::Token))
             .or_else(|| IngestKeyId::parse(s).map(Self::IngestKey))
             .or_else(|| OpportunityId::parse(s).map(Self::Opportunity))
+            .or_else(|| UserId::parse(s).map(Self::User))
     }
 }
 
@@ -300,6 +325,9 @@ mod tests {
         let t = TokenId::generate(Timestamp::from_millis(1));
         assert_eq!(ActorId::parse("admin"), Ok(ActorId::Admin));
         assert_eq!(ActorId::parse(t.as_str()), Ok(ActorId::Token(t.clone())));
+        let u = UserId::generate(Timestamp::from_millis(1));
+        assert_eq!(ActorId::parse(u.as_str()), Ok(ActorId::User(u.clone())));
+        assert_eq!(Actor::user(u.clone(), PublisherId::parse("contoso").unwrap()).id.as_str(), u.as_str());
         assert!(ActorId::parse("someone@contoso.com").is_err());
         let objects = [
             AuditObject::Lead(LeadId::generate(Timestamp::from_millis(1))),
@@ -308,6 +336,7 @@ mod tests {
             AuditObject::Delivery(DeliveryId::generate(Timestamp::from_millis(1))),
             AuditObject::Token(t),
             AuditObject::IngestKey(IngestKeyId::generate(Timestamp::from_millis(1))),
+            AuditObject::User(u),
         ];
         for o in objects {
             assert_eq!(AuditObject::parse(o.as_str()), Some(o.clone()));

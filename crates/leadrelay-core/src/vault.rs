@@ -381,6 +381,13 @@ impl Vault {
         }
     }
 
+    /// What storage keeps to find a workspace user by sign-in address (normalised): a keyed
+    /// hash under a purpose of its own, so a user's digest never equals the match digest of a
+    /// customer with the same address and the two cannot be joined in the database.
+    pub fn user_email_digest(&self, normalized_email: &str) -> String {
+        self.keyed_hash("user:email", normalized_email, 32)
+    }
+
     /// The blind index terms of a customer: each normalised word of the first and last name,
     /// the company and the email (and the whole email), keyed-hashed, without repeats, at most
     /// [`MAX_TERMS_PER_LEAD`].
@@ -520,6 +527,18 @@ mod tests {
             assert!(!v.query_terms(q).iter().all(|t| terms.contains(t)), "{q} must not match");
         }
         assert!(terms.iter().all(|t| !t.contains("quill")));
+    }
+
+    #[test]
+    fn a_user_digest_is_keyed_and_never_the_customer_match_digest_of_the_same_address() {
+        let v = Vault::for_tests();
+        let address = "ada@quillworks.io";
+        let digest = v.user_email_digest(address);
+        assert_eq!(digest, v.user_email_digest(address));
+        assert_ne!(digest, v.user_email_digest("grace@quillworks.io"));
+        assert_ne!(digest, v.match_digest(&MatchKey::Email(address.into())));
+        let (other, _) = Vault::unlock(ring(3), None).unwrap();
+        assert_ne!(digest, other.user_email_digest(address), "another database's index key, another digest");
     }
 
     #[test]

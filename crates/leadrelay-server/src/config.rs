@@ -38,6 +38,18 @@ pub struct Config {
     pub security: SecurityConfig,
     /// Retention of personal data.
     pub privacy: PrivacyConfig,
+    /// The sales workspace: sessions of people.
+    pub workspace: WorkspaceConfig,
+}
+
+/// `[workspace]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceConfig {
+    /// How long a session lasts, in hours.
+    pub session_hours: u32,
+    /// Take the client's address for sign-in rate limiting from the last `X-Forwarded-For` entry.
+    pub trust_forwarded_for: bool,
 }
 
 /// `[privacy]`
@@ -405,6 +417,9 @@ impl Config {
         if let Err(e) = self.stage_table() {
             problems.push(format!("leads.stages: {e}"));
         }
+        if !(1..=720).contains(&self.workspace.session_hours) {
+            problems.push(format!("workspace.session_hours ({}) must be 1-720", self.workspace.session_hours));
+        }
         if !matches!(self.telemetry.format.as_str(), "compact" | "json") {
             problems.push(format!("telemetry.format ({:?}) must be \"compact\" or \"json\"", self.telemetry.format));
         }
@@ -506,6 +521,10 @@ mod tests {
         assert_eq!(c.disable_policy(), DisablePolicy::default());
         assert_eq!(c.stage_table().unwrap(), StageTable::default());
         assert_eq!(c.storage_location(), StorageLocation::Sqlite(PathBuf::from("./leadrelay-data/leadrelay.db")));
+        assert_eq!(c.workspace.session_hours, 12);
+        assert!(!c.workspace.trust_forwarded_for);
+        let err = Config::for_tests("[workspace]\nsession_hours = 0").unwrap_err();
+        assert!(err.contains("workspace.session_hours (0) must be 1-720"), "{err}");
     }
 
     #[test]

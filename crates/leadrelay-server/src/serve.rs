@@ -45,8 +45,8 @@ pub async fn serve(
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) if is_transient(&e) => {
                 // Out of file descriptors or a connection reset before accept: wait, go on.
                 tracing::warn!(error = %e, "accepting a connection failed; retrying shortly");
@@ -61,7 +61,12 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        // The peer's address, for handlers that ask (`ConnectInfo`: the sign-in rate limit).
+        let with_peer = move |mut req: axum::http::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            req
+        };
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(app.clone(), with_peer));
         let stop = shutdown.clone();
         connections.spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();

@@ -195,6 +195,7 @@ const SEALED: &[SealedTable] = &[
         &["delivery_id", "number"],
         &[("message", Column::AttemptMessage), ("excerpt", Column::AttemptExcerpt)],
     ),
+    ("users", &["id"], &[("email", Column::UserEmail), ("name", Column::UserName)]),
 ];
 
 /// Re-seals, with the primary key, up to `limit` rows that hold a value of an older key.

@@ -177,6 +177,61 @@ mod sealing {
     }
 
     #[tokio::test]
+    async fn a_users_address_and_name_are_sealed_at_rest_and_rotation_reseals_them() {
+        use leadrelay_core::UserId;
+        use leadrelay_core::sales::{Role, User};
+        use leadrelay_core::storage::{PeopleStore, Storage};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("people.db");
+        let (old, new) = (Keyring::generate_key(), Keyring::generate_key());
+        let open = |primary: &str, older: &[&str]| {
+            let ring = Keyring::from_base64(primary, older.iter().copied()).unwrap();
+            SqliteStore::open(&path, OpenOptions { migrate: true, ..Default::default() }, ring).unwrap()
+        };
+        let p = PublisherId::parse("contoso").unwrap();
+        let ana = User {
+            id: UserId::generate(T0),
+            publisher: p.clone(),
+            email: "ana.canary@contoso.com".into(),
+            name: "Ana Canaryname".into(),
+            role: Role::Admin,
+            password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
+            invite_hash: None,
+            invite_expires_at: None,
+            created_at: T0,
+        };
+        {
+            let store = open(&old, &[]);
+            store.create_publisher(&Publisher { id: p.clone(), name: "Contoso".into(), created_at: T0 }).await.unwrap();
+            store.create_user(&ana).await.unwrap();
+        }
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let (email, name, hash): (String, String, String) = conn
+            .query_row("SELECT email, name, email_hash FROM users", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap();
+        drop(conn);
+        for stored in [&email, &name, &hash] {
+            assert!(!stored.to_lowercase().contains("canary"), "no plaintext at rest: {stored}");
+        }
+        assert!(email.starts_with("s1") && name.starts_with("s1"), "sealed values");
+
+        let store = open(&new, &[old.as_str()]);
+        let old_id = Keyring::from_base64(&old, []).unwrap().primary().to_string();
+        let held_by_old =
+            |counts: Vec<(String, u64)>| counts.into_iter().find(|(k, _)| *k == old_id).map_or(0, |(_, n)| n);
+        assert_eq!(held_by_old(store.sealed_values_by_key().await.unwrap()), 2, "the address and the name");
+        while store.reseal_stale(100).await.unwrap() > 0 {}
+        assert_eq!(held_by_old(store.sealed_values_by_key().await.unwrap()), 0, "rotation covers the users");
+        drop(store);
+        let store = open(&new, &[]);
+        assert_eq!(
+            store.find_user_by_email("ana.canary@contoso.com").await.unwrap(),
+            ana,
+            "readable without the old key"
+        );
+    }
+
+    #[tokio::test]
     async fn a_store_opened_with_another_key_is_refused_naming_the_key_it_needs() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keyed.db");

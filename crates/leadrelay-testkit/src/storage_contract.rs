@@ -9,6 +9,7 @@ mod audit;
 mod catalog;
 mod leads;
 mod outbox;
+mod people;
 mod races;
 
 pub use access::*;
@@ -16,6 +17,7 @@ pub use audit::*;
 pub use catalog::*;
 pub use leads::*;
 pub use outbox::*;
+pub use people::*;
 pub use races::*;
 
 use std::future::Future;
@@ -110,6 +112,13 @@ macro_rules! storage_contract_tests {
             an_audit_entry_is_never_replaced
             audit_pages_follow_the_cursor_newest_first
             audit_entries_are_filtered_by_every_field_of_the_filter
+            // People: users of a publisher's team, invitations, sessions.
+            a_user_is_read_back_by_id_and_address_and_listed_with_their_publisher
+            a_taken_address_is_a_conflict_across_publishers
+            a_user_of_an_unknown_publisher_is_not_found
+            an_invitation_is_accepted_once_and_refused_after_it_expires
+            a_session_is_found_until_it_expires_or_is_deleted
+            concurrent_creates_of_one_address_let_exactly_one_succeed
             // Races: what must hold however many processes share the database.
             concurrent_creates_of_one_publisher_id_let_exactly_one_succeed
             concurrent_first_starts_agree_on_one_admin_token_hash
@@ -368,6 +377,7 @@ mod tests {
             include_str!("storage_contract/catalog.rs"),
             include_str!("storage_contract/leads.rs"),
             include_str!("storage_contract/outbox.rs"),
+            include_str!("storage_contract/people.rs"),
             include_str!("storage_contract/races.rs"),
         ];
         let defined: std::collections::BTreeSet<&str> = sources

@@ -24,7 +24,7 @@ pub struct AuditListQuery {
     /// Only this action.
     #[param(inline, schema_with = actions)]
     action: Option<String>,
-    /// Only this actor: `admin` or a token id (`tok_…`).
+    /// Only this actor: `admin`, a token id (`tok_…`) or a user id (`usr_…`).
     actor: Option<String>,
     /// RFC 3339 time or a date: entries at or after it.
     since: Option<String>,
@@ -48,15 +48,16 @@ pub struct AuditEntryOut {
     id: String,
     #[schema(format = DateTime)]
     at: String,
-    /// `admin`, or the id of the token used (`tok_…`), never the token itself.
+    /// `admin`, the id of the token used (`tok_…`, never the token itself), or of the signed-in
+    /// person (`usr_…`, never their address).
     actor: String,
-    /// The publisher the token is bound to (`null` for the admin and marketplace tokens).
+    /// The publisher the token or person belongs to (`null` for the admin and marketplace tokens).
     actor_publisher: Option<String>,
     /// Whose data it concerned (`null` for actions across publishers).
     publisher: Option<String>,
     #[schema(schema_with = actions)]
     action: &'static str,
-    /// The id of the object acted on (`lead_…`, `cus_…`, `dst_…`, `dlv_…`, `tok_…`, `ik_…`).
+    /// The id of the object acted on (`lead_…`, `cus_…`, `dst_…`, `dlv_…`, `tok_…`, `ik_…`, `usr_…`).
     object: Option<String>,
     /// How many items: leads listed or imported, deliveries replayed, leads moved by a split.
     count: Option<u64>,

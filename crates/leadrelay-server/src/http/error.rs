@@ -20,6 +20,10 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     /// 401: no or wrong credentials.
     Unauthorized,
+    /// 401: a sign-in's address or password is wrong (never saying which).
+    InvalidCredentials,
+    /// 429: too many failed sign-ins; try again after this long (`Retry-After`).
+    TooManyRequests(std::time::Duration),
     /// 403: the token may not do this.
     Forbidden(String),
     /// 404: no such thing (or not yours).
@@ -90,6 +94,8 @@ pub enum ErrorCode {
     InvalidJson,
     /// 401
     Unauthorized,
+    /// 401, from a sign-in
+    InvalidCredentials,
     /// 403
     Forbidden,
     /// 404
@@ -106,6 +112,8 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// 422
     ValidationFailed,
+    /// 429
+    TooManyRequests,
     /// 431
     HeadersTooLarge,
     /// 500
@@ -134,6 +142,7 @@ impl ApiError {
             414 => Self::UriTooLong(0),
             415 => Self::UnsupportedMediaType("the body's Content-Type or Content-Encoding is not accepted".to_owned()),
             431 => Self::HeadersTooLarge("the request's headers are too large".to_owned()),
+            429 => Self::TooManyRequests(std::time::Duration::from_secs(1)),
             503 => Self::Unavailable,
             _ => Self::Internal(format!("a layer answered {status} without a body")),
         }
@@ -144,6 +153,8 @@ impl ApiError {
             Self::InvalidJson(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidJson),
             Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ValidationFailed),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
+            Self::InvalidCredentials => (StatusCode::UNAUTHORIZED, ErrorCode::InvalidCredentials),
+            Self::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyRequests),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
             Self::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
@@ -162,7 +173,13 @@ impl ApiError {
             Self::InvalidJson(detail) => format!("the body is not valid JSON: {detail}"),
             Self::Validation(fields) if fields.len() == 1 => format!("{} {}", fields[0].path, fields[0].message),
             Self::Validation(fields) => format!("{} fields are invalid", fields.len()),
-            Self::Unauthorized => "missing or invalid bearer token (send 'Authorization: Bearer <token>')".to_owned(),
+            Self::Unauthorized => "missing or invalid credentials: send 'Authorization: Bearer <token>', or sign in \
+                                   (POST /v1/sessions) and send the session cookie"
+                .to_owned(),
+            Self::InvalidCredentials => "the e-mail address or the password is wrong".to_owned(),
+            Self::TooManyRequests(wait) => {
+                format!("too many failed sign-ins; try again in {} seconds (Retry-After)", wait.as_secs())
+            }
             Self::Forbidden(why) | Self::Conflict(why) => why.clone(),
             Self::NotFound(what) => format!("{what} not found"),
             Self::PayloadTooLarge(0) => "the body is larger than this route accepts".to_owned(),
@@ -195,6 +212,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, _) = self.status_and_code();
         let mut response = (status, Json(self.body())).into_response();
+        if let Self::TooManyRequests(wait) = &self {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, wait.as_secs().max(1).into());
+        }
         if let Self::Internal(cause) = self {
             response.extensions_mut().insert(InternalCause(cause));
         }
@@ -220,6 +240,8 @@ impl From<crate::ops::OpsError> for ApiError {
             OpsError::Invalid(fields) => Self::Validation(fields),
             OpsError::NotFound(what) => Self::NotFound(what),
             OpsError::Conflict(why) => Self::Conflict(why),
+            OpsError::InvalidCredentials => Self::InvalidCredentials,
+            OpsError::TooManyAttempts(wait) => Self::TooManyRequests(wait),
             OpsError::Storage(s) => s.into(),
         }
     }
@@ -251,8 +273,15 @@ mod tests {
     }
 
     #[test]
+    fn too_many_requests_says_when_to_come_back() {
+        let response = ApiError::TooManyRequests(std::time::Duration::from_secs(840)).into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "840");
+    }
+
+    #[test]
     fn a_bare_status_gets_the_envelope_with_the_same_status() {
-        for status in [400, 401, 403, 404, 405, 409, 413, 414, 415, 431, 503] {
+        for status in [400, 401, 403, 404, 405, 409, 413, 414, 415, 429, 431, 503] {
             let status = StatusCode::from_u16(status).unwrap();
             assert_eq!(ApiError::for_status(status).status_and_code().0, status);
         }

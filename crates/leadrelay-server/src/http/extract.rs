@@ -1,5 +1,12 @@
 //! Extractors owned by the app, so every rejection uses our error envelope: JSON bodies with
-//! field paths, path parameters, and bearer authentication visible in each handler's signature.
+//! field paths, path parameters, and authentication visible in each handler's signature.
+//!
+//! Who calls ([`Caller`]): a bearer token when the request has an `Authorization` header;
+//! otherwise a person's session, named by the `leadrelay_session` cookie. A request the
+//! cookie authenticates that may change something (any method but GET, HEAD and OPTIONS)
+//! must also send `X-CSRF-Token` with the token its sign-in returned: another site can make a
+//! browser send the cookie, but cannot read the token (answers are not readable cross-site,
+//! and the cookie is `SameSite=Strict` besides).
 //!
 //! How a JSON body is read, on every JSON route ([`ValidJson`], [`OptionalJson`],
 //! [`JsonBatch`]):
@@ -26,9 +33,12 @@ use serde::{Deserialize, de::IgnoredAny};
 
 use leadrelay_core::access::Scope;
 use leadrelay_core::audit::Actor;
-use leadrelay_core::{PublisherId, TokenId};
+use leadrelay_core::sales::{Role, Session, User};
+use leadrelay_core::{PublisherId, TokenId, UserId};
 
+use crate::auth::constant_time_eq;
 use crate::http::error::ApiError;
+use crate::ops::people::{SESSION_COOKIE, csrf_token};
 use crate::state::AppState;
 
 /// The raw body, with the size limit answered as a JSON 413.
@@ -285,7 +295,8 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for PathParams<T> {
     }
 }
 
-/// An authenticated caller: the admin, a marketplace operator, or one publisher with scopes.
+/// An authenticated caller: the admin, a marketplace operator, one publisher's token with its
+/// scopes, or a signed-in person of one publisher with their role's scopes.
 #[derive(Debug, Clone)]
 pub enum Caller {
     /// The admin token: everything.
@@ -304,6 +315,17 @@ pub enum Caller {
         /// What it allows.
         scopes: Vec<Scope>,
     },
+    /// A person of a publisher's team, signed in (the session cookie).
+    User {
+        /// Their publisher.
+        publisher: PublisherId,
+        /// Who (for the audit log).
+        user: UserId,
+        /// Their role.
+        role: Role,
+        /// What the role allows (`Role::scopes`), so [`Caller::check`] treats them as a token.
+        scopes: Vec<Scope>,
+    },
 }
 
 impl Caller {
@@ -313,6 +335,16 @@ impl Caller {
             Self::Admin => Actor::admin(),
             Self::Marketplace { token } => Actor::token(token.clone(), None),
             Self::Publisher { id, token, .. } => Actor::token(token.clone(), Some(id.clone())),
+            Self::User { publisher, user, .. } => Actor::user(user.clone(), publisher.clone()),
+        }
+    }
+
+    /// The one publisher this caller belongs to (a publisher token or a person), if any.
+    pub fn publisher(&self) -> Option<&PublisherId> {
+        match self {
+            Self::Publisher { id, .. } => Some(id),
+            Self::User { publisher, .. } => Some(publisher),
+            Self::Admin | Self::Marketplace { .. } => None,
         }
     }
 
@@ -322,17 +354,22 @@ impl Caller {
     /// # Errors
     /// 404 or 403 as above.
     pub fn check(&self, owner: &PublisherId, scope: Scope, what: &'static str) -> Result<(), ApiError> {
-        match self {
-            Self::Admin => Ok(()),
-            Self::Publisher { id, scopes, .. } if id == owner => {
-                if scopes.contains(&scope) {
-                    Ok(())
-                } else {
-                    Err(ApiError::Forbidden(format!("this token lacks the '{scope}' scope")))
-                }
-            }
-            _ => Err(ApiError::NotFound(what)),
+        let (own, scopes) = match self {
+            Self::Admin => return Ok(()),
+            Self::Publisher { id, scopes, .. } => (id, scopes),
+            Self::User { publisher, scopes, .. } => (publisher, scopes),
+            Self::Marketplace { .. } => return Err(ApiError::NotFound(what)),
+        };
+        if own != owner {
+            return Err(ApiError::NotFound(what));
         }
+        if scopes.contains(&scope) {
+            return Ok(());
+        }
+        Err(ApiError::Forbidden(match self {
+            Self::User { role, .. } => format!("the '{role}' role does not allow this (it needs the '{scope}' scope)"),
+            _ => format!("this token lacks the '{scope}' scope"),
+        }))
     }
 
     /// Allows only the admin token.
@@ -353,7 +390,7 @@ impl Caller {
     pub fn visible_publisher(&self, asked: Option<PublisherId>) -> Result<Option<PublisherId>, ApiError> {
         match self {
             Self::Admin => Ok(asked),
-            Self::Publisher { id, .. } => {
+            Self::Publisher { id, .. } | Self::User { publisher: id, .. } => {
                 if asked.as_ref().is_some_and(|a| a != id) {
                     return Err(ApiError::NotFound("publisher"));
                 }
@@ -369,10 +406,18 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
+        let Some(authorization) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+            let CurrentSession { user, .. } = CurrentSession::from_request_parts(parts, state).await?;
+            return Ok(Self::User {
+                scopes: user.role.scopes(),
+                publisher: user.publisher,
+                user: user.id,
+                role: user.role,
+            });
+        };
+        let token = authorization
+            .to_str()
+            .ok()
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
             .filter(|t| !t.is_empty())
@@ -413,10 +458,86 @@ impl FromRequestParts<AppState> for EventReporter {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         match Caller::from_request_parts(parts, state).await? {
             Caller::Admin | Caller::Marketplace { .. } => Ok(Self),
-            Caller::Publisher { .. } => {
+            Caller::Publisher { .. } | Caller::User { .. } => {
                 Err(ApiError::Forbidden("marketplace events need a marketplace token or the admin token".to_owned()))
             }
         }
+    }
+}
+
+/// The session the `leadrelay_session` cookie names, live, with its user; for a request that
+/// may change something, only with the session's `X-CSRF-Token`.
+pub struct CurrentSession {
+    /// The session token (the cookie's value).
+    pub token: String,
+    /// The session.
+    pub session: Session,
+    /// Whose.
+    pub user: User,
+}
+
+impl FromRequestParts<AppState> for CurrentSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = session_cookie(&parts.headers).ok_or(ApiError::Unauthorized)?.to_owned();
+        let (session, user) = state.ops.session(&token).await.map_err(|e| match e {
+            crate::ops::OpsError::NotFound(_) => ApiError::Unauthorized,
+            other => other.into(),
+        })?;
+        if !parts.method.is_safe() {
+            let sent = parts.headers.get(CSRF_HEADER).map(axum::http::HeaderValue::as_bytes).unwrap_or_default();
+            if !constant_time_eq(sent, csrf_token(&token).as_bytes()) {
+                return Err(ApiError::Forbidden(
+                    "a change made with the session cookie must send the X-CSRF-Token header with the csrf_token \
+                     the sign-in returned (GET /v1/sessions/current shows it again)"
+                        .to_owned(),
+                ));
+            }
+        }
+        Ok(Self { token, session, user })
+    }
+}
+
+/// The header a cookie-authenticated change carries its CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The value of the session cookie, from any `Cookie` header.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, value)| *name == SESSION_COOKIE && !value.is_empty())
+        .map(|(_, value)| value.trim_matches('"'))
+}
+
+/// The client's IP address, for limiting failed sign-ins: the connection's peer, or, with
+/// `workspace.trust_forwarded_for`, the last address of `X-Forwarded-For` (what the proxy in
+/// front appended). `None` when neither is known.
+pub struct ClientIp(pub Option<std::net::IpAddr>);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if state.config.workspace.trust_forwarded_for {
+            let forwarded = parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .last()
+                .and_then(|last| last.trim().parse().ok());
+            if forwarded.is_some() {
+                return Ok(Self(forwarded));
+            }
+        }
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        Ok(Self(peer))
     }
 }
 
@@ -477,6 +598,19 @@ mod tests {
         let err = parse_json::<Probe>(br#"{"name": "x", "count": 1, "inner": {"mail": "a"}}"#).unwrap_err();
         assert_eq!(paths(err), ["inner.mail"]);
         assert_eq!(paths(parse_json::<Probe>(br#"{"nme": "x", "count": 1}"#).unwrap_err()), ["nme"]);
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others_in_any_cookie_header() {
+        let mut h = HeaderMap::new();
+        assert_eq!(session_cookie(&h), None);
+        h.append(axum::http::header::COOKIE, "theme=dark; leadrelay_session=".parse().unwrap());
+        assert_eq!(session_cookie(&h), None, "an empty value is no session");
+        h.append(axum::http::header::COOKIE, "a=b; leadrelay_session=lrs_abc; c=d".parse().unwrap());
+        assert_eq!(session_cookie(&h), Some("lrs_abc"));
+        let mut h = HeaderMap::new();
+        h.insert(axum::http::header::COOKIE, "not_leadrelay_session=x".parse().unwrap());
+        assert_eq!(session_cookie(&h), None);
     }
 
     #[test]

@@ -173,7 +173,7 @@ pub async fn import_leads(
     let q = Query::parse_for::<ImportQuery>(raw.as_deref())?;
     let publisher = match (q.parsed("publisher", PublisherId::parse)?, &caller) {
         (Some(p), _) => p,
-        (None, Caller::Publisher { id, .. }) => id.clone(),
+        (None, Caller::Publisher { id, .. } | Caller::User { publisher: id, .. }) => id.clone(),
         (None, _) => return Err(ApiError::field("publisher", "is required (?publisher=…) with this token")),
     };
     caller.check(&publisher, Scope::Ingest, "publisher")?;

@@ -16,6 +16,7 @@ pub mod leads;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod people;
 pub mod privacy;
 pub mod publishers;
 pub mod query;

@@ -35,6 +35,7 @@ use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
         (name = "marketplace", description = "The marketplace operator's routes"),
         (name = "audit", description = "Who read, exported or changed what"),
         (name = "privacy", description = "A person's data: export or erase everything held about an address"),
+        (name = "people", description = "A publisher's sales team: users, sign-in sessions (cookie and CSRF token), invitations"),
         (name = "health", description = "Liveness and readiness"),
         (name = "metrics", description = "Prometheus metrics"),
         (name = "docs", description = "This document"),
@@ -80,7 +81,11 @@ pub fn finish(api: utoipa::openapi::OpenApi, kinds: &[&str]) -> ApiDocument {
     let mut doc = serde_json::to_value(&api).expect("the document serialises");
     doc["components"]["securitySchemes"] = json!({
         "bearer": {"type": "http", "scheme": "bearer",
-                   "description": "The admin token, a publisher token (lr_pub_…) or a marketplace token (lr_mkt_…)"}
+                   "description": "The admin token, a publisher token (lr_pub_…) or a marketplace token (lr_mkt_…)"},
+        "session": {"type": "apiKey", "in": "cookie", "name": "leadrelay_session",
+                    "description": "A person's session from POST /v1/sessions. Every route a publisher token may call \
+                                    accepts it in place of a bearer token, within the person's role; a change (POST, \
+                                    PUT, PATCH, DELETE) must also send X-CSRF-Token with the session's csrf_token."}
     });
     if let Some(kind) = doc.pointer_mut("/components/schemas/DestinationIn/properties/kind") {
         kind["enum"] = json!(kinds);
@@ -116,8 +121,11 @@ fn add_errors(path: &str, op: &mut Value) {
         add("422", "A query parameter is unknown or breaks a rule");
     }
     if secured {
-        add("401", "Missing, wrong or revoked bearer token");
-        add("403", "The token may not do this");
+        add("401", "Missing, wrong or revoked bearer token, or no live session");
+        add(
+            "403",
+            "The token or the person's role may not do this, or a change made with the session cookie lacks X-CSRF-Token",
+        );
     }
     if secured || path.contains('{') {
         add("404", "Not found (or not yours)");

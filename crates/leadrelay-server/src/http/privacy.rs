@@ -101,7 +101,7 @@ pub async fn erase_person(
         .map_err(|rule| ApiError::field("publisher", rule))?;
     let publisher = match &caller {
         Caller::Admin => asked,
-        Caller::Publisher { id, .. } => {
+        Caller::Publisher { id, .. } | Caller::User { publisher: id, .. } => {
             let own = asked.unwrap_or_else(|| id.clone());
             caller.check(&own, leadrelay_core::access::Scope::Write, "publisher")?;
             Some(own)

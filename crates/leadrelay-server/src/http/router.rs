@@ -21,8 +21,8 @@ use crate::http::extract::BodyLimit;
 use crate::http::middleware::{self as mw, REQUEST_ID};
 use crate::http::openapi::{self, ApiDoc};
 use crate::http::{
-    audit, customers, deliveries, destinations, events, health, ingest, lead_csv, leads, metrics, privacy, publishers,
-    sales,
+    audit, customers, deliveries, destinations, events, health, ingest, lead_csv, leads, metrics, people, privacy,
+    publishers, sales,
 };
 use crate::state::AppState;
 
@@ -72,6 +72,10 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sales::add_activity))
         .routes(routes!(sales::tick_checklist))
         .routes(routes!(sales::get_kpis))
+        .routes(routes!(people::create_user, people::list_users))
+        .routes(routes!(people::create_session))
+        .routes(routes!(people::get_current_session, people::delete_current_session))
+        .routes(routes!(people::accept_invitation))
 }
 
 /// The OpenAPI document of this build's API, `kinds` being its destination kinds.

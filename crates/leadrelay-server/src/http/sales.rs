@@ -515,8 +515,11 @@ async fn authorize_write(state: &AppState, caller: &Caller, id: &OpportunityId) 
 }
 
 /// The signed-in user behind a session (none for bearer tokens).
-fn signed_in_user(_caller: &Caller) -> Option<UserId> {
-    None
+fn signed_in_user(caller: &Caller) -> Option<UserId> {
+    match caller {
+        Caller::User { user, .. } => Some(user.clone()),
+        _ => None,
+    }
 }
 
 /// Reads a field that may be absent (unchanged), `null` (cleared) or a value.

@@ -13,7 +13,9 @@ mod events;
 mod keys;
 pub mod lead_csv;
 mod leads;
+pub mod login_limit;
 mod metrics;
+pub mod people;
 mod privacy;
 mod publishers;
 mod sales;
@@ -24,6 +26,7 @@ pub use events::MarketplaceEvent;
 pub use keys::reseal_task;
 pub use lead_csv::{CsvImport, CsvRows, RowFailure, read_leads_csv};
 pub use leads::{LeadOrigin, LeadSubmission};
+pub use people::{AddedUser, Invitation, NewUser, Password, SignedIn};
 pub use privacy::{SubjectExport, retention_task};
 pub use publishers::DestinationTest;
 pub use sales::{NewActivity, OpportunityPatch, OpportunityView, sales_notice_task};
@@ -48,6 +51,13 @@ pub enum OpsError {
     /// Conflicts with current state.
     #[error("{0}")]
     Conflict(String),
+    /// A sign-in named an unknown address, a user still invited, or a wrong password (which
+    /// one is never told).
+    #[error("the e-mail address or the password is wrong")]
+    InvalidCredentials,
+    /// Too many failed sign-ins of this address or from this client; try again after this long.
+    #[error("too many failed sign-ins; try again in {} s", .0.as_secs())]
+    TooManyAttempts(Duration),
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -90,6 +100,8 @@ pub struct Policy {
     pub max_destinations_per_publisher: usize,
     /// How long `/metrics` reuses the outbox depths it read.
     pub metrics_cache: Duration,
+    /// How long a sign-in's session lasts.
+    pub session_lifetime: Duration,
 }
 
 impl Policy {
@@ -105,6 +117,7 @@ impl Policy {
             network: NetworkPolicy { allow_private: config.delivery.allow_private_destinations },
             max_destinations_per_publisher: config.delivery.max_destinations_per_publisher,
             metrics_cache: Duration::from_millis(config.telemetry.metrics_cache_ms),
+            session_lifetime: Duration::from_secs(u64::from(config.workspace.session_hours) * 3600),
         })
     }
 }
@@ -120,6 +133,7 @@ pub struct Ops {
     ingest_keys: TtlCache<String, IngestKey>,
     tokens: TtlCache<String, ApiToken>,
     outbox_depths: TtlCache<(), Arc<Vec<OutboxDepth>>>,
+    logins: login_limit::LoginLimiter,
 }
 
 impl Ops {
@@ -141,6 +155,7 @@ impl Ops {
             catalogs: TtlCache::new(CACHE_TTL, CACHE_CAPACITY),
             ingest_keys: TtlCache::new(CACHE_TTL, CACHE_CAPACITY),
             tokens: TtlCache::new(CACHE_TTL, CACHE_CAPACITY),
+            logins: login_limit::LoginLimiter::default(),
         }
     }
 

@@ -16,6 +16,7 @@ mod leads;
 mod metrics;
 mod network;
 mod openapi;
+mod people;
 mod privacy;
 mod sales;
 mod support;

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::support::TestApp;
 
 /// Every route the router serves, as `METHOD path`.
-const ROUTES: [&str; 36] = [
+const ROUTES: [&str; 42] = [
     "GET /healthz",
     "GET /readyz",
     "GET /metrics",
@@ -45,6 +45,12 @@ const ROUTES: [&str; 36] = [
     "GET /v1/audit",
     "GET /v1/privacy/export",
     "POST /v1/privacy/erase",
+    "POST /v1/publishers/{publisher}/users",
+    "GET /v1/publishers/{publisher}/users",
+    "POST /v1/sessions",
+    "GET /v1/sessions/current",
+    "DELETE /v1/sessions/current",
+    "POST /v1/invitations/accept",
 ];
 
 async fn document(app: &TestApp) -> Value {
@@ -78,7 +84,15 @@ async fn the_document_describes_every_route_with_its_parameters_bodies_and_error
                 }
             }
             let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
-            let public = ["/healthz", "/readyz", "/openapi.json", "/docs", "/v1/ingest/microsoft/{key}"];
+            let public = [
+                "/healthz",
+                "/readyz",
+                "/openapi.json",
+                "/docs",
+                "/v1/ingest/microsoft/{key}",
+                "/v1/sessions",
+                "/v1/invitations/accept",
+            ];
             assert_eq!(secured, !public.contains(&path.as_str()), "{method} {path} security");
             if secured {
                 assert!(responses.contains_key("401") && responses.contains_key("403"), "{method} {path}");
@@ -93,6 +107,13 @@ async fn the_document_describes_every_route_with_its_parameters_bodies_and_error
     let expected: BTreeSet<String> = ROUTES.iter().map(|r| (*r).to_owned()).collect();
     assert_eq!(described, expected);
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    let session = &doc["components"]["securitySchemes"]["session"];
+    assert_eq!((session["in"].as_str(), session["name"].as_str()), (Some("cookie"), Some("leadrelay_session")));
+    let sign_in = &doc["paths"]["/v1/sessions"]["post"]["responses"];
+    for status in ["201", "401", "422", "429"] {
+        assert!(sign_in.get(status).is_some(), "POST /v1/sessions lacks {status}");
+    }
+    assert!(sign_in["429"]["headers"].get("Retry-After").is_some(), "{sign_in}");
     let leads = &doc["paths"]["/v1/leads"]["get"]["parameters"];
     assert!(leads.as_array().unwrap().iter().any(|p| p["name"] == "limit" && p["in"] == "query"));
     let csv_in = &doc["paths"]["/v1/leads/import.csv"]["post"]["requestBody"]["content"];
