@@ -13,7 +13,8 @@ use crate::ids::{PublisherId, UserId};
 pub enum Role {
     /// Everything a member does, plus the team, its sales settings, destinations and tokens.
     Admin,
-    /// Works opportunities: status, owner, activities, checklist; changes leads and deliveries.
+    /// Works opportunities: status, owner, activities, checklist; adds and imports leads, changes
+    /// deliveries.
     Member,
     /// Reads everything of the publisher, changes nothing.
     Viewer,
@@ -40,8 +41,8 @@ impl Role {
     /// The token scopes a session of this role carries.
     pub fn scopes(self) -> Vec<Scope> {
         match self {
-            Self::Admin => vec![Scope::Read, Scope::Write, Scope::Admin],
-            Self::Member => vec![Scope::Read, Scope::Write],
+            Self::Admin => vec![Scope::Ingest, Scope::Read, Scope::Write, Scope::Admin],
+            Self::Member => vec![Scope::Ingest, Scope::Read, Scope::Write],
             Self::Viewer => vec![Scope::Read],
         }
     }
