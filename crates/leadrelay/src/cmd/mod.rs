@@ -5,6 +5,7 @@ pub mod keys;
 pub mod leads;
 pub mod migrate;
 pub mod serve;
+pub mod users;
 
 use std::path::Path;
 use std::sync::Arc;
