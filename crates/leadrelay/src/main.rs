@@ -80,6 +80,39 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The people of a publisher's sales team (the first one is made here).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Add a person with a password (asked at the terminal, or --password-stdin).
+    Add {
+        /// Their publisher.
+        #[arg(long)]
+        publisher: String,
+        /// Their sign-in address (one user per address, whatever the publisher).
+        #[arg(long)]
+        email: String,
+        /// Their name.
+        #[arg(long)]
+        name: String,
+        /// admin, member or viewer.
+        #[arg(long, default_value = "admin")]
+        role: String,
+        /// Read the password from one line of standard input instead of asking for it.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List a publisher's people, oldest first.
+    List {
+        /// The publisher.
+        #[arg(long)]
+        publisher: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,6 +229,13 @@ fn main() -> ExitCode {
                 Command::Keys { command: KeysCommand::Rotate } => cmd::keys::rotate(&config).await,
                 Command::Keys { command: KeysCommand::Status } => cmd::keys::status(&config).await,
                 Command::Keys { command: KeysCommand::Retire { id } } => cmd::keys::retire(&config, &id).await,
+                Command::Users { command: UsersCommand::Add { publisher, email, name, role, password_stdin } } => {
+                    let args = cmd::users::AddArgs { publisher, email, name, role, password_stdin };
+                    cmd::users::add(&config, args).await
+                }
+                Command::Users { command: UsersCommand::List { publisher } } => {
+                    cmd::users::list(&config, &publisher).await
+                }
             }
         })
         .await

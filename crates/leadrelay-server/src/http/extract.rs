@@ -523,22 +523,28 @@ impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if state.config.workspace.trust_forwarded_for {
-            let forwarded = parts
-                .headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .last()
-                .and_then(|last| last.trim().parse().ok());
-            if forwarded.is_some() {
-                return Ok(Self(forwarded));
-            }
-        }
         let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
-        Ok(Self(peer))
+        Ok(Self(client_ip(&parts.headers, peer, state.config.workspace.trust_forwarded_for)))
     }
+}
+
+/// The client's address: the last `X-Forwarded-For` entry when it is trusted and parses, else
+/// the peer's.
+fn client_ip(
+    headers: &HeaderMap,
+    peer: Option<std::net::IpAddr>,
+    trust_forwarded_for: bool,
+) -> Option<std::net::IpAddr> {
+    let forwarded = || {
+        headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .last()
+            .and_then(|last| last.trim().parse().ok())
+    };
+    if trust_forwarded_for { forwarded().or(peer) } else { peer }
 }
 
 #[cfg(test)]
@@ -611,6 +617,20 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(axum::http::header::COOKIE, "not_leadrelay_session=x".parse().unwrap());
         assert_eq!(session_cookie(&h), None);
+    }
+
+    #[test]
+    fn the_client_is_the_last_forwarded_address_only_when_that_is_trusted() {
+        let peer = Some(std::net::IpAddr::from([10, 0, 0, 1]));
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", "203.0.113.9, 198.51.100.7".parse().unwrap());
+        h.append("x-forwarded-for", "192.0.2.44".parse().unwrap());
+        assert_eq!(client_ip(&h, peer, false), peer, "not trusted: the peer");
+        assert_eq!(client_ip(&h, peer, true), Some(std::net::IpAddr::from([192, 0, 2, 44])), "what the proxy appended");
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "not an address".parse().unwrap());
+        assert_eq!(client_ip(&h, peer, true), peer);
+        assert_eq!(client_ip(&HeaderMap::new(), None, true), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod leads;
 pub mod migrate;
 pub mod sales;
 pub mod serve;
+pub mod users;
 
 use std::path::Path;
 use std::sync::Arc;

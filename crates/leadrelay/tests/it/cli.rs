@@ -501,5 +501,79 @@ async fn the_sales_commands_list_show_assign_and_report_kpis() {
     );
     let out = run(&["kpis", "--publisher", "contoso", "--group-by", "weather"]).await.unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("--group-by must be offer, source or action"));
+
+async fn users_add_makes_the_first_person_who_then_signs_in_and_says_clearly_what_is_wrong() {
+    use std::process::Stdio;
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(serve(dir.path(), &[])).await;
+    let client = crate::support::client();
+    let created = client
+        .post(format!("{}/v1/publishers", server.base))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({"id": "contoso", "name": "Contoso"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let add = |publisher: &str, email: &str, stdin: Option<&str>| {
+        let mut c = binary();
+        c.args(["users", "add", "--publisher", publisher, "--email", email, "--name", "Ana Lindqvist", "--data-dir"])
+            .arg(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if stdin.is_some() {
+            c.arg("--password-stdin");
+        }
+        let input = stdin.map(str::to_owned);
+        async move {
+            let mut child = c.spawn().unwrap();
+            let mut pipe = child.stdin.take().unwrap();
+            if let Some(text) = input {
+                pipe.write_all(text.as_bytes()).await.unwrap();
+            }
+            drop(pipe);
+            let out = child.wait_with_output().await.unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+            )
+        }
+    };
+
+    let (ok, printed) = add("contoso", "Ana@Contoso.com", Some("a long enough password\n")).await;
+    assert!(ok, "{printed}");
+    assert!(printed.contains("added ana@contoso.com (usr_") && printed.contains("as admin"), "{printed}");
+    assert!(!printed.contains("a long enough password"), "{printed}");
+    let signed_in = client
+        .post(format!("{}/v1/sessions", server.base))
+        .json(&serde_json::json!({"email": "ana@contoso.com", "password": "a long enough password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 201, "the serving process signs in the person the CLI added");
+
+    let (ok, printed) = add("contoso", "ana@contoso.com", Some("another long password\n")).await;
+    assert!(!ok && printed.contains("already exists"), "{printed}");
+    let (ok, printed) = add("nobody", "ben@contoso.com", Some("another long password\n")).await;
+    assert!(!ok && printed.contains("publisher 'nobody' does not exist"), "{printed}");
+    let (ok, printed) = add("contoso", "ben@contoso.com", Some("short\n")).await;
+    assert!(!ok && printed.contains("the password must be 12 to 128 characters"), "{printed}");
+    let (ok, printed) = add("contoso", "not-an-address", Some("another long password\n")).await;
+    assert!(!ok && printed.contains("--email must be an e-mail address"), "{printed}");
+    let (ok, printed) = add("contoso", "ben@contoso.com", None).await;
+    assert!(!ok && printed.contains("--password-stdin"), "no terminal, no flag: {printed}");
+
+    let out = binary()
+        .args(["users", "list", "--publisher", "contoso", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(listed.lines().count(), 2, "a header and Ana: {listed}");
+    assert!(listed.contains("ana@contoso.com") && listed.contains("admin") && listed.contains("active"), "{listed}");
     server.child.kill().await.unwrap();
 }
