@@ -501,7 +501,10 @@ async fn the_sales_commands_list_show_assign_and_report_kpis() {
     );
     let out = run(&["kpis", "--publisher", "contoso", "--group-by", "weather"]).await.unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("--group-by must be offer, source or action"));
+    server.child.kill().await.unwrap();
+}
 
+#[tokio::test]
 async fn users_add_makes_the_first_person_who_then_signs_in_and_says_clearly_what_is_wrong() {
     use std::process::Stdio;
     use tokio::io::AsyncWriteExt;
