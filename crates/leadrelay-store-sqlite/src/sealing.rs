@@ -195,6 +195,7 @@ const SEALED: &[SealedTable] = &[
         &["delivery_id", "number"],
         &[("message", Column::AttemptMessage), ("excerpt", Column::AttemptExcerpt)],
     ),
+    ("activities", &["id"], &[("outcome", Column::ActivityOutcome), ("note", Column::ActivityNote)]),
 ];
 
 /// Re-seals, with the primary key, up to `limit` rows that hold a value of an older key.
