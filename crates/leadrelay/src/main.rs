@@ -43,6 +43,9 @@ enum Command {
     /// The bare HTTP server `bench` measures its ceiling against (started by `bench`).
     #[command(hide = true)]
     BenchCeiling,
+    /// Fill a database with a realistic sales history and time the sales queries over it.
+    #[command(hide = true)]
+    Seed(cmd::seed::SeedArgs),
     /// Encryption keys.
     Keys {
         #[command(subcommand)]
@@ -107,6 +110,7 @@ fn main() -> ExitCode {
                 }
                 Command::Bench(args) => cmd::bench::run(args).await,
                 Command::BenchCeiling => cmd::bench::serve_ceiling().await,
+                Command::Seed(args) => cmd::seed::run(&config, args).await,
                 Command::Keys { command: KeysCommand::Generate } => cmd::keys::generate(),
                 Command::Keys { command: KeysCommand::Rotate } => cmd::keys::rotate(&config).await,
                 Command::Keys { command: KeysCommand::Status } => cmd::keys::status(&config).await,

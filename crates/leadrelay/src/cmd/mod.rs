@@ -4,6 +4,7 @@ pub mod bench;
 pub mod keys;
 pub mod leads;
 pub mod migrate;
+pub mod seed;
 pub mod serve;
 
 use std::path::Path;
