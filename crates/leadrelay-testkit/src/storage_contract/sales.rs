@@ -644,6 +644,11 @@ pub async fn kpis_count_a_small_known_set(s: Arc<dyn Storage>) {
     let by_action = s.kpis(&KpiQuery { group_by: Some(KpiGroup::Action), ..query(None) }).await.unwrap();
     let groups: Vec<_> = by_action.by.unwrap().into_iter().map(|(k, f)| (k, f.opportunities)).collect();
     assert_eq!(groups, vec![("INS".to_owned(), 2), ("PLT".to_owned(), 1)]);
+    for (group, key) in [(KpiGroup::Source, "AzureMarketplace"), (KpiGroup::Offer, "")] {
+        let r = s.kpis(&KpiQuery { group_by: Some(group), ..query(None) }).await.unwrap();
+        let by = r.by.unwrap();
+        assert_eq!((by.len(), by[0].0.as_str(), &by[0].1), (1, key, &r.overall), "{group:?}: a missing key is \"\"");
+    }
     let ins = s.kpis(&KpiQuery { action: Some("ins".into()), ..query(None) }).await.unwrap();
     assert_eq!((ins.overall.opportunities, ins.overall.win_rate), (2, Some(1.0)));
     let none = s.kpis(&KpiQuery { source: Some("AppSource (SPZA)".into()), ..query(None) }).await.unwrap();
