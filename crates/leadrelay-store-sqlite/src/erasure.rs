@@ -1,6 +1,7 @@
 //! Erasing a person: one write transaction that finds the person's leads through the blind
-//! index (confirmed on the opened address), removes their personal values and search terms,
-//! unmatches their customers, cancels what was still to be sent and keeps a tombstone.
+//! index (confirmed on the opened address), removes their personal values and search terms and
+//! the texts of their opportunities' follow-up logs, unmatches their customers, cancels what
+//! was still to be sent and keeps a tombstone.
 //! Retention removes the same values from old leads, a batch per transaction.
 
 use leadrelay_core::customer::MatchKey;
@@ -70,6 +71,14 @@ fn wipe_lead(c: &Db<'_>, lead: &Lead, now: Timestamp) -> Result<u64> {
         .map_err(map_err)? as u64;
     c.execute("UPDATE deliveries SET last_error = NULL WHERE lead_id = ?1 AND status <> 'dead'", [id])
         .map_err(map_err)?;
+    // What the sales team wrote about the person, in the follow-up log of the lead's opportunity.
+    c.execute(
+        "UPDATE activities SET outcome = NULL, note = NULL
+         WHERE opportunity_id = (SELECT opportunity_id FROM opportunity_leads WHERE lead_id = ?1)
+           AND (outcome IS NOT NULL OR note IS NOT NULL)",
+        [id],
+    )
+    .map_err(map_err)?;
     Ok(cancelled)
 }
 
@@ -99,6 +108,15 @@ fn erase_in(c: &Db<'_>, req: &ErasureRequest) -> Result<ErasureReport> {
         report.leads += 1;
     }
     for customer in &customers {
+        // Every opportunity of the customer, also one whose leads were all of another address:
+        // what the sales team wrote there is about this person too.
+        c.execute(
+            "UPDATE activities SET outcome = NULL, note = NULL
+             WHERE opportunity_id IN (SELECT id FROM opportunities WHERE customer_id = ?1)
+               AND (outcome IS NOT NULL OR note IS NOT NULL)",
+            [customer.as_str()],
+        )
+        .map_err(map_err)?;
         // Matched by nothing from now on; its timeline keeps the leads' non-personal facts.
         report.customers += c
             .execute(

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use leadrelay_core::customer::MatchKey;
+use leadrelay_core::sales::opens_opportunity;
 use leadrelay_core::storage::{
     Accepted, CustomerDetail, ErasureReport, ErasureRequest, LeadDetail, LeadFilter, LeadStore, LeadWithDeliveries,
     NewDelivery, Page, PageRequest, Result, SplitRequest, StorageError,
@@ -174,12 +175,13 @@ impl LeadStore for SqliteStore {
         let ready: Vec<ReadyLead> = batch.iter().map(|item| ReadyLead::new(&self.vault, item.clone())).collect();
         self.write(move |c| {
             let mut accepted = Vec::with_capacity(ready.len());
+            let mut settings = crate::sales::SettingsCache::default();
             for r in &ready {
                 let l = &r.item.lead;
                 // Matching runs in the writer's transaction: concurrent leads of one new
                 // customer are serialised here, so they cannot create two customers.
-                let (customer_id, duplicate_of, merge_reason) = match &r.matching {
-                    None => (None, None, None),
+                let (customer_id, duplicate_of, merge_reason, new_customer) = match &r.matching {
+                    None => (None, None, None, false),
                     Some((digest, reason)) => {
                         let fresh = CustomerId::generate(l.received_at);
                         let created = c
@@ -218,7 +220,7 @@ impl LeadStore for SqliteStore {
                                 .map_err(map_err)?
                         };
                         let reason = (created == 0).then(|| (*reason).to_owned());
-                        (Some(customer), original, reason)
+                        (Some(customer), original, reason, created == 1)
                     }
                 };
                 let previously_erased = match &r.erasure_digest {
@@ -239,11 +241,19 @@ impl LeadStore for SqliteStore {
                 if duplicate_of.is_none() {
                     insert_deliveries(c, l, &r.item.deliveries, l.received_at)?;
                 }
+                // Sales work joins or opens its opportunity in this same transaction, so
+                // concurrent leads of one customer and offer, serialised here, open one.
+                let opportunity = match &customer_id {
+                    Some(customer) if duplicate_of.is_none() && opens_opportunity(l) => {
+                        Some(crate::sales::file_lead(c, &mut settings, l, customer, new_customer)?)
+                    }
+                    _ => None,
+                };
                 accepted.push(Accepted {
                     customer_id: customer_id.as_deref().map(rows_customer_id).transpose()?,
                     duplicate_of: duplicate_of.as_deref().map(crate::rows::lead_id).transpose()?,
                     previously_erased,
-                    opportunity: None,
+                    opportunity,
                 });
             }
             Ok(accepted)

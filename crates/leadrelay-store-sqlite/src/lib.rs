@@ -46,6 +46,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0007_audit", include_str!("../migrations/0007_audit.sql")),
     ("0008_erasure", include_str!("../migrations/0008_erasure.sql")),
     ("0009_people", include_str!("../migrations/0009_people.sql")),
+    ("0010_sales", include_str!("../migrations/0010_sales.sql")),
 ];
 
 /// How many writes may wait for the writer before callers wait to enqueue.

@@ -261,6 +261,17 @@ impl PagedQuery {
         }
     }
 
+    /// Binds `value` and returns its placeholder, for a clause written with [`PagedQuery::push`].
+    pub(crate) fn arg(&mut self, value: rusqlite::types::Value) -> String {
+        self.args.push(value);
+        format!("?{}", self.args.len())
+    }
+
+    /// Appends SQL as it is (` AND …`, its values bound with [`PagedQuery::arg`]).
+    pub(crate) fn push(&mut self, sql: &str) {
+        self.sql.push_str(sql);
+    }
+
     /// Adds, for each blind-index term, `AND id IN (leads holding it)`: every term must match.
     /// No terms (a search with no word in it) matches nothing.
     pub(crate) fn and_terms(&mut self, terms: &[String]) {
@@ -272,6 +283,11 @@ impl PagedQuery {
             self.sql
                 .push_str(&format!(" AND id IN (SELECT lead_id FROM lead_terms WHERE term = ?{})", self.args.len()));
         }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn sql_for_tests(&self) -> String {
+        self.sql.clone()
     }
 
     /// Runs the query for one page and converts the rows.

@@ -196,6 +196,7 @@ const SEALED: &[SealedTable] = &[
         &[("message", Column::AttemptMessage), ("excerpt", Column::AttemptExcerpt)],
     ),
     ("users", &["id"], &[("email", Column::UserEmail), ("name", Column::UserName)]),
+    ("activities", &["id"], &[("outcome", Column::ActivityOutcome), ("note", Column::ActivityNote)]),
 ];
 
 /// Re-seals, with the primary key, up to `limit` rows that hold a value of an older key.

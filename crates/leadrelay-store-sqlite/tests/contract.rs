@@ -264,3 +264,68 @@ fn the_audit_log_refuses_updates_and_deletes_even_in_sql() {
     let n: i64 = conn.query_row("SELECT COUNT(*) FROM audit_log WHERE action = 'lead.read'", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 1);
 }
+
+/// Key rotation reaches the follow-up log: an activity's outcome and note, sealed with the old
+/// key, are counted under it, re-sealed with the new one, and still read back.
+#[tokio::test]
+async fn key_rotation_reseals_the_texts_of_the_follow_up_log() {
+    use leadrelay_core::sales::{Activity, ActivityKind};
+    use leadrelay_core::storage::{CatalogStore, LeadStore, LeadWithDeliveries, Publisher, SalesStore};
+    use leadrelay_core::vault::Keyring;
+    use leadrelay_core::{ActivityId, Customer, Lead, LeadDraft, LeadId, LeadRules, PublisherId, Timestamp};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rotate.db");
+    let (old_key, new_key) = (Keyring::generate_key(), Keyring::generate_key());
+    let open = |ring: Keyring| {
+        SqliteStore::open(&path, OpenOptions { migrate: true, exclusive: false, ..Default::default() }, ring).unwrap()
+    };
+    let t0 = Timestamp::from_millis(1_795_000_000_000);
+    let old_ring = Keyring::from_base64(&old_key, []).unwrap();
+    let old_id = old_ring.primary().to_string();
+    let store = open(old_ring);
+    let p = PublisherId::parse("contoso").unwrap();
+    store.create_publisher(&Publisher { id: p.clone(), name: "Contoso".into(), created_at: t0 }).await.unwrap();
+    let draft = LeadDraft {
+        publisher: Some(p.clone()),
+        lead_source: Some("AzureMarketplace-INS|contoso.crm".into()),
+        customer: Customer { email: Some("ada@fabrikam.com".into()), ..Customer::default() },
+        ..LeadDraft::default()
+    };
+    let lead = Lead::from_draft(draft, LeadId::generate(t0), t0, &LeadRules::default()).unwrap();
+    let accepted = store
+        .insert_leads(&[LeadWithDeliveries { lead, deliveries: Vec::new() }], std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    let opportunity = accepted[0].opportunity.clone().unwrap();
+    let call = Activity {
+        id: ActivityId::generate(t0),
+        kind: ActivityKind::Call,
+        outcome: Some("demo booked".into()),
+        note: Some("asked for the price list".into()),
+        next_touch_at: None,
+        by: "admin".into(),
+        at: t0,
+    };
+    store.add_activity(&opportunity, &call).await.unwrap();
+    drop(store);
+
+    let ring = Keyring::from_base64(&new_key, [old_key.as_str()]).unwrap();
+    let new_id = ring.primary().to_string();
+    let store = open(ring);
+    let sealed_by = |store: &SqliteStore| {
+        let store = store.clone();
+        async move { leadrelay_core::storage::Storage::sealed_values_by_key(&store).await.unwrap() }
+    };
+    let before = sealed_by(&store).await;
+    assert!(before.iter().all(|(id, _)| *id == old_id), "{before:?}");
+    while leadrelay_core::storage::Storage::reseal_stale(&store, 100).await.unwrap() > 0 {}
+    let after = sealed_by(&store).await;
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0], (new_id.clone(), before[0].1), "every value, the activity's two included");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let (outcome, note): (String, String) =
+        conn.query_row("SELECT outcome, note FROM activities", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    assert!(outcome.starts_with(&format!("s1{new_id}")) && note.starts_with(&format!("s1{new_id}")));
+    assert_eq!(store.get_opportunity(&opportunity).await.unwrap().activities, vec![call]);
+}

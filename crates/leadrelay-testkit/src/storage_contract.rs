@@ -11,6 +11,7 @@ mod leads;
 mod outbox;
 mod people;
 mod races;
+mod sales;
 
 pub use access::*;
 pub use audit::*;
@@ -19,6 +20,7 @@ pub use leads::*;
 pub use outbox::*;
 pub use people::*;
 pub use races::*;
+pub use sales::*;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -131,6 +133,25 @@ macro_rules! storage_contract_tests {
             concurrent_claims_never_return_one_delivery_twice
             the_per_destination_cap_holds_across_concurrent_claims_and_counts_leased_ones
             stale_results_racing_new_claims_never_undo_a_new_lease
+            // Sales: opportunities opened by leads, and their work. Marked (user) need
+            // `PeopleStore::create_user`: an owner is a user.
+            three_leads_of_one_buyer_become_one_opportunity_advancing_its_stage
+            test_do_not_contact_and_duplicate_leads_open_no_opportunity
+            a_lost_or_disqualified_opportunity_makes_the_next_lead_open_a_new_one
+            round_robin_assigns_in_team_order_and_skips_a_full_person // (user)
+            an_update_with_a_stale_version_is_a_conflict_and_qualification_is_kept
+            an_activity_is_the_first_touch_and_contacts_a_new_opportunity_but_a_note_is_not
+            the_checklist_follows_the_publishers_order_with_who_ticked_what
+            sales_settings_are_the_defaults_until_stored_and_shape_the_sla
+            sla_breaches_are_told_once_after_the_due_time_and_never_for_a_touched_one
+            a_new_owner_is_told_once_by_round_robin_or_by_hand // (user)
+            opportunities_are_filtered_by_status_offer_due_and_text_and_paged
+            opportunities_are_listed_by_owner_and_unassigned // (user)
+            kpis_count_a_small_known_set
+            an_erasure_or_retention_clears_the_follow_up_texts_of_the_persons_opportunities
+            concurrent_leads_of_one_new_buyer_and_offer_open_one_opportunity
+            concurrent_openings_give_each_round_robin_turn_once // (user)
+            concurrent_takes_of_sales_notices_never_hand_one_out_twice
         }
     };
     (@expand [names] $($case:ident)*) => {
@@ -379,6 +400,7 @@ mod tests {
             include_str!("storage_contract/outbox.rs"),
             include_str!("storage_contract/people.rs"),
             include_str!("storage_contract/races.rs"),
+            include_str!("storage_contract/sales.rs"),
         ];
         let defined: std::collections::BTreeSet<&str> = sources
             .iter()

@@ -75,6 +75,9 @@ enum Command {
         #[arg(long)]
         csv: bool,
     },
+    /// Fill a database with a realistic sales history and time the sales queries over it.
+    #[command(hide = true)]
+    Seed(cmd::seed::SeedArgs),
     /// Encryption keys.
     Keys {
         #[command(subcommand)]
@@ -225,6 +228,7 @@ fn main() -> ExitCode {
                 }
                 Command::Bench(args) => cmd::bench::run(args).await,
                 Command::BenchCeiling => cmd::bench::serve_ceiling().await,
+                Command::Seed(args) => cmd::seed::run(&config, args).await,
                 Command::Keys { command: KeysCommand::Generate } => cmd::keys::generate(),
                 Command::Keys { command: KeysCommand::Rotate } => cmd::keys::rotate(&config).await,
                 Command::Keys { command: KeysCommand::Status } => cmd::keys::status(&config).await,

@@ -5,6 +5,7 @@ pub mod keys;
 pub mod leads;
 pub mod migrate;
 pub mod sales;
+pub mod seed;
 pub mod serve;
 pub mod users;
 

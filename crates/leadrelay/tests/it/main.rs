@@ -6,4 +6,5 @@ mod cli;
 mod connections;
 mod crash;
 mod disk_full;
+mod seed;
 mod support;
