@@ -208,7 +208,7 @@ async fn a_buyers_leads_become_one_opportunity_that_the_team_follows_up_to_won()
 
 #[tokio::test]
 async fn round_robin_skips_an_owner_at_the_cap_and_a_lost_opportunity_reopens_as_a_new_one() {
-    let (app, _clock) = TestApp::spawn_stepped().await;
+    let (app, clock) = TestApp::spawn_stepped().await;
     app.contoso().await;
     let ana = user(&app, "contoso", "ana@contoso.com", "member").await;
     let bruno = user(&app, "contoso", "bruno@contoso.com", "admin").await;
@@ -221,6 +221,7 @@ async fn round_robin_skips_an_owner_at_the_cap_and_a_lost_opportunity_reopens_as
     assert_eq!(put.status, 200, "{}", put.body);
     for buyer in ["a@one.com", "b@two.com", "c@three.com"] {
         assert_eq!(app.post("/v1/leads", lead("PLT", buyer)).await.status, 202);
+        clock.advance(Duration::from_secs(1)); // ids order by time: the list shows them in turn
     }
     let all = opportunities(&app, "").await;
     let owners: Vec<&Value> = all.iter().rev().map(|o| &o["owner"]).collect();
@@ -232,6 +233,7 @@ async fn round_robin_skips_an_owner_at_the_cap_and_a_lost_opportunity_reopens_as
     let lost =
         app.patch(&format!("/v1/opportunities/{first}"), json!({"status": "lost", "reason": "chose a rival"})).await;
     assert_eq!(lost.status, 200, "{}", lost.body);
+    clock.advance(Duration::from_secs(1));
     assert_eq!(app.post("/v1/leads", lead("FreeTrial", "a@one.com")).await.status, 202);
     let all = opportunities(&app, "").await;
     assert_eq!(all.len(), 4);
