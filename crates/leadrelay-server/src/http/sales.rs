@@ -559,7 +559,7 @@ fn time_field(name: &str, text: &str) -> Result<Timestamp, ApiError> {
     request_body = OpportunityPatchIn,
     responses(
         (status = 200, description = "The opportunity after the change", body = OpportunityOut),
-        (status = 409, description = "Others kept changing it meanwhile; read it again")
+        (status = 409, description = "Others kept changing it meanwhile; read it again", body = crate::http::error::ErrorOut)
     ),
     security(("bearer" = []))
 )]

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::support::TestApp;
 
 /// Every route the router serves, as `METHOD path`.
-const ROUTES: [&str; 42] = [
+const ROUTES: [&str; 50] = [
     "GET /healthz",
     "GET /readyz",
     "GET /metrics",
@@ -51,6 +51,14 @@ const ROUTES: [&str; 42] = [
     "GET /v1/sessions/current",
     "DELETE /v1/sessions/current",
     "POST /v1/invitations/accept",
+    "GET /v1/publishers/{publisher}/settings/sales",
+    "PUT /v1/publishers/{publisher}/settings/sales",
+    "GET /v1/publishers/{publisher}/opportunities",
+    "GET /v1/opportunities/{id}",
+    "PATCH /v1/opportunities/{id}",
+    "POST /v1/opportunities/{id}/activities",
+    "POST /v1/opportunities/{id}/checklist/{item}",
+    "GET /v1/publishers/{publisher}/kpis",
 ];
 
 async fn document(app: &TestApp) -> Value {
