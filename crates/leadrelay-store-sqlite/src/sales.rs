@@ -378,6 +378,21 @@ fn load(c: &Db<'_>, id: &str, cache: &mut SettingsCache) -> Result<Opportunity> 
     opportunity(c, row, &checklist)
 }
 
+/// Runs `f` in one read transaction, so an opportunity's row, leads, checklist and log (and
+/// every item of a page) come from one snapshot. The transaction ends however `f` does, so the
+/// connection goes back to the pool holding no snapshot (which would hold up checkpoints).
+fn in_snapshot<T>(c: &Db<'_>, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    struct End<'a>(&'a rusqlite::Connection);
+    impl Drop for End<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.execute_batch("COMMIT");
+        }
+    }
+    c.execute_batch("BEGIN DEFERRED").map_err(map_err)?;
+    let _end = End(c);
+    f()
+}
+
 /// The status and version of an opportunity, for a write that checks them; `NotFound` if unknown.
 fn current(c: &Db<'_>, id: &str) -> Result<(OpportunityStatus, Option<String>, i64)> {
     let (state, owner, version): (String, Option<String>, i64) = c
@@ -459,7 +474,7 @@ fn put_settings(c: &Db<'_>, publisher: &str, s: &SalesSettings) -> Result<()> {
     .map_err(map_err)
 }
 
-fn update(c: &Db<'_>, u: &OpportunityUpdate) -> Result<Opportunity> {
+fn update(c: &Db<'_>, u: &OpportunityUpdate) -> Result<()> {
     let id = u.id.as_str();
     let (was, owner, version) = current(c, id)?;
     if version != u.expected_version {
@@ -502,8 +517,8 @@ fn update(c: &Db<'_>, u: &OpportunityUpdate) -> Result<Opportunity> {
                 u.now.as_millis()
             ])
         })
-        .map_err(map_err)?;
-    load(c, id, &mut SettingsCache::default())
+        .map(drop)
+        .map_err(map_err)
 }
 
 /// An activity with its texts sealed in the caller's task.
@@ -513,7 +528,7 @@ struct SealedActivity {
     note: Option<String>,
 }
 
-fn log_activity(c: &Db<'_>, opportunity: &str, a: &SealedActivity) -> Result<Opportunity> {
+fn log_activity(c: &Db<'_>, opportunity: &str, a: &SealedActivity) -> Result<()> {
     current(c, opportunity)?;
     let act = &a.activity;
     c.prepare_cached(INSERT_ACTIVITY)
@@ -539,21 +554,21 @@ fn log_activity(c: &Db<'_>, opportunity: &str, a: &SealedActivity) -> Result<Opp
                 act.next_touch_at.map(Timestamp::as_millis)
             ])
         })
-        .map_err(map_err)?;
-    load(c, opportunity, &mut SettingsCache::default())
+        .map(drop)
+        .map_err(map_err)
 }
 
-fn tick(c: &Db<'_>, t: &ChecklistTick) -> Result<Opportunity> {
+fn tick(c: &Db<'_>, t: &ChecklistTick) -> Result<()> {
     let id = t.opportunity.as_str();
     current(c, id)?;
     c.prepare_cached(TICK)
         .and_then(|mut s| s.execute(params![id, t.item, t.done, t.by, t.at.as_millis()]))
         .map_err(map_err)?;
-    c.prepare_cached(TOUCHED).and_then(|mut s| s.execute(params![id, t.at.as_millis()])).map_err(map_err)?;
-    load(c, id, &mut SettingsCache::default())
+    c.prepare_cached(TOUCHED).and_then(|mut s| s.execute(params![id, t.at.as_millis()])).map(drop).map_err(map_err)
 }
 
-fn take_notices(c: &Db<'_>, now: Timestamp, limit: u32) -> Result<Vec<SalesNotice>> {
+/// Takes the notices due and marks them taken; which ones, by opportunity id.
+fn take_notices(c: &Db<'_>, now: Timestamp, limit: u32) -> Result<Vec<(SalesNoticeKind, String)>> {
     let assigned: Vec<String> = query_rows(c, PENDING_OWNER_NOTICES, [limit], |r| r.get(0), Ok)?;
     let left = limit.saturating_sub(u32::try_from(assigned.len()).unwrap_or(u32::MAX));
     let breached: Vec<String> = if left == 0 {
@@ -573,12 +588,8 @@ fn take_notices(c: &Db<'_>, now: Timestamp, limit: u32) -> Result<Vec<SalesNotic
             .and_then(|mut s| s.execute(params![id, now.as_millis()]))
             .map_err(map_err)?;
     }
-    let mut cache = SettingsCache::default();
-    let kinds = assigned.iter().map(|id| (SalesNoticeKind::Assigned, id));
-    kinds
-        .chain(breached.iter().map(|id| (SalesNoticeKind::SlaBreached, id)))
-        .map(|(kind, id)| Ok(SalesNotice { kind, opportunity: load(c, id, &mut cache)? }))
-        .collect()
+    let assigned = assigned.into_iter().map(|id| (SalesNoticeKind::Assigned, id));
+    Ok(assigned.chain(breached.into_iter().map(|id| (SalesNoticeKind::SlaBreached, id))).collect())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -786,7 +797,7 @@ impl SalesStore for SqliteStore {
 
     async fn get_opportunity(&self, id: &OpportunityId) -> Result<Opportunity> {
         let id = id.as_str().to_owned();
-        self.read(move |c| load(c, &id, &mut SettingsCache::default())).await
+        self.read(move |c| in_snapshot(c, || load(c, &id, &mut SettingsCache::default()))).await
     }
 
     async fn list_opportunities(&self, filter: &OpportunityFilter, page: &PageRequest) -> Result<Page<Opportunity>> {
@@ -795,24 +806,30 @@ impl SalesStore for SqliteStore {
         let page = page.clone();
         self.read(move |c| {
             let mut cache = SettingsCache::default();
-            q.run(
-                c,
-                &page,
-                opportunity_row,
-                |row| {
-                    let publisher = row.strings[1].clone().unwrap_or_default();
-                    let checklist = cache.get(c, &publisher)?.settings.checklist.clone();
-                    opportunity(c, row, &checklist)
-                },
-                |o| o.id.as_str().to_owned(),
-            )
+            in_snapshot(c, || {
+                q.run(
+                    c,
+                    &page,
+                    opportunity_row,
+                    |row| {
+                        let publisher = row.strings[1].clone().unwrap_or_default();
+                        let checklist = cache.get(c, &publisher)?.settings.checklist.clone();
+                        opportunity(c, row, &checklist)
+                    },
+                    |o| o.id.as_str().to_owned(),
+                )
+            })
         })
         .await
     }
 
+    // The writes answer with the opportunity read back after their commit, on a reader: the
+    // one writer thread, which every lead waits for, spends no time assembling answers.
+
     async fn update_opportunity(&self, update: &OpportunityUpdate) -> Result<Opportunity> {
         let u = update.clone();
-        self.write(move |c| self::update(c, &u)).await
+        self.write(move |c| self::update(c, &u)).await?;
+        self.get_opportunity(&update.id).await
     }
 
     async fn add_activity(&self, opportunity: &OpportunityId, activity: &Activity) -> Result<Opportunity> {
@@ -823,16 +840,31 @@ impl SalesStore for SqliteStore {
             activity: activity.clone(),
         };
         let id = opportunity.as_str().to_owned();
-        self.write(move |c| log_activity(c, &id, &a)).await
+        self.write(move |c| log_activity(c, &id, &a)).await?;
+        self.get_opportunity(opportunity).await
     }
 
     async fn tick_checklist(&self, t: &ChecklistTick) -> Result<Opportunity> {
-        let t = t.clone();
-        self.write(move |c| tick(c, &t)).await
+        let tick = t.clone();
+        self.write(move |c| self::tick(c, &tick)).await?;
+        self.get_opportunity(&t.opportunity).await
     }
 
     async fn take_sales_notices(&self, now: Timestamp, limit: u32) -> Result<Vec<SalesNotice>> {
-        self.write(move |c| take_notices(c, now, limit)).await
+        let taken = self.write(move |c| take_notices(c, now, limit)).await?;
+        if taken.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read(move |c| {
+            let mut cache = SettingsCache::default();
+            in_snapshot(c, || {
+                taken
+                    .iter()
+                    .map(|(kind, id)| Ok(SalesNotice { kind: *kind, opportunity: load(c, id, &mut cache)? }))
+                    .collect()
+            })
+        })
+        .await
     }
 
     async fn kpis(&self, query: &KpiQuery) -> Result<KpiReport> {

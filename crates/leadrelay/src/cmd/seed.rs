@@ -52,6 +52,10 @@ const DAY: i64 = 24 * HOUR;
 const RUNS: usize = 5;
 /// Concurrent tasks working opportunities (their writes share group commits, as a team's do).
 const WORKERS: usize = 64;
+/// Streams of leads inserted side by side (see [`Timeline`]).
+const STREAMS: u64 = 4;
+/// Claim-and-record loops delivering side by side.
+const DELIVERERS: u64 = 3;
 /// The duplicate window the seeded leads are checked with (the default of `ingest`).
 const WINDOW: Duration = Duration::from_secs(24 * 3600);
 
@@ -170,20 +174,25 @@ impl PartialOrd for Due {
 /// The buyers and their leads, in time order: ~80 % send contact-me, free-trial and install,
 /// ~10 % two of them, the rest one lead of any kind; 1 % ask not to be contacted, 2 % send a
 /// contact-me twice within the hour (a duplicate), and 0.5 % of leads are test leads.
+///
+/// A timeline is one of `streams`: it holds the buyers `stream`, `stream + streams`, …, so
+/// streams share no buyer and can be inserted side by side, each in its own time order.
 struct Timeline {
     rng: Rng,
     heap: BinaryHeap<Due>,
     next_buyer: u64,
+    streams: u64,
     step: i64,
     start: i64,
     seq: u64,
 }
 
 impl Timeline {
-    fn new(leads: u64, start: i64, end: i64) -> Self {
+    fn new(leads: u64, start: i64, end: i64, stream: u64, streams: u64) -> Self {
         let buyers = (leads as f64 / 2.7).ceil().max(1.0);
         let step = (((end - start) as f64) / buyers).max(1.0) as i64;
-        Self { rng: Rng(0x5eed), heap: BinaryHeap::new(), next_buyer: 0, step, start, seq: 0 }
+        let rng = Rng(0x5eed ^ stream);
+        Self { rng, heap: BinaryHeap::new(), next_buyer: stream, streams, step, start, seq: 0 }
     }
 
     fn push(&mut self, at: i64, buyer: u64, action: &'static str, test: bool) {
@@ -194,7 +203,7 @@ impl Timeline {
     /// Schedules the next buyer's leads.
     fn arrive(&mut self) {
         let buyer = self.next_buyer;
-        self.next_buyer += 1;
+        self.next_buyer += self.streams;
         let at = self.start + i64::try_from(buyer).unwrap_or(0) * self.step;
         let r = self.rng.below(1000);
         if r < 10 {
@@ -400,39 +409,55 @@ pub async fn run(config: &Config, args: SeedArgs) -> anyhow::Result<()> {
     let settings = SalesSettings { team: team.clone(), round_robin: true, ..SalesSettings::default() };
     s.put_sales_settings(&p, &settings).await.context("storing the sales settings")?;
 
-    // The leads, in time order, through the one insert every way in uses.
+    // The leads through the one insert every way in uses, in streams of disjoint buyers side by
+    // side (each in time order), so sealing runs on every core while the writer commits.
     eprintln!("seed: inserting {} leads ...", args.leads);
     let started = Instant::now();
-    let rules = LeadRules::default();
-    let mut timeline = Timeline::new(args.leads, start, end);
-    let mut opened: Vec<(OpportunityId, i64)> = Vec::new();
-    let mut seen: HashSet<OpportunityId> = HashSet::new();
-    let mut left = args.leads;
-    while left > 0 {
-        let n = usize::try_from(left.min(args.batch as u64)).unwrap_or(args.batch);
-        let mut batch = Vec::with_capacity(n);
-        for _ in 0..n {
-            let lead = lead_of(&p, &timeline.next_due(), &rules)?;
-            let deliveries = destinations
-                .iter()
-                .map(|d| NewDelivery { id: DeliveryId::generate(lead.received_at), destination: d.clone() })
-                .collect();
-            batch.push(LeadWithDeliveries { lead, deliveries });
-        }
-        let accepted = s.insert_leads(&batch, WINDOW).await.context("inserting leads")?;
-        for (item, a) in batch.iter().zip(accepted) {
-            if let Some(o) = a.opportunity
-                && seen.insert(o.clone())
-            {
-                opened.push((o, item.lead.received_at.as_millis()));
+    let done = Arc::new(AtomicU64::new(0));
+    let mut streams = Vec::new();
+    for stream in 0..STREAMS {
+        let share = args.leads / STREAMS + u64::from(stream < args.leads % STREAMS);
+        let (storage, p, destinations, done) =
+            (Arc::clone(&storage), p.clone(), destinations.clone(), Arc::clone(&done));
+        let (total, batch) = (args.leads, args.batch);
+        let mut timeline = Timeline::new(total, start, end, stream, STREAMS);
+        streams.push(tokio::spawn(async move {
+            let rules = LeadRules::default();
+            let mut opened: Vec<(OpportunityId, i64)> = Vec::new();
+            let mut seen: HashSet<OpportunityId> = HashSet::new();
+            let mut left = share;
+            while left > 0 {
+                let n = usize::try_from(left.min(batch as u64)).unwrap_or(batch);
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let lead = lead_of(&p, &timeline.next_due(), &rules)?;
+                    let deliveries = destinations
+                        .iter()
+                        .map(|d| NewDelivery { id: DeliveryId::generate(lead.received_at), destination: d.clone() })
+                        .collect();
+                    items.push(LeadWithDeliveries { lead, deliveries });
+                }
+                let accepted = storage.insert_leads(&items, WINDOW).await.context("inserting leads")?;
+                for (item, a) in items.iter().zip(accepted) {
+                    if let Some(o) = a.opportunity
+                        && seen.insert(o.clone())
+                    {
+                        opened.push((o, item.lead.received_at.as_millis()));
+                    }
+                }
+                left -= n as u64;
+                let before = done.fetch_add(n as u64, Ordering::Relaxed);
+                if (before + n as u64) / 100_000 > before / 100_000 {
+                    eprintln!("seed: {} leads, {:.0} s", before + n as u64, started.elapsed().as_secs_f64());
+                }
             }
-        }
-        left -= n as u64;
-        if (args.leads - left) % 100_000 < n as u64 {
-            eprintln!("seed: {} leads, {:.0} s", args.leads - left, started.elapsed().as_secs_f64());
-        }
+            Ok::<_, anyhow::Error>(opened)
+        }));
     }
-    drop(seen);
+    let mut opened: Vec<(OpportunityId, i64)> = Vec::new();
+    for stream in streams {
+        opened.extend(stream.await.context("a seeding task panicked")??);
+    }
     report.insert_seconds = started.elapsed().as_secs_f64();
     report.opportunities = opened.len() as u64;
 
@@ -466,7 +491,14 @@ pub async fn run(config: &Config, args: SeedArgs) -> anyhow::Result<()> {
     // Deliveries: most delivered within seconds, some dead, a few still retrying.
     eprintln!("seed: delivering ...");
     let started = Instant::now();
-    report.deliveries = deliver(s, now).await?;
+    let mut loops = Vec::new();
+    for n in 0..DELIVERERS {
+        let storage = Arc::clone(&storage);
+        loops.push(tokio::spawn(async move { deliver(&*storage, now, n).await }));
+    }
+    for l in loops {
+        report.deliveries += l.await.context("a delivering task panicked")??;
+    }
     report.deliver_seconds = started.elapsed().as_secs_f64();
     report.database_bytes = database_bytes(config);
 
@@ -613,8 +645,8 @@ async fn work(
 
 /// Claims every due delivery and records an answer: 96 % delivered 0.2–3 s after the lead
 /// arrived (a few after a minute), 3 % dead, 1 % waiting for a retry. Returns how many.
-async fn deliver(s: &dyn Storage, now: Timestamp) -> anyhow::Result<u64> {
-    let mut r = Rng(0xde11);
+async fn deliver(s: &dyn Storage, now: Timestamp, seed: u64) -> anyhow::Result<u64> {
+    let mut r = Rng(0xde11 ^ seed);
     let mut total = 0u64;
     loop {
         let request = ClaimRequest { now, limit: 2000, lease: Duration::from_secs(600), per_destination: 1000 };
