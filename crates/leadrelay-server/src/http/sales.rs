@@ -821,8 +821,8 @@ pub struct KpiQueryIn {
 #[utoipa::path(
     get, path = "/v1/publishers/{publisher}/kpis", tag = "sales",
     params(("publisher" = String, Path, description = "The publisher id"), KpiQueryIn),
-    responses((status = 200, description = "The report", body = KpisOut, content_type = "application/json"),
-              (status = 200, description = "The report as CSV", body = String, content_type = "text/csv")),
+    responses((status = 200, description = "The report: JSON, or CSV with `format=csv`",
+               content((KpisOut = "application/json"), (String = "text/csv")))),
     security(("bearer" = []))
 )]
 pub async fn get_kpis(

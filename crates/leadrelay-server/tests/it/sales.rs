@@ -197,6 +197,10 @@ async fn a_buyers_leads_become_one_opportunity_that_the_team_follows_up_to_won()
     );
     assert!(csv.lines().nth(1).unwrap().starts_with("all,,2,0,1,0,1,0,0,1.0000"), "{csv}");
 
+    let doc = app.get("/openapi.json").await.body;
+    let kpis = &doc["paths"]["/v1/publishers/{publisher}/kpis"]["get"]["responses"]["200"]["content"];
+    assert!(kpis["application/json"].is_object() && kpis["text/csv"].is_object(), "both forms documented: {kpis}");
+
     // Everything was recorded in the audit log.
     let audit = app.get("/v1/audit?publisher=contoso&limit=1000").await.body.to_string();
     for action in
