@@ -156,69 +156,31 @@ async fn a_publisher_token_gets_404_for_every_route_on_another_publishers_data()
     }
 }
 
-/// Signs in a new admin of `publisher`: the `Cookie` header value and the CSRF token.
-async fn session_of(app: &TestApp, publisher: &str) -> (String, String) {
-    let email = format!("lead-admin@{publisher}.example");
-    let password = "a long enough password";
-    let body = json!({"email": email, "name": "Admin", "role": "admin", "password": password});
-    assert_eq!(app.post(&format!("/v1/publishers/{publisher}/users"), body).await.status, 201);
-    let res = app
-        .client
-        .post(format!("{}/v1/sessions", app.base))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let cookie = res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
-    let body: Value = res.json().await.unwrap();
-    (cookie, body["csrf_token"].as_str().unwrap().to_owned())
-}
-
-async fn call_in_session(
-    app: &TestApp,
-    session: &(String, String),
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = app
-        .client
-        .request(method, format!("{}{path}", app.base))
-        .header("cookie", &session.0)
-        .header("x-csrf-token", &session.1);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn a_signed_in_admin_gets_404_for_every_route_on_another_publishers_data() {
     let app = TestApp::spawn().await;
     let receiver = TestReceiver::start().await;
     let contoso = resources(&app, "contoso", &receiver).await;
     let fabrikam = resources(&app, "fabrikam", &receiver).await;
-    let session = session_of(&app, "contoso").await;
+    let (email, password) = ("lead-admin@contoso.example", "a long enough password");
+    crate::people::add_user(&app, "contoso", email, "admin", Some(password)).await;
+    let session = crate::people::signed_in(&app, email, password).await;
 
     let (foreign, own) = (matrix(&fabrikam), matrix(&contoso));
     assert_eq!(foreign.len(), own.len());
     for (method, path, body) in foreign {
-        let (status, answer) = call_in_session(&app, &session, method.clone(), &path, body).await;
+        let (status, answer) = session.call(&app, method.clone(), &path, body).await;
         assert_eq!(status, 404, "{method} {path} answered {status}: {answer}");
         assert!(!answer.to_string().contains("fabrikam.com"), "{method} {path} leaked: {answer}");
     }
     for (method, path, body) in own {
-        let (status, answer) = call_in_session(&app, &session, method.clone(), &path, body).await;
+        let (status, answer) = session.call(&app, method.clone(), &path, body).await;
         assert!((200..300).contains(&status), "{method} {path} on its own data answered {status}: {answer}");
     }
-    let (_, opportunities) =
-        call_in_session(&app, &session, Method::GET, "/v1/publishers/contoso/opportunities", None).await;
+    let (_, opportunities) = session.call(&app, Method::GET, "/v1/publishers/contoso/opportunities", None).await;
     assert!(!opportunities.to_string().contains(&fabrikam.opportunity));
     for (method, path) in [(Method::POST, "/v1/publishers"), (Method::POST, "/v1/marketplace/tokens")] {
-        let (status, answer) = call_in_session(&app, &session, method.clone(), path, Some(json!({}))).await;
+        let (status, answer) = session.call(&app, method.clone(), path, Some(json!({}))).await;
         assert_eq!(status, 403, "{method} {path}: {answer}");
     }
 }

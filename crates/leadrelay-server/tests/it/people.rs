@@ -19,14 +19,14 @@ const ANA_PASSWORD: &str = "correct horse battery staple";
 const HTTPS: &str = "[server]\npublic_url = \"https://leads.example.com\"\n";
 
 /// A signed-in person: the `Cookie` header to send and the CSRF token.
-struct Person {
+pub(crate) struct Person {
     cookie: String,
     csrf: String,
     id: String,
 }
 
 /// Adds a user to `publisher` with the admin token; the answer's body.
-async fn add_user(app: &TestApp, publisher: &str, email: &str, role: &str, password: Option<&str>) -> Value {
+pub(crate) async fn add_user(app: &TestApp, publisher: &str, email: &str, role: &str, password: Option<&str>) -> Value {
     let mut body = json!({"email": email, "name": format!("Name of {email}"), "role": role});
     if let Some(p) = password {
         body["password"] = json!(p);
@@ -50,7 +50,7 @@ async fn sign_in(app: &TestApp, email: &str, password: &str) -> (u16, HeaderMap,
 }
 
 /// Signs in, which must succeed.
-async fn signed_in(app: &TestApp, email: &str, password: &str) -> Person {
+pub(crate) async fn signed_in(app: &TestApp, email: &str, password: &str) -> Person {
     let (status, headers, body) = sign_in(app, email, password).await;
     assert_eq!(status, 201, "{body}");
     let set = headers["set-cookie"].to_str().unwrap();
@@ -81,6 +81,12 @@ async fn as_cookie(
 }
 
 impl Person {
+    /// Any request with the cookie and the CSRF token.
+    pub(crate) async fn call(&self, app: &TestApp, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let (status, _, body) = as_cookie(app, &self.cookie, Some(&self.csrf), method, path, body).await;
+        (status, body)
+    }
+
     async fn get(&self, app: &TestApp, path: &str) -> (u16, Value) {
         let (status, _, body) = as_cookie(app, &self.cookie, None, Method::GET, path, None).await;
         (status, body)
