@@ -595,13 +595,17 @@ fn take_notices(c: &Db<'_>, now: Timestamp, limit: u32) -> Result<Vec<(SalesNoti
 // ---------------------------------------------------------------------------------------------
 // KPIs
 
+// A destination's deliveries of leads received in the period, from the covering index alone.
 const KPI_DELIVERIES: &str =
-    "SELECT status, attempts, CASE WHEN status = 'delivered' THEN updated_at - lead_received_at END
+    "SELECT status, attempts, CASE WHEN status = 'delivered' THEN updated_at - lead_received_at END, id
      FROM deliveries
      WHERE destination_id = ?1 AND status IN ('pending', 'delivered', 'dead')
-       AND lead_received_at >= ?2 AND lead_received_at < ?3
-       AND id NOT IN (SELECT d.id FROM leads l JOIN deliveries d ON d.lead_id = l.id
-                      WHERE l.publisher_id = ?4 AND l.is_test = 1 AND l.received_at >= ?2 AND l.received_at < ?3)";
+       AND lead_received_at >= ?2 AND lead_received_at < ?3";
+
+// The deliveries of the publisher's test leads received in the period: the test leads by their
+// partial index (a few), their deliveries by lead.
+const KPI_TEST_DELIVERIES: &str = "SELECT d.id FROM leads l JOIN deliveries d ON d.lead_id = l.id
+     WHERE l.publisher_id = ?1 AND l.is_test = 1 AND l.received_at >= ?2 AND l.received_at < ?3";
 
 /// The smallest opportunity id generated at or after `at`: ids are UUIDv7 of their opening
 /// time, whose first twelve hex digits are the Unix milliseconds.
@@ -698,15 +702,20 @@ fn kpis_in(c: &Db<'_>, q: &KpiQuery) -> Result<KpiReport> {
 
     // Deliveries of the publisher's real leads received in the period: a range of the covering
     // `deliveries_by_destination` per destination, never the table. The test leads' deliveries
-    // are one small set, read once (the test leads by their partial index, their deliveries by
-    // lead), and left out by delivery id, which the index holds.
+    // are one small set read first and left out here by id (a hash probe, where an SQL
+    // `NOT IN` cost a B-tree probe a row).
     let since = q.since.map_or(i64::MIN, Timestamp::as_millis);
     let until = q.until.map_or(i64::MAX, Timestamp::as_millis);
+    let tests: std::collections::HashSet<String> =
+        query_rows(c, KPI_TEST_DELIVERIES, params![publisher, since, until], |r| r.get(0), Ok)?.into_iter().collect();
     let mut stmt = c.prepare_cached(KPI_DELIVERIES).map_err(map_err)?;
     for d in &destinations {
         let destination = crate::rows::destination_id(d)?;
-        let mut rows = stmt.query(params![d, since, until, publisher]).map_err(map_err)?;
+        let mut rows = stmt.query(params![d, since, until]).map_err(map_err)?;
         while let Some(r) = rows.next().map_err(map_err)? {
+            if !tests.is_empty() && tests.contains(text_at(r, 3)?) {
+                continue;
+            }
             acc.delivery(DeliveryFact {
                 destination: destination.clone(),
                 status: DeliveryStatus::parse(text_at(r, 0)?).ok_or_else(|| corrupt("delivery status"))?,
@@ -959,8 +968,7 @@ mod tests {
         };
         reads(&kpi_opportunities(&q).0, "SEARCH opportunities USING PRIMARY KEY (publisher_id=? AND id>? AND id<?)");
         reads(KPI_DELIVERIES, "SEARCH deliveries USING COVERING INDEX deliveries_by_destination");
-        let plan = plan(KPI_DELIVERIES);
-        assert!(plan.iter().any(|s| s.contains("leads_test_by_publisher")), "{plan:?}");
+        reads(KPI_TEST_DELIVERIES, "SEARCH l USING COVERING INDEX leads_test_by_publisher");
     }
 
     #[test]

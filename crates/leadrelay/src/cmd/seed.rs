@@ -33,7 +33,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, clap::Args)]
 pub struct SeedArgs {
     /// How many leads to insert.
-    #[arg(long)]
+    #[arg(long, default_value_t = 0)]
     pub leads: u64,
     /// The publisher to create (it must not exist yet).
     #[arg(long, default_value = "seed")]
@@ -44,6 +44,9 @@ pub struct SeedArgs {
     /// Write the counts and timings as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Seed nothing: time the queries over the publisher a previous seed made.
+    #[arg(long)]
+    pub measure_only: bool,
 }
 
 const HOUR: i64 = 3_600_000;
@@ -337,16 +340,40 @@ where
 
 /// Seeds, then measures; prints a table and, with `--json`, writes the report.
 pub async fn run(config: &Config, args: SeedArgs) -> anyhow::Result<()> {
-    if args.leads == 0 || args.batch == 0 {
+    if (args.leads == 0 && !args.measure_only) || args.batch == 0 {
         bail!("--leads and --batch must be at least 1");
     }
     let p = PublisherId::parse(&args.publisher).map_err(|rule| anyhow::anyhow!("--publisher {rule}"))?;
     let storage = super::open_storage(config, OpenOptions { migrate: true, exclusive: true, ..Default::default() })?;
-    let s = &*storage;
     let now = SystemClock.now();
+    let mut report = Report { leads: args.leads, publisher: p.to_string(), ..Report::default() };
+    let team = if args.measure_only {
+        storage.sales_settings(&p).await.with_context(|| format!("reading the settings of {p}"))?.team
+    } else {
+        seed(config, &storage, &p, &args, now, &mut report).await?
+    };
+    measure(&storage, &p, &team, now, &mut report).await?;
+    print_report(&report);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Builds the history; returns the team.
+async fn seed(
+    config: &Config,
+    storage: &Arc<dyn Storage>,
+    p: &PublisherId,
+    args: &SeedArgs,
+    now: Timestamp,
+    report: &mut Report,
+) -> anyhow::Result<Vec<UserId>> {
+    let s = &**storage;
+    let p = p.clone();
     let start = now.as_millis() - 195 * DAY;
     let end = now.as_millis() - 15 * DAY;
-    let mut report = Report { leads: args.leads, publisher: p.to_string(), ..Report::default() };
 
     // The publisher, its offers, two destinations, a team of three and round-robin.
     let created = Timestamp::from_millis(start - DAY);
@@ -418,7 +445,7 @@ pub async fn run(config: &Config, args: SeedArgs) -> anyhow::Result<()> {
     for stream in 0..STREAMS {
         let share = args.leads / STREAMS + u64::from(stream < args.leads % STREAMS);
         let (storage, p, destinations, done) =
-            (Arc::clone(&storage), p.clone(), destinations.clone(), Arc::clone(&done));
+            (Arc::clone(storage), p.clone(), destinations.clone(), Arc::clone(&done));
         let (total, batch) = (args.leads, args.batch);
         let mut timeline = Timeline::new(total, start, end, stream, STREAMS);
         streams.push(tokio::spawn(async move {
@@ -470,7 +497,7 @@ pub async fn run(config: &Config, args: SeedArgs) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     for _ in 0..WORKERS {
         let (storage, opened, counts, cursor) =
-            (Arc::clone(&storage), Arc::clone(&opened), Arc::clone(&counts), Arc::clone(&cursor));
+            (Arc::clone(storage), Arc::clone(&opened), Arc::clone(&counts), Arc::clone(&cursor));
         let checklist = settings.checklist.clone();
         tasks.push(tokio::spawn(async move {
             loop {
@@ -493,7 +520,7 @@ pub async fn run(config: &Config, args: SeedArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut loops = Vec::new();
     for n in 0..DELIVERERS {
-        let storage = Arc::clone(&storage);
+        let storage = Arc::clone(storage);
         loops.push(tokio::spawn(async move { deliver(&*storage, now, n).await }));
     }
     for l in loops {
@@ -501,8 +528,18 @@ pub async fn run(config: &Config, args: SeedArgs) -> anyhow::Result<()> {
     }
     report.deliver_seconds = started.elapsed().as_secs_f64();
     report.database_bytes = database_bytes(config);
+    Ok(team)
+}
 
-    // The measurements.
+/// Times the KPIs and the first page of each list.
+async fn measure(
+    storage: &Arc<dyn Storage>,
+    p: &PublisherId,
+    team: &[UserId],
+    now: Timestamp,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let first_of_team = team.first().context("the publisher has no team")?.clone();
     eprintln!("seed: measuring ...");
     let kpi = |group_by: Option<KpiGroup>, since: Option<Timestamp>| KpiQuery {
         publisher: p.clone(),
@@ -515,7 +552,7 @@ pub async fn run(config: &Config, args: SeedArgs) -> anyhow::Result<()> {
         now,
     };
     let kpis = |q: KpiQuery| {
-        let storage = Arc::clone(&storage);
+        let storage = Arc::clone(storage);
         move || {
             let (storage, q) = (Arc::clone(&storage), q.clone());
             async move { storage.kpis(&q).await.map(|r| usize::try_from(r.overall.opportunities).unwrap_or(0)) }
@@ -525,7 +562,7 @@ pub async fn run(config: &Config, args: SeedArgs) -> anyhow::Result<()> {
     report.kpis_by_offer = time(kpis(kpi(Some(KpiGroup::Offer), None))).await?;
     report.kpis_last_30_days = time(kpis(kpi(None, Some(Timestamp::from_millis(now.as_millis() - 30 * DAY))))).await?;
     let list = |filter: OpportunityFilter| {
-        let storage = Arc::clone(&storage);
+        let storage = Arc::clone(storage);
         move || {
             let (storage, filter) = (Arc::clone(&storage), filter.clone());
             async move {
@@ -541,7 +578,7 @@ pub async fn run(config: &Config, args: SeedArgs) -> anyhow::Result<()> {
     report.list_status_qualified =
         time(list(OpportunityFilter { status: Some(OpportunityStatus::Qualified), ..of_p.clone() })).await?;
     report.list_owner =
-        time(list(OpportunityFilter { owner: Some(OwnerFilter::User(team[0].clone())), ..of_p.clone() })).await?;
+        time(list(OpportunityFilter { owner: Some(OwnerFilter::User(first_of_team)), ..of_p.clone() })).await?;
     report.list_unassigned =
         time(list(OpportunityFilter { owner: Some(OwnerFilter::Unassigned), ..of_p.clone() })).await?;
     report.list_due_overdue =
@@ -549,11 +586,6 @@ pub async fn run(config: &Config, args: SeedArgs) -> anyhow::Result<()> {
     report.list_text =
         time(list(OpportunityFilter { text: Some(COMPANIES[0].to_lowercase()), ..of_p.clone() })).await?;
 
-    print_report(&report);
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
     Ok(())
 }
 
