@@ -72,6 +72,8 @@ pub enum Column {
     ActivityOutcome,
     /// A follow-up activity's note (free text).
     ActivityNote,
+    /// Why an opportunity was won, lost, disqualified or moved back (free text).
+    OpportunityReason,
 }
 
 impl Column {
@@ -92,6 +94,7 @@ impl Column {
             Self::UserName => b"user_name",
             Self::ActivityOutcome => b"activity_outcome",
             Self::ActivityNote => b"activity_note",
+            Self::OpportunityReason => b"opportunity_reason",
             Self::IndexKey => b"index_key",
         }
     }

@@ -79,6 +79,12 @@ fn wipe_lead(c: &Db<'_>, lead: &Lead, now: Timestamp) -> Result<u64> {
         [id],
     )
     .map_err(map_err)?;
+    c.execute(
+        "UPDATE opportunities SET reason = NULL
+         WHERE id = (SELECT opportunity_id FROM opportunity_leads WHERE lead_id = ?1) AND reason IS NOT NULL",
+        [id],
+    )
+    .map_err(map_err)?;
     Ok(cancelled)
 }
 
@@ -114,6 +120,11 @@ fn erase_in(c: &Db<'_>, req: &ErasureRequest) -> Result<ErasureReport> {
             "UPDATE activities SET outcome = NULL, note = NULL
              WHERE opportunity_id IN (SELECT id FROM opportunities WHERE customer_id = ?1)
                AND (outcome IS NOT NULL OR note IS NOT NULL)",
+            [customer.as_str()],
+        )
+        .map_err(map_err)?;
+        c.execute(
+            "UPDATE opportunities SET reason = NULL WHERE customer_id = ?1 AND reason IS NOT NULL",
             [customer.as_str()],
         )
         .map_err(map_err)?;

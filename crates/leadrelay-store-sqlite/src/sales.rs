@@ -349,7 +349,7 @@ fn opportunity(c: &Db<'_>, row: OpportunityRow, checklist: &[String]) -> Result<
         offer: offer.as_deref().map(crate::rows::offer_id).transpose()?,
         stage: Stage::parse(stage.as_deref().unwrap_or("")).map_err(|_| corrupt("opportunity stage"))?,
         status: status(state.as_deref().unwrap_or(""))?,
-        reason,
+        reason: open(c.vault, Column::OpportunityReason, reason)?,
         owner: owner.as_deref().map(|u| UserId::parse(u).ok_or_else(|| corrupt("owner id"))).transpose()?,
         lead_ids,
         source: source.unwrap_or_default(),
@@ -488,7 +488,7 @@ fn update(c: &Db<'_>, u: &OpportunityUpdate) -> Result<()> {
     let mut now_status = was;
     if let Some((to, why)) = &u.status {
         now_status = *to;
-        reason = why.clone();
+        reason = c.vault.seal_opt(Column::OpportunityReason, why.as_deref());
     }
     let mut new_owner = owner.clone();
     if let Some(to) = &u.owner {

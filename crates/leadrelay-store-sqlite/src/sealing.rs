@@ -197,6 +197,7 @@ const SEALED: &[SealedTable] = &[
     ),
     ("users", &["id"], &[("email", Column::UserEmail), ("name", Column::UserName)]),
     ("activities", &["id"], &[("outcome", Column::ActivityOutcome), ("note", Column::ActivityNote)]),
+    ("opportunities", &["id"], &[("reason", Column::OpportunityReason)]),
 ];
 
 /// Re-seals, with the primary key, up to `limit` rows that hold a value of an older key.

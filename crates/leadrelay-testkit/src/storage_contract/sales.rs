@@ -655,8 +655,8 @@ pub async fn kpis_count_a_small_known_set(s: Arc<dyn Storage>) {
     assert_eq!((none.overall.opportunities, none.overall.contact_rate), (0, None));
 }
 
-/// Erasing a person clears what the sales team wrote in the follow-up logs of the person's
-/// opportunities (the entries stay, without their texts); retention does the same for the
+/// Erasing a person clears what the sales team wrote in the follow-up logs and status reasons
+/// of the person's opportunities (the entries stay, without their texts); retention does the same for the
 /// opportunities of the leads it strips. Another person's log is untouched.
 pub async fn an_erasure_or_retention_clears_the_follow_up_texts_of_the_persons_opportunities(s: Arc<dyn Storage>) {
     let p = publisher(&*s).await;
@@ -672,6 +672,10 @@ pub async fn an_erasure_or_retention_clears_the_follow_up_texts_of_the_persons_o
         s.add_activity(&o.id, &written(ActivityKind::Call, T0.plus(hours(1)))).await.unwrap();
     }
     s.add_activity(&old.id, &written(ActivityKind::Note, T0.plus(hours(1)))).await.unwrap();
+    for o in [&ada, &grace] {
+        set_status(&*s, &o.id, OpportunityStatus::Lost, Some("went with a rival, ask Ada in June"), T0.plus(hours(1)))
+            .await;
+    }
     let request = ErasureRequest {
         publisher: Some(p.clone()),
         email: "ada@quillworks.io".into(),
@@ -685,7 +689,10 @@ pub async fn an_erasure_or_retention_clears_the_follow_up_texts_of_the_persons_o
     let a = &erased.activities[0];
     assert_eq!((a.kind, &a.outcome, &a.note), (ActivityKind::Call, &None, &None));
     assert_eq!(erased.first_touched_at, Some(T0.plus(hours(1))), "the facts stay for the KPIs");
-    assert!(s.get_opportunity(&grace.id).await.unwrap().activities[0].note.is_some(), "a bystander keeps hers");
+    assert_eq!(erased.reason, None, "the reason is what someone wrote about the person too");
+    assert_eq!(erased.status, OpportunityStatus::Lost);
+    let bystander = s.get_opportunity(&grace.id).await.unwrap();
+    assert!(bystander.activities[0].note.is_some() && bystander.reason.is_some(), "a bystander keeps hers");
 
     // Retention: only the oldest lead (the one before `cutoff` still holding data) is stripped.
     assert_eq!(s.strip_personal_data(T0.plus(secs(2)).plus(millis(1)), T0.plus(hours(3)), 10).await.unwrap(), 2);
