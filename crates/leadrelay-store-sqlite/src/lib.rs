@@ -462,3 +462,18 @@ impl leadrelay_core::storage::Storage for SqliteStore {
         .await
     }
 }
+
+/// `EXPLAIN QUERY PLAN` of `sql` on the migrated schema, one detail line per step, for the
+/// tests that pin a query to its index. Without statistics (and with the planner fixed by
+/// `plan_once`), SQLite plans an empty database as it plans a full one.
+#[cfg(test)]
+pub(crate) fn query_plan(sql: &str) -> Vec<String> {
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    plan_once(&conn).unwrap();
+    for (_, migration) in MIGRATIONS {
+        conn.execute_batch(migration).unwrap();
+    }
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let params = vec![0_i64; stmt.parameter_count()];
+    stmt.query_map(rusqlite::params_from_iter(params), |r| r.get::<_, String>(3)).unwrap().map(|r| r.unwrap()).collect()
+}

@@ -886,21 +886,7 @@ impl SalesStore for SqliteStore {
 mod tests {
     use super::*;
 
-    /// `EXPLAIN QUERY PLAN` of `sql` on the migrated schema, one detail line per step. Without
-    /// statistics, SQLite plans an empty database as it plans a full one.
-    fn plan(sql: &str) -> Vec<String> {
-        let conn = rusqlite::Connection::open_in_memory().unwrap();
-        crate::plan_once(&conn).unwrap();
-        for (_, migration) in crate::MIGRATIONS {
-            conn.execute_batch(migration).unwrap();
-        }
-        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let params = vec![0_i64; stmt.parameter_count()];
-        stmt.query_map(rusqlite::params_from_iter(params), |r| r.get::<_, String>(3))
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect()
-    }
+    use crate::query_plan as plan;
 
     #[track_caller]
     fn reads(sql: &str, step: &str) {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::support::{ADMIN, binary, serve, start};
+use crate::support::{ADMIN, admin_get, admin_post, binary, serve, start};
 
 #[tokio::test]
 async fn serve_with_no_settings_prints_where_it_listens_the_data_dir_and_the_admin_token_once() {
@@ -445,26 +445,12 @@ async fn the_sales_commands_list_show_assign_and_report_kpis() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = start(serve(dir.path(), &[])).await;
     let client = crate::support::client();
-    let base = server.base.clone();
-    let post = |path: &str, body: serde_json::Value| {
-        client.post(format!("{base}{path}")).bearer_auth(ADMIN).json(&body).send()
-    };
-    assert_eq!(
-        post("/v1/publishers", serde_json::json!({"id": "contoso", "name": "Contoso"})).await.unwrap().status(),
-        201
-    );
+    let contoso = serde_json::json!({"id": "contoso", "name": "Contoso"});
+    assert_eq!(admin_post(&client, &server, "/v1/publishers", contoso).await.0, 201);
     let lead = serde_json::json!({"publisher": "contoso", "lead_source": "AzureMarketplace-PLT|contoso.crm",
                                   "customer": {"email": "ada@quillworks.com"}});
-    assert_eq!(post("/v1/leads", lead).await.unwrap().status(), 202);
-    let listed: serde_json::Value = client
-        .get(format!("{base}/v1/publishers/contoso/opportunities"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(admin_post(&client, &server, "/v1/leads", lead).await.0, 202);
+    let listed = admin_get(&client, &server, "/v1/publishers/contoso/opportunities").await;
     let id = listed["items"][0]["id"].as_str().unwrap().to_owned();
     let run = |args: &[&str]| {
         let mut cmd = binary();
@@ -511,14 +497,8 @@ async fn users_add_makes_the_first_person_who_then_signs_in_and_says_clearly_wha
     let dir = tempfile::tempdir().unwrap();
     let mut server = start(serve(dir.path(), &[])).await;
     let client = crate::support::client();
-    let created = client
-        .post(format!("{}/v1/publishers", server.base))
-        .bearer_auth(ADMIN)
-        .json(&serde_json::json!({"id": "contoso", "name": "Contoso"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
+    let contoso = serde_json::json!({"id": "contoso", "name": "Contoso"});
+    assert_eq!(admin_post(&client, &server, "/v1/publishers", contoso).await.0, 201);
     let add = |publisher: &str, email: &str, stdin: Option<&str>| {
         let mut c = binary();
         c.args(["users", "add", "--publisher", publisher, "--email", email, "--name", "Ana Lindqvist", "--data-dir"])

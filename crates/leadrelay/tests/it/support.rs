@@ -83,26 +83,23 @@ pub fn client() -> reqwest::Client {
 /// Creates the publisher `contoso` and an ingest key for it on `server`; returns the key's
 /// ingest path.
 pub async fn contoso_with_ingest_key(client: &reqwest::Client, server: &Server) -> String {
-    let base = &server.base;
-    let created = client
-        .post(format!("{base}/v1/publishers"))
-        .bearer_auth(ADMIN)
-        .json(&serde_json::json!({"id": "contoso", "name": "Contoso"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let key: serde_json::Value = client
-        .post(format!("{base}/v1/publishers/contoso/ingest-keys"))
-        .bearer_auth(ADMIN)
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, _) =
+        admin_post(client, server, "/v1/publishers", serde_json::json!({"id": "contoso", "name": "Contoso"})).await;
+    assert_eq!(status, 201);
+    let (_, key) = admin_post(client, server, "/v1/publishers/contoso/ingest-keys", serde_json::json!({})).await;
     key["path"].as_str().unwrap().to_owned()
+}
+
+/// `POST path` with the admin token and a JSON body; the status and the JSON answer.
+pub async fn admin_post(
+    client: &reqwest::Client,
+    server: &Server,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let res = client.post(format!("{}{path}", server.base)).bearer_auth(ADMIN).json(&body).send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(serde_json::Value::Null))
 }
 
 /// `GET path` with the admin token; the JSON answer.
