@@ -408,7 +408,8 @@ pub struct LeadExportQuery {
     cursor: Option<String>,
 }
 
-fn search_text(q: &str) -> Result<String, &'static str> {
+/// A search text with at least one word the blind index can match (for every `q` parameter).
+pub(crate) fn search_text(q: &str) -> Result<String, &'static str> {
     let has_word = leadrelay_core::vault::search_words(q).next().is_some();
     if has_word {
         Ok(q.to_owned())

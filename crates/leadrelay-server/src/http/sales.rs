@@ -9,6 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use leadrelay_core::access::Scope;
 use leadrelay_core::audit::{AuditAction, AuditObject};
+use leadrelay_core::destination::FieldError;
 use leadrelay_core::sales::kpi::{DestinationHealth, Figures, KpiGroup, KpiQuery, KpiReport};
 use leadrelay_core::sales::{
     Activity, ActivityKind, BusinessHours, ChecklistEntry, FollowUpTarget, Opportunity, OpportunityStatus,
@@ -130,10 +131,7 @@ impl SalesSettingsIo {
             .filter_map(|(i, id)| {
                 let parsed = UserId::parse(id);
                 if parsed.is_none() {
-                    errors.push(leadrelay_core::destination::FieldError::new(
-                        format!("team[{i}]"),
-                        "is not a user id (usr_…)",
-                    ));
+                    errors.push(FieldError::new(format!("team[{i}]"), "is not a user id (usr_…)"));
                 }
                 parsed
             })
@@ -148,31 +146,22 @@ impl SalesSettingsIo {
                     .collect();
                 let (start, end) = (minute_of(&h.start), minute_of(&h.end));
                 if days.is_none() {
-                    errors.push(leadrelay_core::destination::FieldError::new(
+                    errors.push(FieldError::new(
                         "business_hours.days",
                         "must name days as mon, tue, wed, thu, fri, sat, sun",
                     ));
                 }
                 if start.is_none() {
-                    errors.push(leadrelay_core::destination::FieldError::new(
-                        "business_hours.start",
-                        "must be a time HH:MM",
-                    ));
+                    errors.push(FieldError::new("business_hours.start", "must be a time HH:MM"));
                 }
                 if end.is_none() {
-                    errors.push(leadrelay_core::destination::FieldError::new(
-                        "business_hours.end",
-                        "must be a time HH:MM",
-                    ));
+                    errors.push(FieldError::new("business_hours.end", "must be a time HH:MM"));
                 }
                 match (days, start, end) {
                     (Some(mut days), Some(start_minute), Some(end_minute)) => {
                         days.sort_unstable();
                         if days.windows(2).any(|w| w[0] == w[1]) {
-                            errors.push(leadrelay_core::destination::FieldError::new(
-                                "business_hours.days",
-                                "names a day twice",
-                            ));
+                            errors.push(FieldError::new("business_hours.days", "names a day twice"));
                         }
                         Some(BusinessHours { days, start_minute, end_minute })
                     }
@@ -423,14 +412,6 @@ pub struct OpportunityListQuery {
     cursor: Option<String>,
 }
 
-fn search_text(q: &str) -> Result<String, &'static str> {
-    if leadrelay_core::vault::search_words(q).next().is_some() {
-        Ok(q.to_owned())
-    } else {
-        Err("must hold a word of at least two letters or digits (search matches whole words)")
-    }
-}
-
 /// `GET /v1/publishers/{publisher}/opportunities`
 #[utoipa::path(
     get, path = "/v1/publishers/{publisher}/opportunities", tag = "sales",
@@ -473,7 +454,7 @@ pub async fn list_opportunities(
         owner,
         offer: q.parsed("offer", OfferId::parse)?,
         due,
-        text: q.parsed("q", search_text)?,
+        text: q.parsed("q", crate::http::leads::search_text)?,
     };
     let (page, target, now) = state.ops.list_opportunities(&filter, &q.page()?).await?;
     let entry = state.ops.audit_entry(&caller.actor(), Some(&publisher), AuditAction::OpportunityList);
