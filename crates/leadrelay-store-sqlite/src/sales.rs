@@ -943,14 +943,11 @@ mod tests {
     #[test]
     fn the_kpis_read_a_key_range_of_opportunities_and_a_covering_index_of_deliveries() {
         let q = KpiQuery {
-            publisher: PublisherId::parse("p").unwrap(),
             since: Some(Timestamp::from_millis(1)),
             until: Some(Timestamp::from_millis(2)),
-            offer: None,
             source: Some("AppSource".into()),
-            action: None,
-            group_by: None,
             now: Timestamp::from_millis(3),
+            ..KpiQuery::new(PublisherId::parse("p").unwrap())
         };
         reads(&kpi_opportunities(&q).0, "SEARCH opportunities USING PRIMARY KEY (publisher_id=? AND id>? AND id<?)");
         reads(KPI_DELIVERIES, "SEARCH deliveries USING COVERING INDEX deliveries_by_destination");

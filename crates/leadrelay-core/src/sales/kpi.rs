@@ -44,6 +44,23 @@ pub struct KpiQuery {
     pub now: Timestamp,
 }
 
+impl KpiQuery {
+    /// Every opportunity and delivery of `publisher`, all time, ungrouped; set the filters with
+    /// struct update syntax. `now` is the epoch until the caller (or `Ops::kpis`) sets it.
+    pub fn new(publisher: PublisherId) -> Self {
+        Self {
+            publisher,
+            since: None,
+            until: None,
+            offer: None,
+            source: None,
+            action: None,
+            group_by: None,
+            now: Timestamp::default(),
+        }
+    }
+}
+
 /// What the per-group figures are grouped by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KpiGroup {
@@ -64,6 +81,9 @@ impl KpiGroup {
             Self::Action => "action",
         }
     }
+
+    /// The rule a wrong name breaks, for error messages.
+    pub const RULE: &'static str = "must be offer, source or action";
 
     /// Parses a wire name.
     pub fn parse(s: &str) -> Option<Self> {
@@ -327,14 +347,9 @@ mod tests {
 
     fn query(group_by: Option<KpiGroup>) -> KpiQuery {
         KpiQuery {
-            publisher: PublisherId::parse("p").unwrap(),
-            since: None,
-            until: None,
-            offer: None,
-            source: None,
-            action: None,
             group_by,
             now: Timestamp::from_millis(48 * 3_600_000),
+            ..KpiQuery::new(PublisherId::parse("p").unwrap())
         }
     }
 

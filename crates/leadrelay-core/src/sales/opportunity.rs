@@ -65,6 +65,9 @@ impl OpportunityStatus {
         }
     }
 
+    /// The rule a wrong name breaks, for error messages.
+    pub const RULE: &'static str = "must be new, contacted, qualified, won, lost or disqualified";
+
     /// Parses a wire name.
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|v| v.as_str() == s)
@@ -159,6 +162,9 @@ impl ActivityKind {
             Self::Note => "note",
         }
     }
+
+    /// The rule a wrong name breaks, for error messages.
+    pub const RULE: &'static str = "must be call, email, meeting or note";
 
     /// Parses a wire name.
     pub fn parse(s: &str) -> Option<Self> {

@@ -15,7 +15,7 @@ use leadrelay_core::sales::{
     Activity, ActivityKind, BusinessHours, ChecklistEntry, FollowUpTarget, Opportunity, OpportunityStatus,
     SalesSettings,
 };
-use leadrelay_core::storage::{DueFilter, OpportunityFilter, OwnerFilter};
+use leadrelay_core::storage::OpportunityFilter;
 use leadrelay_core::{OfferId, OpportunityId, PublisherId, Timestamp, UserId};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -23,7 +23,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, OptionalJson, PathParams, ValidJson, object};
 use crate::http::query::Query;
-use crate::ops::{NewActivity, OpportunityPatch, OpportunityView};
+use crate::ops::{DueList, NewActivity, OpportunityPatch, OpportunityView, owner_filter};
 use crate::state::AppState;
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -428,29 +428,15 @@ pub async fn list_opportunities(
     let publisher = publisher_of(&publisher)?;
     caller.check(&publisher, Scope::Read, "publisher")?;
     let q = Query::parse_for::<OpportunityListQuery>(raw.as_deref())?;
-    let owner = match q.text("owner") {
+    let me = signed_in_user(&caller);
+    let owner = q.parsed("owner", |o| owner_filter(o, me.as_ref()))?;
+    let due = match q.parsed("due", |d| DueList::parse(d).ok_or(DueList::RULE))? {
+        Some(list) => Some(state.ops.due_filter(&publisher, list).await?),
         None => None,
-        Some("none") => Some(OwnerFilter::Unassigned),
-        Some("me") => Some(OwnerFilter::User(
-            signed_in_user(&caller).ok_or_else(|| ApiError::field("owner", "'me' needs a signed-in session"))?,
-        )),
-        Some(id) => Some(OwnerFilter::User(
-            UserId::parse(id).ok_or_else(|| ApiError::field("owner", "must be a user id (usr_…), none or me"))?,
-        )),
-    };
-    let now = state.ops.now();
-    let due = match q.text("due") {
-        None => None,
-        Some("today") => Some(DueFilter::Before(state.ops.end_of_today(&publisher).await?)),
-        Some("overdue") => Some(DueFilter::Before(now)),
-        Some("sla_breached") => Some(DueFilter::SlaBreached(now)),
-        Some(_) => return Err(ApiError::field("due", "must be today, overdue or sla_breached")),
     };
     let filter = OpportunityFilter {
         publisher: Some(publisher.clone()),
-        status: q.parsed("status", |s| {
-            OpportunityStatus::parse(s).ok_or("must be new, contacted, qualified, won, lost or disqualified")
-        })?,
+        status: q.parsed("status", |s| OpportunityStatus::parse(s).ok_or(OpportunityStatus::RULE))?,
         owner,
         offer: q.parsed("offer", OfferId::parse)?,
         due,
@@ -487,12 +473,6 @@ pub async fn get_opportunity(
     let entry = state.ops.audit_entry(&caller.actor(), Some(&view.opportunity.publisher), AuditAction::OpportunityRead);
     state.ops.record(entry.object(AuditObject::Opportunity(id))).await?;
     Ok(Json(OpportunityOut::from(&view)))
-}
-
-/// Allows changing the opportunity (its publisher's `write` scope); another publisher's is 404.
-async fn authorize_write(state: &AppState, caller: &Caller, id: &OpportunityId) -> Result<(), ApiError> {
-    let view = state.ops.get_opportunity(id).await?;
-    caller.check(&view.opportunity.publisher, Scope::Write, "opportunity")
 }
 
 /// The signed-in user behind a session (none for bearer tokens).
@@ -555,11 +535,7 @@ pub async fn patch_opportunity(
         status: body
             .status
             .as_deref()
-            .map(|s| {
-                OpportunityStatus::parse(s).ok_or_else(|| {
-                    ApiError::field("status", "must be new, contacted, qualified, won, lost or disqualified")
-                })
-            })
+            .map(|s| OpportunityStatus::parse(s).ok_or_else(|| ApiError::field("status", OpportunityStatus::RULE)))
             .transpose()?,
         reason: body.reason,
         owner: body
@@ -576,8 +552,8 @@ pub async fn patch_opportunity(
             .map(|t| t.map(|t| time_field("next_touch_at", &t)).transpose())
             .transpose()?,
     };
-    authorize_write(&state, &caller, &id).await?;
-    let view = state.ops.update_opportunity(&caller.actor(), &id, patch).await?;
+    let may_write = |p: &PublisherId| caller.check(p, Scope::Write, "opportunity");
+    let view = state.ops.update_opportunity(&caller.actor(), &id, patch, may_write).await?;
     Ok(Json(OpportunityOut::from(&view)))
 }
 
@@ -614,14 +590,13 @@ pub async fn add_activity(
 ) -> Result<(StatusCode, Json<OpportunityOut>), ApiError> {
     let id = opportunity_id(&id)?;
     let activity = NewActivity {
-        kind: ActivityKind::parse(&body.kind)
-            .ok_or_else(|| ApiError::field("kind", "must be call, email, meeting or note"))?,
+        kind: ActivityKind::parse(&body.kind).ok_or_else(|| ApiError::field("kind", ActivityKind::RULE))?,
         outcome: body.outcome,
         note: body.note,
         next_touch_at: body.next_touch_at.as_deref().map(|t| time_field("next_touch_at", t)).transpose()?,
     };
-    authorize_write(&state, &caller, &id).await?;
-    let view = state.ops.add_activity(&caller.actor(), &id, activity).await?;
+    let may_write = |p: &PublisherId| caller.check(p, Scope::Write, "opportunity");
+    let view = state.ops.add_activity(&caller.actor(), &id, activity, may_write).await?;
     Ok((StatusCode::CREATED, Json(OpportunityOut::from(&view))))
 }
 
@@ -660,8 +635,8 @@ pub async fn tick_checklist(
     OptionalJson(body): OptionalJson<ChecklistTickIn>,
 ) -> Result<Json<OpportunityOut>, ApiError> {
     let id = opportunity_id(&id)?;
-    authorize_write(&state, &caller, &id).await?;
-    let view = state.ops.tick_checklist(&caller.actor(), &id, &item, body.done).await?;
+    let may_write = |p: &PublisherId| caller.check(p, Scope::Write, "opportunity");
+    let view = state.ops.tick_checklist(&caller.actor(), &id, &item, body.done, may_write).await?;
     Ok(Json(OpportunityOut::from(&view)))
 }
 
@@ -815,21 +790,20 @@ pub async fn get_kpis(
     let publisher = publisher_of(&publisher)?;
     caller.check(&publisher, Scope::Read, "publisher")?;
     let q = Query::parse_for::<KpiQueryIn>(raw.as_deref())?;
-    let group_by = q.parsed("group_by", |g| KpiGroup::parse(g).ok_or("must be offer, source or action"))?;
+    let group_by = q.parsed("group_by", |g| KpiGroup::parse(g).ok_or(KpiGroup::RULE))?;
     let csv = match q.text("format") {
         None | Some("json") => false,
         Some("csv") => true,
         Some(_) => return Err(ApiError::field("format", "must be json or csv")),
     };
     let query = KpiQuery {
-        publisher: publisher.clone(),
         since: q.time("since")?,
         until: q.time("until")?,
         offer: q.parsed("offer", OfferId::parse)?,
         source: q.text("source").map(|s| leadrelay_core::Source::parse(s).as_str().to_owned()),
         action: q.text("action").map(str::to_owned),
         group_by,
-        now: Timestamp::default(),
+        ..KpiQuery::new(publisher.clone())
     };
     let report = state.ops.kpis(query).await?;
     state.ops.record(state.ops.audit_entry(&caller.actor(), Some(&publisher), AuditAction::KpisRead)).await?;

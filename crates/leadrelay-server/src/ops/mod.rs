@@ -29,7 +29,7 @@ pub use leads::{LeadOrigin, LeadSubmission};
 pub use people::{AddedUser, Invitation, NewUser, Password, SignedIn};
 pub use privacy::{SubjectExport, retention_task};
 pub use publishers::DestinationTest;
-pub use sales::{NewActivity, OpportunityPatch, OpportunityView, sales_notice_task};
+pub use sales::{DueList, NewActivity, OpportunityPatch, OpportunityView, owner_filter, sales_notice_task};
 
 use std::sync::Arc;
 use std::time::Duration;

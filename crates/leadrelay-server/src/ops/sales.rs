@@ -17,7 +17,8 @@ use leadrelay_core::sales::{
     Activity, ActivityKind, FollowUpTarget, Opportunity, OpportunityStatus, Role, SalesSettings, StatusChange,
 };
 use leadrelay_core::storage::{
-    ChecklistTick, OpportunityFilter, OpportunityUpdate, Page, PageRequest, SalesNotice, SalesNoticeKind, StorageError,
+    ChecklistTick, DueFilter, OpportunityFilter, OpportunityUpdate, OwnerFilter, Page, PageRequest, SalesNotice,
+    SalesNoticeKind, StorageError,
 };
 use leadrelay_core::{ActivityId, OpportunityId, PublisherId, Timestamp, UserId};
 
@@ -33,6 +34,45 @@ const UPDATE_TRIES: usize = 5;
 
 /// How often the notice task looks for owners to tell and SLAs breached.
 pub const NOTICE_INTERVAL: Duration = Duration::from_secs(15);
+
+/// The due lists a reader may ask for, by their wire names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DueList {
+    /// `today`: the next touch is due before the end of the publisher's day.
+    Today,
+    /// `overdue`: due before now.
+    Overdue,
+    /// `sla_breached`: never touched, and the first-touch SLA is over.
+    SlaBreached,
+}
+
+impl DueList {
+    /// The rule a wrong name breaks, for error messages.
+    pub const RULE: &'static str = "must be today, overdue or sla_breached";
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "today" => Some(Self::Today),
+            "overdue" => Some(Self::Overdue),
+            "sla_breached" => Some(Self::SlaBreached),
+            _ => None,
+        }
+    }
+}
+
+/// Reads an owner as readers name one: a user id, `none` (nobody), or `me` when the reader is a
+/// signed-in person (`me`).
+///
+/// # Errors
+/// The rule, for the `owner` field.
+pub fn owner_filter(text: &str, me: Option<&UserId>) -> Result<OwnerFilter, &'static str> {
+    match text {
+        "none" => Ok(OwnerFilter::Unassigned),
+        "me" => me.cloned().map(OwnerFilter::User).ok_or("'me' needs a signed-in session"),
+        id => UserId::parse(id).map(OwnerFilter::User).ok_or("must be a user id (usr_…), none or me"),
+    }
+}
 
 /// An opportunity with what its readers need beside it: the publisher's follow-up target and
 /// the time its SLA is judged at.
@@ -144,15 +184,19 @@ impl Ops {
         Ok(OpportunityView { opportunity, target, now: self.clock.now() })
     }
 
+    async fn load(&self, id: &OpportunityId) -> OpsResult<Opportunity> {
+        match self.storage.get_opportunity(id).await {
+            Err(StorageError::NotFound) => Err(OpsError::NotFound("opportunity")),
+            other => Ok(other?),
+        }
+    }
+
     /// One opportunity (the caller checks it may see its publisher, then records the read).
     ///
     /// # Errors
     /// Not found; storage failures.
     pub async fn get_opportunity(&self, id: &OpportunityId) -> OpsResult<OpportunityView> {
-        let opportunity = match self.storage.get_opportunity(id).await {
-            Err(StorageError::NotFound) => return Err(OpsError::NotFound("opportunity")),
-            other => other?,
-        };
+        let opportunity = self.load(id).await?;
         self.view(opportunity).await
     }
 
@@ -172,40 +216,48 @@ impl Ops {
         Ok((self.storage.list_opportunities(filter, page).await?, target, self.clock.now()))
     }
 
-    /// Now, from the injected clock.
-    pub fn now(&self) -> Timestamp {
-        self.clock.now()
-    }
-
-    /// The end of the publisher's current day in its time zone (for "due today").
+    /// The storage filter of a due list, now: "today" ends at the end of the publisher's day
+    /// in its time zone.
     ///
     /// # Errors
-    /// Storage failures.
-    pub async fn end_of_today(&self, publisher: &PublisherId) -> OpsResult<Timestamp> {
-        let settings = self.sales_settings(publisher).await?;
-        Ok(leadrelay_core::sales::sla::end_of_day(self.clock.now(), &settings.time_zone))
+    /// Unknown publisher; storage failures.
+    pub async fn due_filter(&self, publisher: &PublisherId, list: DueList) -> OpsResult<DueFilter> {
+        let now = self.clock.now();
+        Ok(match list {
+            DueList::Today => {
+                let zone = self.sales_settings(publisher).await?.time_zone;
+                DueFilter::Before(leadrelay_core::sales::sla::end_of_day(now, &zone))
+            }
+            DueList::Overdue => DueFilter::Before(now),
+            DueList::SlaBreached => DueFilter::SlaBreached(now),
+        })
     }
 
     /// Applies a patch: a status change must pass `StatusChange::check`, an owner must be an
-    /// admin or member of the opportunity's publisher. The caller checked access first (an
-    /// opportunity never changes publisher).
+    /// admin or member of the opportunity's publisher.
+    ///
+    /// The changing use cases take `authorize`, called with the opportunity's publisher on the
+    /// read they make anyway (the caller's rule: another publisher's is "not found", a missing
+    /// scope "forbidden"), so a change costs one read of the opportunity.
     ///
     /// # Errors
-    /// Broken rules by field; not found; storage failures.
-    pub async fn update_opportunity(
+    /// Broken rules by field; not found; what `authorize` refuses; storage failures.
+    pub async fn update_opportunity<E: From<OpsError>>(
         &self,
         actor: &Actor,
         id: &OpportunityId,
         patch: OpportunityPatch,
-    ) -> OpsResult<OpportunityView> {
+        authorize: impl Fn(&PublisherId) -> Result<(), E>,
+    ) -> Result<OpportunityView, E> {
         let reason = trimmed(patch.reason.clone());
         let mut errors = Vec::new();
         check_length(&mut errors, "reason", reason.as_deref(), MAX_REASON);
         if !errors.is_empty() {
-            return Err(OpsError::Invalid(errors));
+            return Err(OpsError::Invalid(errors).into());
         }
         for _ in 0..UPDATE_TRIES {
-            let current = self.get_opportunity(id).await?.opportunity;
+            let current = self.load(id).await?;
+            authorize(&current.publisher)?;
             if let Some(Some(owner)) = &patch.owner {
                 self.check_owner(&current.publisher, owner).await?;
             }
@@ -231,14 +283,14 @@ impl Ops {
                 Ok(updated) => {
                     let entry = self.audit_entry(actor, Some(&updated.publisher), AuditAction::OpportunityUpdate);
                     self.record(entry.object(AuditObject::Opportunity(id.clone()))).await?;
-                    return self.view(updated).await;
+                    return Ok(self.view(updated).await?);
                 }
                 Err(StorageError::Conflict) => continue,
-                Err(StorageError::NotFound) => return Err(OpsError::NotFound("opportunity")),
-                Err(e) => return Err(e.into()),
+                Err(StorageError::NotFound) => return Err(OpsError::NotFound("opportunity").into()),
+                Err(e) => return Err(OpsError::from(e).into()),
             }
         }
-        Err(OpsError::Conflict("the opportunity keeps changing; read it again and retry".to_owned()))
+        Err(OpsError::Conflict("the opportunity keeps changing; read it again and retry".to_owned()).into())
     }
 
     async fn check_owner(&self, publisher: &PublisherId, owner: &UserId) -> OpsResult<()> {
@@ -255,23 +307,26 @@ impl Ops {
         }
     }
 
-    /// Logs a follow-up on an opportunity (see `SalesStore::add_activity` for what a touch does).
+    /// Logs a follow-up on an opportunity (see `SalesStore::add_activity` for what a touch
+    /// does); `authorize` as for [`Ops::update_opportunity`].
     ///
     /// # Errors
-    /// Texts too long; not found; storage failures.
-    pub async fn add_activity(
+    /// Texts too long; not found; what `authorize` refuses; storage failures.
+    pub async fn add_activity<E: From<OpsError>>(
         &self,
         actor: &Actor,
         id: &OpportunityId,
         activity: NewActivity,
-    ) -> OpsResult<OpportunityView> {
+        authorize: impl Fn(&PublisherId) -> Result<(), E>,
+    ) -> Result<OpportunityView, E> {
         let (outcome, note) = (trimmed(activity.outcome), trimmed(activity.note));
         let mut errors = Vec::new();
         check_length(&mut errors, "outcome", outcome.as_deref(), MAX_OUTCOME);
         check_length(&mut errors, "note", note.as_deref(), MAX_NOTE);
         if !errors.is_empty() {
-            return Err(OpsError::Invalid(errors));
+            return Err(OpsError::Invalid(errors).into());
         }
+        authorize(&self.load(id).await?.publisher)?;
         let now = self.clock.now();
         let entry = Activity {
             id: ActivityId::generate(now),
@@ -283,29 +338,32 @@ impl Ops {
             at: now,
         };
         let updated = match self.storage.add_activity(id, &entry).await {
-            Err(StorageError::NotFound) => return Err(OpsError::NotFound("opportunity")),
-            other => other?,
+            Err(StorageError::NotFound) => return Err(OpsError::NotFound("opportunity").into()),
+            other => other.map_err(OpsError::from)?,
         };
         let audit = self.audit_entry(actor, Some(&updated.publisher), AuditAction::OpportunityActivity);
         self.record(audit.object(AuditObject::Opportunity(id.clone()))).await?;
-        self.view(updated).await
+        Ok(self.view(updated).await?)
     }
 
-    /// Ticks (or unticks) an item of the publisher's checklist on an opportunity.
+    /// Ticks (or unticks) an item of the publisher's checklist on an opportunity;
+    /// `authorize` as for [`Ops::update_opportunity`].
     ///
     /// # Errors
-    /// An item not on the checklist is not found; storage failures.
-    pub async fn tick_checklist(
+    /// An item not on the checklist is not found; what `authorize` refuses; storage failures.
+    pub async fn tick_checklist<E: From<OpsError>>(
         &self,
         actor: &Actor,
         id: &OpportunityId,
         item: &str,
         done: bool,
-    ) -> OpsResult<OpportunityView> {
-        let current = self.get_opportunity(id).await?.opportunity;
+        authorize: impl Fn(&PublisherId) -> Result<(), E>,
+    ) -> Result<OpportunityView, E> {
+        let current = self.load(id).await?;
+        authorize(&current.publisher)?;
         let settings = self.sales_settings(&current.publisher).await?;
         if !is_checklist_item(item) || !settings.checklist.iter().any(|i| i == item) {
-            return Err(OpsError::NotFound("checklist item"));
+            return Err(OpsError::NotFound("checklist item").into());
         }
         let tick = ChecklistTick {
             opportunity: id.clone(),
@@ -315,8 +373,8 @@ impl Ops {
             at: self.clock.now(),
         };
         let updated = match self.storage.tick_checklist(&tick).await {
-            Err(StorageError::NotFound) => return Err(OpsError::NotFound("opportunity")),
-            other => other?,
+            Err(StorageError::NotFound) => return Err(OpsError::NotFound("opportunity").into()),
+            other => other.map_err(OpsError::from)?,
         };
         let audit = self.audit_entry(actor, Some(&updated.publisher), AuditAction::OpportunityChecklist);
         self.record(audit.object(AuditObject::Opportunity(id.clone()))).await?;
@@ -365,16 +423,17 @@ impl Ops {
         if owner_email.is_none() && !to_publisher {
             return Ok(());
         }
-        let lead = match opp.lead_ids.first() {
-            Some(id) => Some(Box::new(self.storage.get_lead(id).await?.lead)),
-            None => None,
-        };
         let catalog = self.catalog(&opp.publisher).await?;
         let notifiers: Vec<_> =
             catalog.destinations.iter().filter(|d| routing::hears_notices(d, &self.destinations)).collect();
         if notifiers.is_empty() {
             tracing::info!(opportunity.id = %opp.id, "no notification destination to send a sales notice by");
+            return Ok(());
         }
+        let lead = match opp.lead_ids.first() {
+            Some(id) => Some(Box::new(self.storage.get_lead(id).await?.lead)),
+            None => None,
+        };
         let mut owner_told = false;
         for d in notifiers {
             let mail = SalesMail {

@@ -542,14 +542,10 @@ async fn measure(
     let first_of_team = team.first().context("the publisher has no team")?.clone();
     eprintln!("seed: measuring ...");
     let kpi = |group_by: Option<KpiGroup>, since: Option<Timestamp>| KpiQuery {
-        publisher: p.clone(),
         since,
-        until: None,
-        offer: None,
-        source: None,
-        action: None,
         group_by,
         now,
+        ..KpiQuery::new(p.clone())
     };
     let kpis = |q: KpiQuery| {
         let storage = Arc::clone(storage);
