@@ -262,6 +262,66 @@ pub struct NetworkPolicy {
     pub allow_private: bool,
 }
 
+/// How a setting is entered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingInput {
+    /// One line of text.
+    Text,
+    /// An address (`https://…`).
+    Url,
+    /// A credential: write-only, never shown again.
+    Secret,
+    /// A whole number (stored as a JSON number).
+    Number,
+    /// On or off (stored as a JSON boolean).
+    Toggle,
+    /// One of these values.
+    Choice(&'static [&'static str]),
+    /// Several lines (a certificate, a list of addresses).
+    LongText,
+}
+
+/// One key of a kind's settings, as a form shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettingField {
+    /// The key in `settings`.
+    pub name: &'static str,
+    /// What a person reads beside the control.
+    pub label: &'static str,
+    /// How it is entered.
+    pub input: SettingInput,
+    /// Whether the kind refuses settings without it.
+    pub required: bool,
+    /// One sentence: what it is for, where to find it, its default.
+    pub help: &'static str,
+}
+
+impl SettingField {
+    /// A field of this shape (then [`SettingField::required`] and [`SettingField::help`]).
+    pub const fn new(name: &'static str, label: &'static str, input: SettingInput) -> Self {
+        Self { name, label, input, required: false, help: "" }
+    }
+
+    /// The kind refuses settings without it.
+    #[must_use]
+    pub const fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+
+    /// With this help text.
+    #[must_use]
+    pub const fn help(mut self, help: &'static str) -> Self {
+        self.help = help;
+        self
+    }
+
+    /// Whether the value is a secret.
+    pub fn is_secret(&self) -> bool {
+        self.input == SettingInput::Secret
+    }
+}
+
 /// Settings after a connector checked them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreparedSettings {
@@ -291,8 +351,10 @@ pub trait Connector: Send + Sync + 'static {
     /// What the kind is for. No default: every kind must say.
     fn role(&self) -> DestinationRole;
 
-    /// Keys of `settings` that are secrets: stored, never returned.
-    fn secret_fields(&self) -> &'static [&'static str];
+    /// Every key `settings` may hold, in the order a form shows them: what each is, how it is
+    /// entered, and which are secrets (stored, never returned). No default: a kind that does
+    /// not describe its settings cannot be configured from the dashboard.
+    fn settings_form(&self) -> &'static [SettingField];
 
     /// Checks and normalises settings from the API.
     ///
@@ -502,8 +564,8 @@ impl Destinations {
         let mut out = settings.clone();
         if let Some(map) = out.as_object_mut() {
             if let Some(c) = self.get(kind) {
-                for key in c.secret_fields() {
-                    map.remove(*key);
+                for field in c.settings_form().iter().filter(|f| f.is_secret()) {
+                    map.remove(field.name);
                 }
             }
             for value in map.values_mut() {
@@ -579,7 +641,7 @@ mod tests {
         fn role(&self) -> DestinationRole {
             DestinationRole::StoresLeads
         }
-        fn secret_fields(&self) -> &'static [&'static str] {
+        fn settings_form(&self) -> &'static [SettingField] {
             &[]
         }
         fn prepare(&self, settings: serde_json::Value, _: NetworkPolicy) -> Result<PreparedSettings, Vec<FieldError>> {

@@ -97,7 +97,7 @@ mod tests {
         fn role(&self) -> DestinationRole {
             self.1
         }
-        fn secret_fields(&self) -> &'static [&'static str] {
+        fn settings_form(&self) -> &'static [crate::destination::SettingField] {
             &[]
         }
         fn prepare(

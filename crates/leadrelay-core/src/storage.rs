@@ -571,6 +571,9 @@ pub trait LeadStore: Send + Sync + 'static {
     async fn strip_personal_data(&self, cutoff: Timestamp, now: Timestamp, limit: u32) -> Result<u64>;
     /// One lead with its deliveries and attempts (`NotFound` if unknown).
     async fn get_lead(&self, id: &LeadId) -> Result<LeadDetail>;
+    /// The leads of these ids that exist (unknown ids are left out), in no particular order:
+    /// what a list of opportunities shows of each one's customer, read in one call.
+    async fn get_leads(&self, ids: &[LeadId]) -> Result<Vec<Lead>>;
     /// Leads, newest first.
     async fn list_leads(&self, filter: &LeadFilter, page: &PageRequest) -> Result<Page<Lead>>;
 }

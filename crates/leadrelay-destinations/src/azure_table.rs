@@ -16,7 +16,7 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use leadrelay_core::destination::{
     Connector, Delivered, Destination, DestinationError, DestinationRole, ErrorClass, FieldError, NetworkPolicy,
-    PreparedSettings, SendContext,
+    PreparedSettings, SendContext, SettingField, SettingInput,
 };
 use leadrelay_core::{Lead, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -235,6 +235,14 @@ impl AzureTableConnector {
     }
 }
 
+const FORM: &[SettingField] = &[
+    SettingField::new("connection_string", "Connection string", SettingInput::Secret)
+        .required()
+        .help("The storage account's connection string (Azure portal: Access keys)."),
+    SettingField::new("table", "Table", SettingInput::Text)
+        .help("3-63 letters and digits starting with a letter; MarketplaceLeads by default."),
+];
+
 impl Connector for AzureTableConnector {
     fn kind(&self) -> &'static str {
         "azure_table"
@@ -244,8 +252,8 @@ impl Connector for AzureTableConnector {
         DestinationRole::StoresLeads
     }
 
-    fn secret_fields(&self) -> &'static [&'static str] {
-        &["connection_string"]
+    fn settings_form(&self) -> &'static [SettingField] {
+        FORM
     }
 
     fn prepare(&self, settings: serde_json::Value, policy: NetworkPolicy) -> Result<PreparedSettings, Vec<FieldError>> {

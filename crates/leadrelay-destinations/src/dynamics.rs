@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use leadrelay_core::destination::{
     Connector, Delivered, Destination, DestinationError, DestinationRole, ErrorClass, FieldError, NetworkPolicy,
-    PreparedSettings, SendContext,
+    PreparedSettings, SendContext, SettingField, SettingInput,
 };
 use leadrelay_core::{Lead, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -198,6 +198,21 @@ impl DynamicsConnector {
     }
 }
 
+const FORM: &[SettingField] = &[
+    SettingField::new("url", "Instance URL", SettingInput::Url)
+        .required()
+        .help("Your environment, e.g. https://contoso.crm4.dynamics.com."),
+    SettingField::new("tenant_id", "Directory (tenant) ID", SettingInput::Text).required(),
+    SettingField::new("client_id", "Application (client) ID", SettingInput::Text).required(),
+    SettingField::new("client_secret", "Client secret", SettingInput::Secret)
+        .required()
+        .help("The secret's value (not its id) from the app registration."),
+    SettingField::new("token_url", "Token URL", SettingInput::Url)
+        .help("The tenant's Microsoft identity platform endpoint by default."),
+    SettingField::new("lead_source_code", "Lead source choice value", SettingInput::Number)
+        .help("The leadsourcecode option to set; 8 is Web."),
+];
+
 impl Connector for DynamicsConnector {
     fn kind(&self) -> &'static str {
         "dynamics365"
@@ -207,8 +222,8 @@ impl Connector for DynamicsConnector {
         DestinationRole::StoresLeads
     }
 
-    fn secret_fields(&self) -> &'static [&'static str] {
-        &["client_secret"]
+    fn settings_form(&self) -> &'static [SettingField] {
+        FORM
     }
 
     fn prepare(&self, settings: serde_json::Value, policy: NetworkPolicy) -> Result<PreparedSettings, Vec<FieldError>> {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use leadrelay_core::Lead;
 use leadrelay_core::destination::{
     Connector, Delivered, Destination, DestinationError, DestinationRole, ErrorClass, FieldError, NetworkPolicy,
-    Notice, PreparedSettings, SalesMail, SendContext,
+    Notice, PreparedSettings, SalesMail, SendContext, SettingField, SettingInput,
 };
 use leadrelay_core::storage::SalesNoticeKind;
 use lettre::message::{Mailbox, header::ContentType};
@@ -318,6 +318,23 @@ impl EmailConnector {
     }
 }
 
+const FORM: &[SettingField] = &[
+    SettingField::new("host", "SMTP host", SettingInput::Text).required().help("The SMTP server's host name."),
+    SettingField::new("port", "Port", SettingInput::Number).required().help("Usually 587 (starttls) or 465 (tls)."),
+    SettingField::new("tls", "Security", SettingInput::Choice(&["starttls", "tls", "none"]))
+        .help("starttls by default; none only for a local relay."),
+    SettingField::new("username", "User name", SettingInput::Text).help("For SMTP AUTH; empty: no AUTH."),
+    SettingField::new("password", "Password", SettingInput::Secret),
+    SettingField::new("from", "From", SettingInput::Text).required().help("The sender's address."),
+    SettingField::new("to", "To", SettingInput::LongText)
+        .required()
+        .help("The recipients: addresses separated by commas, semicolons or new lines."),
+    SettingField::new("include_personal_data", "Include the customer's details", SettingInput::Toggle)
+        .help("Off by default: the message then names the lead, not the person."),
+    SettingField::new("ca_pem", "CA certificate (PEM)", SettingInput::LongText)
+        .help("Only for a server whose certificate a public CA did not sign."),
+];
+
 impl Connector for EmailConnector {
     fn kind(&self) -> &'static str {
         "email"
@@ -327,8 +344,8 @@ impl Connector for EmailConnector {
         DestinationRole::NotifiesPeople
     }
 
-    fn secret_fields(&self) -> &'static [&'static str] {
-        &["password"]
+    fn settings_form(&self) -> &'static [SettingField] {
+        FORM
     }
 
     fn prepare(&self, settings: serde_json::Value, policy: NetworkPolicy) -> Result<PreparedSettings, Vec<FieldError>> {

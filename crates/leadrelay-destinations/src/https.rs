@@ -9,7 +9,7 @@ use std::time::Duration;
 use leadrelay_core::Lead;
 use leadrelay_core::destination::{
     Connector, Delivered, Destination, DestinationError, DestinationRole, ErrorClass, FieldError, NetworkPolicy,
-    PreparedSettings, SendContext,
+    PreparedSettings, SendContext, SettingField, SettingInput,
 };
 use leadrelay_core::signing::{WebhookSecret, signature_header};
 use rand::RngCore;
@@ -163,6 +163,14 @@ impl HttpsConnector {
     }
 }
 
+const FORM: &[SettingField] = &[
+    SettingField::new("url", "Endpoint URL", SettingInput::Url)
+        .required()
+        .help("The https address that receives each lead as a signed POST (Standard Webhooks)."),
+    SettingField::new("secret", "Signing secret", SettingInput::Secret)
+        .help("whsec_… to verify signatures with; leave empty and one is generated and shown once."),
+];
+
 impl Connector for HttpsConnector {
     fn kind(&self) -> &'static str {
         "https"
@@ -172,8 +180,8 @@ impl Connector for HttpsConnector {
         DestinationRole::StoresLeads
     }
 
-    fn secret_fields(&self) -> &'static [&'static str] {
-        &["secret"]
+    fn settings_form(&self) -> &'static [SettingField] {
+        FORM
     }
 
     fn prepare(&self, settings: serde_json::Value, policy: NetworkPolicy) -> Result<PreparedSettings, Vec<FieldError>> {

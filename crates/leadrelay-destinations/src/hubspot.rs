@@ -11,7 +11,7 @@ use std::time::Duration;
 use leadrelay_core::Lead;
 use leadrelay_core::destination::{
     Connector, Delivered, Destination, DestinationError, DestinationRole, ErrorClass, FieldError, NetworkPolicy,
-    PreparedSettings, SendContext,
+    PreparedSettings, SendContext, SettingField, SettingInput,
 };
 use serde::{Deserialize, Serialize};
 
@@ -209,6 +209,15 @@ impl HubspotConnector {
     }
 }
 
+const FORM: &[SettingField] = &[
+    SettingField::new("access_token", "Access token", SettingInput::Secret)
+        .required()
+        .help("The private app's access token (Settings > Integrations > Private Apps)."),
+    SettingField::new("base_url", "API base URL", SettingInput::Url).help("HubSpot's API by default; leave it empty."),
+    SettingField::new("lead_source_property", "Lead source property", SettingInput::Text)
+        .help("The internal name of a custom contact property that receives the lead source."),
+];
+
 impl Connector for HubspotConnector {
     fn kind(&self) -> &'static str {
         "hubspot"
@@ -218,8 +227,8 @@ impl Connector for HubspotConnector {
         DestinationRole::StoresLeads
     }
 
-    fn secret_fields(&self) -> &'static [&'static str] {
-        &["access_token"]
+    fn settings_form(&self) -> &'static [SettingField] {
+        FORM
     }
 
     fn prepare(&self, settings: serde_json::Value, policy: NetworkPolicy) -> Result<PreparedSettings, Vec<FieldError>> {

@@ -44,3 +44,42 @@ pub fn registry(options: NetworkOptions, link_base: String) -> Destinations {
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
+
+#[cfg(test)]
+mod tests {
+    use leadrelay_core::destination::NetworkPolicy;
+
+    use super::*;
+
+    /// The dashboard builds its forms from `settings_form`: a field it shows must be a setting
+    /// of the kind, and a field it marks optional must not be one the kind insists on.
+    #[test]
+    fn every_kind_describes_exactly_the_settings_it_takes() {
+        let registry = registry(NetworkOptions::default(), "http://127.0.0.1:8080".into());
+        for kind in registry.kinds() {
+            let connector = registry.get(kind).unwrap();
+            let form = connector.settings_form();
+            assert!(!form.is_empty(), "{kind} describes no settings");
+            let Err(errors) = connector.prepare(serde_json::json!({}), NetworkPolicy::default()) else {
+                panic!("{kind} accepts empty settings");
+            };
+            for field in form {
+                let path = format!("settings.{}", field.name);
+                let missing = errors.iter().any(|e| e.path == path);
+                assert_eq!(
+                    missing, field.required,
+                    "{kind}.{}: required in the form = refused when absent",
+                    field.name
+                );
+                let alone = serde_json::json!({ field.name: serde_json::Value::Null });
+                let errors = connector.prepare(alone, NetworkPolicy::default()).err().unwrap_or_default();
+                assert!(
+                    !errors.iter().any(|e| e.path == path && e.message.contains("is not a setting")),
+                    "{kind} does not take the form's {}",
+                    field.name
+                );
+            }
+            assert!(errors.iter().all(|e| form.iter().any(|f| format!("settings.{}", f.name) == e.path)));
+        }
+    }
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use leadrelay_core::destination::{
     Connector, Delivered, Destination, DestinationError, DestinationRole, ErrorClass, FieldError, NetworkPolicy,
-    PreparedSettings, SendContext,
+    PreparedSettings, SendContext, SettingField, SettingInput,
 };
 use leadrelay_core::{Lead, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -207,6 +207,26 @@ impl MarketoConnector {
     }
 }
 
+const FORM: &[SettingField] = &[
+    SettingField::new("munchkin_id", "Munchkin account id", SettingInput::Text)
+        .required()
+        .help("Like 123-ABC-456 (Admin > Munchkin)."),
+    SettingField::new("client_id", "Client ID", SettingInput::Text)
+        .required()
+        .help("The LaunchPoint custom service's Client ID."),
+    SettingField::new("client_secret", "Client secret", SettingInput::Secret).required(),
+    SettingField::new("form_id", "Form id", SettingInput::Number)
+        .required()
+        .help("The form's numeric id, from its embed code."),
+    SettingField::new("base_url", "REST endpoint", SettingInput::Url)
+        .help("https://<munchkin id>.mktorest.com by default."),
+    SettingField::new("lead_source_field", "Lead source field", SettingInput::Text)
+        .help("The form field that receives the lead source; leadSource by default."),
+    SettingField::new("calls_per_20s", "Calls per 20 seconds", SettingInput::Number)
+        .help("1-100; Marketo allows 100 per 20 s for all integrations, half is used by default."),
+    SettingField::new("batch_size", "Leads per call", SettingInput::Number).help("1 by default."),
+];
+
 impl Connector for MarketoConnector {
     fn kind(&self) -> &'static str {
         "marketo"
@@ -216,8 +236,8 @@ impl Connector for MarketoConnector {
         DestinationRole::StoresLeads
     }
 
-    fn secret_fields(&self) -> &'static [&'static str] {
-        &["client_secret"]
+    fn settings_form(&self) -> &'static [SettingField] {
+        FORM
     }
 
     fn prepare(&self, settings: serde_json::Value, policy: NetworkPolicy) -> Result<PreparedSettings, Vec<FieldError>> {

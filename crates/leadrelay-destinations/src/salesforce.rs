@@ -14,7 +14,7 @@ use std::time::Duration;
 use leadrelay_core::Lead;
 use leadrelay_core::destination::{
     Connector, Delivered, Destination, DestinationError, DestinationRole, ErrorClass, FieldError, NetworkPolicy,
-    PreparedSettings, SendContext,
+    PreparedSettings, SendContext, SettingField, SettingInput,
 };
 use serde::{Deserialize, Serialize};
 
@@ -169,6 +169,16 @@ impl SalesforceConnector {
     }
 }
 
+const FORM: &[SettingField] = &[
+    SettingField::new("oid", "Organization id (oid)", SettingInput::Text)
+        .required()
+        .help("The oid of your Web-to-Lead form: 15 or 18 characters starting with 00D."),
+    SettingField::new("endpoint", "Web-to-Lead endpoint", SettingInput::Url)
+        .help("A sandbox's servlet URL; production's by default."),
+    SettingField::new("daily_cap", "Daily cap", SettingInput::Number)
+        .help("Leads per day Salesforce accepts (500 by default); the rest wait for the next day."),
+];
+
 impl Connector for SalesforceConnector {
     fn kind(&self) -> &'static str {
         "salesforce"
@@ -178,8 +188,8 @@ impl Connector for SalesforceConnector {
         DestinationRole::StoresLeads
     }
 
-    fn secret_fields(&self) -> &'static [&'static str] {
-        &[]
+    fn settings_form(&self) -> &'static [SettingField] {
+        FORM
     }
 
     fn prepare(&self, settings: serde_json::Value, policy: NetworkPolicy) -> Result<PreparedSettings, Vec<FieldError>> {

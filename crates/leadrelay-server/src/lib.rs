@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod dashboard;
 pub mod http;
 pub mod ops;
 pub mod serve;

@@ -330,6 +330,19 @@ impl LeadStore for SqliteStore {
         self.strip_old(cutoff, now, limit).await
     }
 
+    async fn get_leads(&self, ids: &[LeadId]) -> Result<Vec<leadrelay_core::Lead>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = ids.iter().map(LeadId::as_str).collect();
+        let ids_json = serde_json::to_string(&ids).unwrap_or_default();
+        self.read(move |c| {
+            let sql = format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id IN (SELECT value FROM json_each(?1))");
+            query_rows(c, &sql, [&ids_json], lead_row, |r| r.into_lead(c.vault))
+        })
+        .await
+    }
+
     async fn get_lead(&self, id: &LeadId) -> Result<LeadDetail> {
         let id = id.as_str().to_owned();
         self.read(move |c| {

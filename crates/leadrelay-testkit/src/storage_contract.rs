@@ -76,6 +76,7 @@ macro_rules! storage_contract_tests {
             a_failing_batch_stores_nothing
             a_batch_answers_each_lead_in_order_and_sees_its_own_earlier_leads
             an_unknown_lead_or_customer_is_not_found
+            leads_are_read_many_at_once_and_unknown_ids_are_left_out
             one_email_is_one_customer_and_repeats_are_duplicates
             a_repeat_for_another_offer_is_not_a_duplicate
             test_leads_stand_alone

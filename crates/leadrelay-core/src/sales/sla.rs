@@ -40,6 +40,33 @@ pub fn end_of_day(now: Timestamp, zone: &str) -> Timestamp {
         .map_or(fallback, |midnight| Timestamp::from_millis(midnight.as_millisecond()))
 }
 
+/// `at` as a person in the named zone reads it (`2026-12-01 14:05`; UTC when the zone is
+/// unknown).
+pub fn local_text(at: Timestamp, zone: &str) -> String {
+    let tz = time_zone(zone).unwrap_or(TimeZone::UTC);
+    match Instant::from_millisecond(at.as_millis()) {
+        Ok(instant) => instant.to_zoned(tz).strftime("%Y-%m-%d %H:%M").to_string(),
+        Err(_) => at.to_rfc3339(),
+    }
+}
+
+/// `at` as the value of a browser's `datetime-local` control in the named zone
+/// (`2026-12-01T14:05`).
+pub fn local_input(at: Timestamp, zone: &str) -> String {
+    local_text(at, zone).replacen(' ', "T", 1)
+}
+
+/// A time a person entered in the named zone: `2026-12-01T14:05` (a `datetime-local` control),
+/// with seconds or a space instead of `T` too. A time that a daylight-saving change skips is
+/// taken as the later one. `None` when it is not such a time.
+pub fn parse_local(text: &str, zone: &str) -> Option<Timestamp> {
+    let tz = time_zone(zone).unwrap_or(TimeZone::UTC);
+    let text = text.trim().replacen(' ', "T", 1);
+    let civil: jiff::civil::DateTime = text.parse().ok()?;
+    let zoned = civil.to_zoned(tz).ok()?;
+    Some(Timestamp::from_millis(zoned.timestamp().as_millisecond()))
+}
+
 /// `opened` plus `minutes` of working time. Gives up after ten years of calendar (settings are
 /// checked to have at least one working day, so that never happens) and then counts around the
 /// clock.
@@ -144,6 +171,16 @@ mod tests {
         assert_eq!(end_of_day(at("2026-12-07T12:30:00Z"), "UTC"), at("2026-12-08T00:00:00Z"));
         assert_eq!(end_of_day(at("2026-12-07T12:30:00Z"), "America/Sao_Paulo"), at("2026-12-08T03:00:00Z"));
         assert_eq!(end_of_day(at("2026-12-08T02:00:00Z"), "America/Sao_Paulo"), at("2026-12-08T03:00:00Z"));
+    }
+
+    #[test]
+    fn local_times_are_read_and_written_in_the_zone() {
+        let t = at("2026-07-01T13:05:00Z");
+        assert_eq!(local_text(t, "Europe/Lisbon"), "2026-07-01 14:05");
+        assert_eq!(local_input(t, "Europe/Lisbon"), "2026-07-01T14:05");
+        assert_eq!(parse_local("2026-07-01T14:05", "Europe/Lisbon"), Some(t));
+        assert_eq!(parse_local("2026-07-01 13:05:00", "no/such-zone"), Some(t), "UTC when unknown");
+        assert_eq!(parse_local("tomorrow", "UTC"), None);
     }
 
     #[test]

@@ -13,6 +13,24 @@ use crate::http::extract::Caller;
 use crate::http::openapi::string_enum;
 use crate::http::query::Query;
 use crate::state::AppState;
+use leadrelay_core::storage::PageRequest;
+
+/// The audit filter and page from query parameters, limited to what the caller may see.
+///
+/// # Errors
+/// 422 naming a bad parameter; 404/403 from the caller's limits.
+pub fn audit_filter(q: &Query, caller: &Caller) -> Result<(AuditFilter, PageRequest), ApiError> {
+    let filter = AuditFilter {
+        publisher: caller.visible_publisher(q.parsed("publisher", PublisherId::parse)?)?,
+        action: q.parsed("action", |a| AuditAction::parse(a).ok_or("is not an audited action"))?,
+        actor: q.parsed("actor", ActorId::parse)?,
+        since: q.time("since")?,
+        until: q.time("until")?,
+    };
+    let page = q.page()?;
+    q.parsed("cursor", |c| AuditId::parse(c).ok_or("must be the next_cursor of a previous page"))?;
+    Ok((filter, page))
+}
 
 /// `GET /v1/audit` filters.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -102,15 +120,7 @@ pub async fn list_audit(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<AuditPageOut>, ApiError> {
     let q = Query::parse_for::<AuditListQuery>(raw.as_deref())?;
-    let filter = AuditFilter {
-        publisher: caller.visible_publisher(q.parsed("publisher", PublisherId::parse)?)?,
-        action: q.parsed("action", |a| AuditAction::parse(a).ok_or("is not an audited action"))?,
-        actor: q.parsed("actor", ActorId::parse)?,
-        since: q.time("since")?,
-        until: q.time("until")?,
-    };
-    let page = q.page()?;
-    q.parsed("cursor", |c| AuditId::parse(c).ok_or("must be the next_cursor of a previous page"))?;
+    let (filter, page) = audit_filter(&q, &caller)?;
     let page = state.ops.list_audit(&filter, &page).await?;
     Ok(Json(AuditPageOut {
         items: page.items.iter().map(AuditEntryOut::from).collect(),

@@ -46,6 +46,18 @@ pub struct DeliveryPageOut {
     next_cursor: Option<String>,
 }
 
+/// The delivery filter from query parameters, limited to what the caller may see.
+///
+/// # Errors
+/// 422 naming a bad parameter; 404/403 from the caller's limits.
+pub fn delivery_filter(q: &Query, caller: &Caller) -> Result<DeliveryFilter, ApiError> {
+    Ok(DeliveryFilter {
+        publisher: caller.visible_publisher(q.parsed("publisher", PublisherId::parse)?)?,
+        status: q.parsed("status", |s| DeliveryStatus::parse(s).ok_or("must be pending, delivered or dead"))?,
+        destination: q.parsed("destination", |s| DestinationId::parse(s).ok_or("is not a destination id (dst_…)"))?,
+    })
+}
+
 /// `GET /v1/deliveries?status=dead&destination=…`
 #[utoipa::path(
     get, path = "/v1/deliveries", tag = "deliveries",
@@ -59,11 +71,7 @@ pub async fn list_deliveries(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<DeliveryPageOut>, ApiError> {
     let q = Query::parse_for::<DeliveryListQuery>(raw.as_deref())?;
-    let filter = DeliveryFilter {
-        publisher: caller.visible_publisher(q.parsed("publisher", PublisherId::parse)?)?,
-        status: q.parsed("status", |s| DeliveryStatus::parse(s).ok_or("must be pending, delivered or dead"))?,
-        destination: q.parsed("destination", |s| DestinationId::parse(s).ok_or("is not a destination id (dst_…)"))?,
-    };
+    let filter = delivery_filter(&q, &caller)?;
     let page = state.ops.list_deliveries(&filter, &q.page()?).await?;
     Ok(Json(DeliveryPageOut {
         items: page.items.iter().map(DeliveryOut::from).collect(),

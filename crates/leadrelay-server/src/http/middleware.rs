@@ -151,7 +151,8 @@ pub async fn secure_headers(mut req: Request, next: Next) -> Response {
             "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
         ),
     ] {
-        headers.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
+        // A part of the app with a stricter policy of its own (the dashboard) keeps it.
+        headers.entry(HeaderName::from_static(name)).or_insert(HeaderValue::from_static(value));
     }
     response
 }

@@ -165,7 +165,7 @@ pub struct SessionOut {
 
 /// The session cookie's attributes: `Secure` when `server.public_url` is https (people reach
 /// leadrelay through it; a plain-http setup gets no `Secure`, or the browser would drop it).
-fn cookie(state: &AppState, value: &str, max_age_secs: u64) -> Result<HeaderValue, ApiError> {
+pub(crate) fn cookie(state: &AppState, value: &str, max_age_secs: u64) -> Result<HeaderValue, ApiError> {
     let secure = state.config.server.public_url.trim().to_ascii_lowercase().starts_with("https://");
     let cookie = format!(
         "{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_secs}{}",

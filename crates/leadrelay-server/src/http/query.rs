@@ -31,8 +31,18 @@ impl Query {
     /// # Errors
     /// 422 naming the unknown parameter.
     pub fn parse_for<P: utoipa::IntoParams>(raw: Option<&str>) -> Result<Self, ApiError> {
-        let names: Vec<String> =
+        Self::parse_for_and::<P>(raw, &[])
+    }
+
+    /// As [`Query::parse_for`], also taking the names in `more` (a dashboard form's own
+    /// fields beside the filters it shares with the API).
+    ///
+    /// # Errors
+    /// 422 naming the unknown parameter.
+    pub fn parse_for_and<P: utoipa::IntoParams>(raw: Option<&str>, more: &[&str]) -> Result<Self, ApiError> {
+        let mut names: Vec<String> =
             P::into_params(|| Some(utoipa::openapi::path::ParameterIn::Query)).into_iter().map(|p| p.name).collect();
+        names.extend(more.iter().map(|m| (*m).to_owned()));
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         Self::parse_names(raw, &names)
     }

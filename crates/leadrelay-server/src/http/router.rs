@@ -92,6 +92,7 @@ pub fn router(state: AppState) -> Router {
     let kinds: Vec<&str> = state.ops.destinations().kinds().collect();
     let doc = Arc::new(openapi::finish(api, &kinds));
     routes
+        .merge(crate::dashboard::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(Extension(doc))

@@ -26,7 +26,7 @@ use crate::http::query::Query;
 use crate::ops::{DueList, NewActivity, OpportunityPatch, OpportunityView, owner_filter};
 use crate::state::AppState;
 
-const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+pub(crate) const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 /// Working hours: the SLA clock runs only inside them.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -108,7 +108,7 @@ fn optional_object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resu
         .map_err(|e: serde_json::Error| serde::de::Error::custom(e.to_string()))
 }
 
-fn minute_of(text: &str) -> Option<u16> {
+pub(crate) fn minute_of(text: &str) -> Option<u16> {
     let (h, m) = text.split_once(':')?;
     if h.len() != 2 || m.len() != 2 {
         return None;
@@ -117,7 +117,7 @@ fn minute_of(text: &str) -> Option<u16> {
     ((h < 24 && m < 60) || (h == 24 && m == 0)).then_some(h * 60 + m)
 }
 
-fn hh_mm(minute: u16) -> String {
+pub(crate) fn hh_mm(minute: u16) -> String {
     format!("{:02}:{:02}", minute / 60, minute % 60)
 }
 
@@ -428,20 +428,7 @@ pub async fn list_opportunities(
     let publisher = publisher_of(&publisher)?;
     caller.check(&publisher, Scope::Read, "publisher")?;
     let q = Query::parse_for::<OpportunityListQuery>(raw.as_deref())?;
-    let me = signed_in_user(&caller);
-    let owner = q.parsed("owner", |o| owner_filter(o, me.as_ref()))?;
-    let due = match q.parsed("due", |d| DueList::parse(d).ok_or(DueList::RULE))? {
-        Some(list) => Some(state.ops.due_filter(&publisher, list).await?),
-        None => None,
-    };
-    let filter = OpportunityFilter {
-        publisher: Some(publisher.clone()),
-        status: q.parsed("status", |s| OpportunityStatus::parse(s).ok_or(OpportunityStatus::RULE))?,
-        owner,
-        offer: q.parsed("offer", OfferId::parse)?,
-        due,
-        text: q.parsed("q", crate::http::leads::search_text)?,
-    };
+    let filter = opportunity_filter(&state, &q, &publisher, signed_in_user(&caller).as_ref()).await?;
     let (page, target, now) = state.ops.list_opportunities(&filter, &q.page()?).await?;
     let entry = state.ops.audit_entry(&caller.actor(), Some(&publisher), AuditAction::OpportunityList);
     state.ops.record(entry.count(page.items.len() as u64).text_search(filter.text.is_some())).await?;
@@ -449,6 +436,32 @@ pub async fn list_opportunities(
         items: page.items.iter().map(|o| opportunity_out(o, target, now)).collect(),
         next_cursor: page.next_cursor,
     }))
+}
+
+/// The opportunity filter of a publisher's list from its parameters (`me`: the signed-in
+/// person, for `owner=me`).
+///
+/// # Errors
+/// 422 naming a bad parameter.
+pub async fn opportunity_filter(
+    state: &AppState,
+    q: &Query,
+    publisher: &PublisherId,
+    me: Option<&UserId>,
+) -> Result<OpportunityFilter, ApiError> {
+    let owner = q.parsed("owner", |o| owner_filter(o, me))?;
+    let due = match q.parsed("due", |d| DueList::parse(d).ok_or(DueList::RULE))? {
+        Some(list) => Some(state.ops.due_filter(publisher, list).await?),
+        None => None,
+    };
+    Ok(OpportunityFilter {
+        publisher: Some(publisher.clone()),
+        status: q.parsed("status", |s| OpportunityStatus::parse(s).ok_or(OpportunityStatus::RULE))?,
+        owner,
+        offer: q.parsed("offer", OfferId::parse)?,
+        due,
+        text: q.parsed("q", crate::http::leads::search_text)?,
+    })
 }
 
 fn opportunity_id(id: &str) -> Result<OpportunityId, ApiError> {
@@ -796,15 +809,7 @@ pub async fn get_kpis(
         Some("csv") => true,
         Some(_) => return Err(ApiError::field("format", "must be json or csv")),
     };
-    let query = KpiQuery {
-        since: q.time("since")?,
-        until: q.time("until")?,
-        offer: q.parsed("offer", OfferId::parse)?,
-        source: q.text("source").map(|s| leadrelay_core::Source::parse(s).as_str().to_owned()),
-        action: q.text("action").map(str::to_owned),
-        group_by,
-        ..KpiQuery::new(publisher.clone())
-    };
+    let query = KpiQuery { group_by, ..kpi_query(&q, &publisher)? };
     let report = state.ops.kpis(query).await?;
     state.ops.record(state.ops.audit_entry(&caller.actor(), Some(&publisher), AuditAction::KpisRead)).await?;
     if csv {
@@ -819,6 +824,21 @@ pub async fn get_kpis(
             .into_response());
     }
     Ok(Json(KpisOut::new(&report, group_by)).into_response())
+}
+
+/// A publisher's KPI query from its parameters (the period and the filters; no grouping).
+///
+/// # Errors
+/// 422 naming a bad parameter.
+pub fn kpi_query(q: &Query, publisher: &PublisherId) -> Result<KpiQuery, ApiError> {
+    Ok(KpiQuery {
+        since: q.time("since")?,
+        until: q.time("until")?,
+        offer: q.parsed("offer", OfferId::parse)?,
+        source: q.text("source").map(|s| leadrelay_core::Source::parse(s).as_str().to_owned()),
+        action: q.text("action").map(str::to_owned),
+        ..KpiQuery::new(publisher.clone())
+    })
 }
 
 /// The CSV form: a header, then one row for all opportunities, one per group and one per

@@ -159,7 +159,12 @@ impl Ops {
         }
     }
 
-    /// The storage (for read-only callers such as the CLI).
+    /// Now, by the clock every use case reads.
+    pub fn now(&self) -> leadrelay_core::Timestamp {
+        self.clock.now()
+    }
+
+    /// The storage behind the use cases.
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage
     }

@@ -216,6 +216,22 @@ impl Ops {
         Ok((self.storage.list_opportunities(filter, page).await?, target, self.clock.now()))
     }
 
+    /// The latest lead of each of these opportunities, by opportunity: who each one is, for a
+    /// list that shows them (one read for the whole list).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn latest_leads(
+        &self,
+        opportunities: &[Opportunity],
+    ) -> OpsResult<std::collections::HashMap<OpportunityId, leadrelay_core::Lead>> {
+        let ids: Vec<leadrelay_core::LeadId> =
+            opportunities.iter().filter_map(|o| o.lead_ids.last().cloned()).collect();
+        let mut leads: std::collections::HashMap<leadrelay_core::LeadId, leadrelay_core::Lead> =
+            self.storage.get_leads(&ids).await?.into_iter().map(|l| (l.id.clone(), l)).collect();
+        Ok(opportunities.iter().filter_map(|o| Some((o.id.clone(), leads.remove(o.lead_ids.last()?)?))).collect())
+    }
+
     /// The storage filter of a due list, now: "today" ends at the end of the publisher's day
     /// in its time zone.
     ///

@@ -4,6 +4,7 @@
 mod audit;
 mod crm;
 mod customers;
+mod dashboard;
 mod delivery;
 mod errors;
 mod events;

@@ -74,6 +74,19 @@ pub async fn an_unknown_lead_or_customer_is_not_found(s: Arc<dyn Storage>) {
     assert_not_found(s.get_customer(&CustomerId::generate(T0)).await);
 }
 
+/// Several leads are read in one call; an id that names no lead is left out.
+pub async fn leads_are_read_many_at_once_and_unknown_ids_are_left_out(s: Arc<dyn Storage>) {
+    let p = publisher(&*s).await;
+    let (ada, bob) = (lead(&p, T0), lead(&p, T0.plus(millis(1))));
+    insert_lead(&*s, &ada, &[]).await;
+    insert_lead(&*s, &bob, &[]).await;
+    let mut got = s.get_leads(&[bob.id.clone(), LeadId::generate(T0), ada.id.clone()]).await.unwrap();
+    got.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    let ids: Vec<_> = got.iter().map(|l| (&l.id, &l.customer)).collect();
+    assert_eq!(ids, vec![(&ada.id, &ada.customer), (&bob.id, &bob.customer)]);
+    assert!(s.get_leads(&[]).await.unwrap().is_empty());
+}
+
 /// Leads with one email merge into one customer; a repeat of the same offer and action inside
 /// the window is a duplicate (kept, not delivered); other actions and later repeats are not.
 pub async fn one_email_is_one_customer_and_repeats_are_duplicates(s: Arc<dyn Storage>) {

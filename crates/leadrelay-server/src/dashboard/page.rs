@@ -1,0 +1,303 @@
+//! The frame every page shares (the navigation, the signed-in person, the banner that says
+//! what just happened or why it was refused) and the small pieces pages are made of. Every
+//! value goes into the page through `maud`, which escapes it: a lead named `<script>` is text.
+
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use leadrelay_core::Timestamp;
+use leadrelay_core::access::Scope;
+use leadrelay_core::sales::sla;
+use maud::{DOCTYPE, Markup, html};
+
+use super::session::{CSRF_FIELD, Member, UiError};
+use crate::http::error::ApiError;
+
+/// The sections of the navigation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Inbox,
+    Opportunities,
+    Leads,
+    Destinations,
+    Deliveries,
+    Kpis,
+    Team,
+    Audit,
+}
+
+const NAV: [(Section, &str, &str); 8] = [
+    (Section::Inbox, "/ui/", "Inbox"),
+    (Section::Opportunities, "/ui/opportunities", "Opportunities"),
+    (Section::Leads, "/ui/leads", "Leads"),
+    (Section::Destinations, "/ui/destinations", "Destinations"),
+    (Section::Deliveries, "/ui/deliveries", "Deliveries"),
+    (Section::Kpis, "/ui/kpis", "KPIs"),
+    (Section::Team, "/ui/team", "Team"),
+    (Section::Audit, "/ui/audit", "Audit log"),
+];
+
+/// What a page says above its content: what was just done, or why a change was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Banner {
+    /// A change went through (a text of ours, never one a request brought).
+    Done(String),
+    /// A change was refused: the message and each field's rule.
+    Refused { message: String, fields: Vec<(String, String)> },
+}
+
+impl Banner {
+    /// The banner of a refused change.
+    pub fn refused(error: &ApiError) -> Self {
+        let body = error.body().error;
+        let fields = body.fields.unwrap_or_default().into_iter().map(|f| (f.path, f.message)).collect();
+        Self::Refused { message: body.message, fields }
+    }
+}
+
+/// What each `?done=` code of a redirect after a change says. Only these fixed texts are ever
+/// shown, so a link cannot put words on a page.
+const DONE: &[(&str, &str)] = &[
+    ("status", "The status is changed."),
+    ("owner", "The owner is changed."),
+    ("activity", "The follow-up is logged."),
+    ("checklist", "The checklist is updated."),
+    ("next_touch", "The next touch is set."),
+    ("split", "The leads are split into a new customer."),
+    ("created", "The destination is added."),
+    ("enabled", "The destination is enabled; its queue is delivered."),
+    ("disabled", "The destination is disabled; its leads wait in its queue."),
+    ("retried", "The delivery is queued again."),
+    ("settings", "The sales settings are saved."),
+];
+
+/// A page's `?done=` code: what the change that led here did.
+#[derive(Debug, serde::Deserialize)]
+pub struct AfterChange {
+    done: Option<String>,
+}
+
+impl AfterChange {
+    /// The banner the code names, if it names one.
+    pub fn banner(&self) -> Option<Banner> {
+        let code = self.done.as_deref()?;
+        DONE.iter().find(|(c, _)| *c == code).map(|(_, text)| Banner::Done((*text).to_owned()))
+    }
+}
+
+/// The address to go back to after a change: `path?done=code`.
+pub fn after(path: &str, code: &'static str) -> Redirect {
+    debug_assert!(DONE.iter().any(|(c, _)| *c == code), "{code} has a text");
+    Redirect::to(&format!("{path}?done={code}"))
+}
+
+/// A customer as a person reads them: the name, else the e-mail address, else a placeholder.
+pub fn who(c: &leadrelay_core::Customer) -> String {
+    let name = [c.first_name.as_deref(), c.last_name.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" ");
+    if !name.trim().is_empty() {
+        return name;
+    }
+    c.email.clone().unwrap_or_else(|| "(no name)".to_owned())
+}
+
+/// A whole page for `member`.
+pub fn page(member: &Member, section: Section, title: &str, banner: Option<&Banner>, content: Markup) -> Html<String> {
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · leadrelay" }
+                link rel="stylesheet" href="/ui/assets/app.css";
+                script src="/ui/assets/app.js" defer {}
+            }
+            body {
+                a.skip href="#main" { "Skip to content" }
+                header.top {
+                    a.brand href="/ui/" { "leadrelay" }
+                    nav aria-label="Sections" {
+                        ul {
+                            @for (s, href, label) in NAV {
+                                @if s != Section::Team || member.may(Scope::Read) {
+                                    li {
+                                        @if s == section {
+                                            a href=(href) aria-current="page" { (label) }
+                                        } @else {
+                                            a href=(href) { (label) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    div.who {
+                        span { (member.user.name) " · " (member.user.role.as_str()) }
+                        form method="post" action="/ui/logout" {
+                            (csrf(member))
+                            button.link type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main #main tabindex="-1" {
+                    h1 { (title) }
+                    @if let Some(b) = banner { (banner_markup(b)) }
+                    (content)
+                }
+            }
+        }
+    };
+    Html(markup.into_string())
+}
+
+fn banner_markup(banner: &Banner) -> Markup {
+    html! {
+        @match banner {
+            Banner::Done(text) => { p.banner.done role="status" { (text) } }
+            Banner::Refused { message, fields } => {
+                div.banner.refused role="alert" {
+                    p { strong { "Not done: " } (message) }
+                    @if !fields.is_empty() {
+                        ul { @for (path, rule) in fields { li { code { (path) } " " (rule) } } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a change answers: the redirect back to its page when it went through; when it was
+/// refused for a reason the person can fix (a 4xx), the page again (`render`) with the
+/// reasons and the refusal's status; anything else, the error page.
+pub async fn settle<F, Fut>(result: Result<Redirect, UiError>, render: F) -> Response
+where
+    F: FnOnce(Banner) -> Fut,
+    Fut: std::future::Future<Output = Result<Html<String>, UiError>>,
+{
+    match result {
+        Ok(redirect) => redirect.into_response(),
+        Err(UiError::Api(e)) if e.status().is_client_error() && e.status() != StatusCode::NOT_FOUND => {
+            let status = e.status();
+            match render(Banner::refused(&e)).await {
+                Ok(html) => (status, html).into_response(),
+                Err(e) => e.into_response(),
+            }
+        }
+        Err(other) => other.into_response(),
+    }
+}
+
+/// The hidden field with the session's CSRF token.
+pub fn csrf(member: &Member) -> Markup {
+    html! { input type="hidden" name=(CSRF_FIELD) value=(member.csrf()); }
+}
+
+/// An error page, without the navigation (it may be shown to nobody signed in).
+pub fn error_page(status: StatusCode, message: &str) -> Response {
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (status.as_u16()) " · leadrelay" }
+                link rel="stylesheet" href="/ui/assets/app.css";
+            }
+            body {
+                main #main.narrow {
+                    h1 { (status.canonical_reason().unwrap_or("Error")) }
+                    p { (message) }
+                    p { a href="/ui/" { "Back to the inbox" } }
+                }
+            }
+        }
+    };
+    (status, Html(markup.into_string())).into_response()
+}
+
+/// What an error page says: the API's message, but in words for a person where the API's
+/// message speaks of headers and routes.
+pub fn error_text(error: &ApiError) -> String {
+    match error {
+        ApiError::NotFound(what) => format!("There is no such {what}, or it is not yours to see."),
+        ApiError::Forbidden(why) => format!("Your role does not allow this: {why}."),
+        ApiError::Unavailable | ApiError::Timeout => {
+            "The server is busy or its storage is unavailable; try again in a moment.".to_owned()
+        }
+        other => other.body().error.message,
+    }
+}
+
+/// A time in the publisher's zone, with the zone said once in a `title`.
+pub fn time(at: Timestamp, member: &Member) -> Markup {
+    html! { time datetime=(at.to_rfc3339()) { (sla::local_text(at, member.zone())) } }
+}
+
+/// An optional time, or a dash.
+pub fn maybe_time(at: Option<Timestamp>, member: &Member) -> Markup {
+    match at {
+        Some(at) => time(at, member),
+        None => html! { "—" },
+    }
+}
+
+/// A span of time a person reads at a glance: `3 h 20 min`, `2 d 4 h`, `45 s`.
+pub fn span(ms: i64) -> String {
+    let s = ms.unsigned_abs() / 1000;
+    let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s} s"),
+        (0, 0, m) => format!("{m} min"),
+        (0, h, m) => format!("{h} h {m} min"),
+        (d, h, _) => format!("{d} d {h} h"),
+    }
+}
+
+/// A share as a percentage, or a dash.
+pub fn percent(rate: Option<f64>) -> String {
+    rate.map_or_else(|| "—".to_owned(), |r| format!("{:.0} %", r * 100.0))
+}
+
+/// A labelled one-line input.
+pub fn field(name: &str, label: &str, kind: &str, value: Option<&str>, help: Option<&str>, required: bool) -> Markup {
+    let id = format!("f-{name}");
+    let help_id = format!("{id}-help");
+    html! {
+        div.field {
+            label for=(id) { (label) @if required { " " abbr title="required" { "*" } } }
+            input #(id) type=(kind) name=(name) value=[value] required[required]
+                aria-describedby=[help.map(|_| help_id.as_str())];
+            @if let Some(h) = help { p.help #(help_id) { (h) } }
+        }
+    }
+}
+
+/// A labelled choice among `options` (`(value, label)`), `selected` chosen.
+pub fn choice(name: &str, label: &str, options: &[(String, String)], selected: Option<&str>) -> Markup {
+    let id = format!("f-{name}");
+    html! {
+        div.field {
+            label for=(id) { (label) }
+            select #(id) name=(name) {
+                @for (value, text) in options {
+                    option value=(value) selected[Some(value.as_str()) == selected] { (text) }
+                }
+            }
+        }
+    }
+}
+
+/// A "next page" form that posts the same search again, from `cursor`.
+pub fn next_page(member: &Member, action: &str, fields: &[(&str, String)], cursor: Option<&str>) -> Markup {
+    html! {
+        @if let Some(cursor) = cursor {
+            form.pager method="post" action=(action) {
+                (csrf(member))
+                @for (name, value) in fields {
+                    @if !value.is_empty() { input type="hidden" name=(name) value=(value); }
+                }
+                input type="hidden" name="cursor" value=(cursor);
+                button type="submit" { "Next page" }
+            }
+        }
+    }
+}
