@@ -1,7 +1,9 @@
 //! Test support shared by every crate's tests: a recording webhook receiver, a manual clock,
-//! and the bridge to the Python `standardwebhooks` verifier. Only ever a dev-dependency.
+//! the bridge to the Python `standardwebhooks` verifier, and a real browser for the dashboard.
+//! Only ever a dev-dependency.
 
 pub mod azurite;
+pub mod browser;
 pub mod clock;
 pub mod crm;
 pub mod python;
