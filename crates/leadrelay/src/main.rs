@@ -97,6 +97,9 @@ enum UsersCommand {
         /// Their publisher.
         #[arg(long)]
         publisher: String,
+        /// Create the publisher first, with this display name (the very first person).
+        #[arg(long, value_name = "NAME")]
+        new_publisher: Option<String>,
         /// Their sign-in address (one user per address, whatever the publisher).
         #[arg(long)]
         email: String,
@@ -233,8 +236,10 @@ fn main() -> ExitCode {
                 Command::Keys { command: KeysCommand::Rotate } => cmd::keys::rotate(&config).await,
                 Command::Keys { command: KeysCommand::Status } => cmd::keys::status(&config).await,
                 Command::Keys { command: KeysCommand::Retire { id } } => cmd::keys::retire(&config, &id).await,
-                Command::Users { command: UsersCommand::Add { publisher, email, name, role, password_stdin } } => {
-                    let args = cmd::users::AddArgs { publisher, email, name, role, password_stdin };
+                Command::Users {
+                    command: UsersCommand::Add { publisher, new_publisher, email, name, role, password_stdin },
+                } => {
+                    let args = cmd::users::AddArgs { publisher, new_publisher, email, name, role, password_stdin };
                     cmd::users::add(&config, args).await
                 }
                 Command::Users { command: UsersCommand::List { publisher } } => {

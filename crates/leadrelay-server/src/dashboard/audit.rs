@@ -69,7 +69,7 @@ pub async fn list(
         }
         @if entries.items.is_empty() { p { "No entry matches." } }
         @else {
-            div.table-wrap {
+            div.table-wrap tabindex="0" role="region" aria-label="Table, scrolls sideways" {
                 table {
                     caption.muted { "Newest first" }
                     thead { tr { th { "When" } th { "Who" } th { "Did" } th { "What" } th.num { "How many" } } }

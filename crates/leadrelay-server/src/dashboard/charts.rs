@@ -109,7 +109,7 @@ fn table(title: &str, header: &[&str], rows: &[Vec<String>]) -> Markup {
     html! {
         details {
             summary { "The numbers: " (title) }
-            div.table-wrap {
+            div.table-wrap tabindex="0" role="region" aria-label="Table, scrolls sideways" {
                 table {
                     thead { tr { @for h in header { th { (h) } } } }
                     tbody { @for r in rows { tr { @for c in r { td { (c) } } } } }

@@ -50,7 +50,7 @@ async fn render(
         form method="post" action={ "/ui/customers/" (id) "/split" }
             data-confirm="Move the chosen leads to a new customer?" {
             (csrf(member))
-            div.table-wrap {
+            div.table-wrap tabindex="0" role="region" aria-label="Table, scrolls sideways" {
                 table {
                     caption.muted { "Every lead of this customer, oldest first, with why it was merged" }
                     thead {

@@ -19,7 +19,7 @@ use crate::state::AppState;
 /// The attempts of one delivery, oldest first.
 pub fn attempts_table(attempts: &[Attempt], member: &Member) -> Markup {
     html! {
-        div.table-wrap {
+        div.table-wrap tabindex="0" role="region" aria-label="Table, scrolls sideways" {
             table {
                 thead { tr { th.num { "#" } th { "Started" } th.num { "Took" } th { "Answer" } th { "What happened" } } }
                 tbody {
@@ -88,7 +88,7 @@ pub async fn list(
         }
         @if page_of.items.is_empty() { p { "No delivery matches." } }
         @else {
-            div.table-wrap {
+            div.table-wrap tabindex="0" role="region" aria-label="Table, scrolls sideways" {
                 table {
                     caption.muted { "Newest first" }
                     thead { tr { th { "Created" } th { "Destination" } th { "Status" } th.num { "Attempts" } th { "Last error" } th { "Lead" } } }

@@ -50,15 +50,24 @@ fn health_facts(h: Option<&DestinationHealth>) -> Markup {
 
 /// `GET /ui/destinations`
 pub async fn list(State(state): State<AppState>, member: Member) -> Result<Html<String>, UiError> {
+    render_list(&state, &member, None, None).await
+}
+
+async fn render_list(state: &AppState, member: &Member, banner: Option<Banner>, extra: Option<Markup>) -> Result<Html<String>, UiError> {
     let publisher = &member.user.publisher;
-    check(&member, publisher, Scope::Read, "publisher")?;
+    check(member, publisher, Scope::Read, "publisher")?;
+    let offers = state.ops.storage().list_offers(publisher).await.map_err(ApiError::from)?;
+    let offer_options: Vec<(String, String)> = std::iter::once((String::new(), "Any offer (named in each lead)".to_owned()))
+        .chain(offers.iter().map(|o| (o.id.to_string(), o.title.clone())))
+        .collect();
     let list = state.ops.list_destinations(publisher).await?;
-    let health = health(&state, &member).await?;
+    let health = health(state, member).await?;
     let kinds: Vec<&str> = state.ops.destinations().kinds().collect();
     let content = html! {
+        @if let Some(extra) = extra { (extra) }
         @if list.is_empty() { p { "No destination yet: leads are stored here, and go nowhere else." } }
         @else {
-            div.table-wrap {
+            div.table-wrap tabindex="0" role="region" aria-label="Table, scrolls sideways" {
                 table {
                     caption.muted { "Health over the last " (HEALTH_DAYS) " days" }
                     thead { tr { th { "Name" } th { "Kind" } th { "State" } th { "Health" } } }
@@ -80,9 +89,47 @@ pub async fn list(State(state): State<AppState>, member: Member) -> Result<Html<
                 h2 #h-add { "Add a destination" }
                 ul.actions { @for k in &kinds { li { a.button.secondary href={ "/ui/destinations/new/" (k) } { "Add " (k) } } } }
             }
+            section.panel aria-labelledby="h-receive" {
+                h2 #h-receive { "Receiving leads" }
+                p { "The marketplace sends leads to an address with a key in it. Make one here and paste it into the offer's "
+                    "lead destination (Partner Center: Lead management, HTTPS endpoint)." }
+                form method="post" action="/ui/ingest-keys" {
+                    (csrf(member))
+                    div.inline {
+                        (page::choice("offer", "For", &offer_options, None))
+                        button type="submit" { "Make an address" }
+                    }
+                }
+            }
         }
     };
-    Ok(page::page(&member, Section::Destinations, "Destinations", None, content))
+    Ok(page::page(member, Section::Destinations, "Destinations", banner.as_ref(), content))
+}
+
+/// `POST /ui/ingest-keys` (`offer` optional): a new address for the marketplace, shown once.
+pub async fn create_ingest_key(State(state): State<AppState>, posted: Posted) -> Response {
+    let Posted { member, form } = posted;
+    let result = async {
+        let publisher = &member.user.publisher;
+        check(&member, publisher, Scope::Write, "publisher")?;
+        let offer = form.text("offer").map(OfferId::parse).transpose().map_err(|rule| ApiError::field("offer", rule))?;
+        let (_, plain) = state.ops.create_ingest_key(&member.actor(), publisher, offer).await?;
+        Ok(plain)
+    }
+    .await;
+    match result {
+        Ok(plain) => {
+            let address = format!("{}/v1/ingest/microsoft/{plain}", state.config.public_url());
+            let shown = html! {
+                div.panel role="status" {
+                    p { strong { "The address is made." } " It holds its key and is shown only now: copy it into the marketplace." }
+                    p.secret { (address) }
+                }
+            };
+            render_list(&state, &member, None, Some(shown)).await.into_response()
+        }
+        Err(e) => settle(Err(e), |banner| async { render_list(&state, &member, Some(banner), None).await }).await,
+    }
 }
 
 fn setting_control(f: &SettingField, value: Option<&str>) -> Markup {
@@ -437,7 +484,8 @@ pub async fn replay(State(state): State<AppState>, Path(id): Path<String>, poste
     .await;
     match result {
         Ok(n) => {
-            let banner = Banner::Done(format!("{n} leads are queued for this destination again."));
+            let text = if n == 1 { "1 lead is".to_owned() } else { format!("{n} leads are") };
+            let banner = Banner::Done(format!("{text} queued for this destination again."));
             render(&state, &member, &did, Some(banner), None).await.into_response()
         }
         Err(e) => settle(Err(e), |banner| async { render(&state, &member, &did, Some(banner), None).await }).await,

@@ -144,7 +144,7 @@ pub async fn get(
         }
         section.panel aria-labelledby="h-health" {
             h2 #h-health { "Destination health" }
-            div.table-wrap {
+            div.table-wrap tabindex="0" role="region" aria-label="Table, scrolls sideways" {
                 table {
                     thead { tr { th { "Destination" } th.num { "Deliveries" } th.num { "Attempts delivered" } th.num { "95 % delivered within" } th.num { "Dead letters" } } }
                     tbody {

@@ -108,7 +108,7 @@ async fn render_list(
         @if leads.items.is_empty() {
             p { "No lead matches." }
         } @else {
-            div.table-wrap {
+            div.table-wrap tabindex="0" role="region" aria-label="Table, scrolls sideways" {
                 table {
                     caption.muted { "Newest first" }
                     thead { tr { th { "Received" } th { "Name" } th { "Company" } th { "Offer" } th { "Action" } th { "Stage" } th { "Source" } } }

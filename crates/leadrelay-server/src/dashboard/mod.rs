@@ -62,6 +62,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/customers/{id}/split", post(customers::post_split))
         .route("/ui/destinations", get(destinations::list).post(destinations::create))
         .route("/ui/destinations/new/{kind}", get(destinations::new_form))
+        .route("/ui/ingest-keys", post(destinations::create_ingest_key))
         .route("/ui/destinations/{id}", get(destinations::get))
         .route("/ui/destinations/{id}/validate", post(destinations::validate))
         .route("/ui/destinations/{id}/enable", post(destinations::enable))

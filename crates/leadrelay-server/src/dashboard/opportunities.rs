@@ -263,7 +263,7 @@ async fn render(
                     p { a href={ "/ui/customers/" (customer.id) } { "The customer's page (merges and split)" } }
                 }
                 section.panel aria-labelledby="h-timeline" {
-                    h2 #h-timeline { "Timeline " span.count { "(" (customer.leads.len()) " leads, every offer)" } }
+                    h2 #h-timeline { "Timeline " span.count { "(" (customer.leads.len()) " " (if customer.leads.len() == 1 { "lead" } else { "leads" }) ", every offer)" } }
                     ol.timeline {
                         @for l in &customer.leads {
                             li {

@@ -37,7 +37,7 @@ async fn render(
         @if let Some(extra) = extra { (extra) }
         section.panel aria-labelledby="h-people" {
             h2 #h-people { "People" }
-            div.table-wrap {
+            div.table-wrap tabindex="0" role="region" aria-label="Table, scrolls sideways" {
                 table {
                     thead { tr { th { "Name" } th { "E-mail" } th { "Role" } th { "Since" } } }
                     tbody {

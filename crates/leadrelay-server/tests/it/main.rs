@@ -2,6 +2,7 @@
 //! dir, a real HTTP receiver, the real HTTPS connector.
 
 mod audit;
+mod browser;
 mod crm;
 mod customers;
 mod dashboard;

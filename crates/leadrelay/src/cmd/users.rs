@@ -19,6 +19,8 @@ use leadrelay_server::ops::{NewUser, OpsError, Password};
 pub struct AddArgs {
     /// `--publisher`
     pub publisher: String,
+    /// `--new-publisher`: create the publisher first, with this name.
+    pub new_publisher: Option<String>,
     /// `--email`
     pub email: String,
     /// `--name`
@@ -44,7 +46,7 @@ fn describe(e: OpsError, publisher: &PublisherId) -> anyhow::Error {
         }
         OpsError::NotFound("publisher") => {
             anyhow!(
-                "publisher '{publisher}' does not exist; create it first (POST /v1/publishers with the admin token)"
+                "publisher '{publisher}' does not exist; add --new-publisher \"Its name\" to create it with its first person"
             )
         }
         OpsError::Conflict(why) => anyhow!("{why} (an address belongs to one user, whatever the publisher)"),
@@ -111,10 +113,25 @@ pub async fn add(config: &Config, args: AddArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow!("reading the password: {e}"))??;
     let password = Password::new(plain).map_err(|rule| anyhow!("the password {rule}"))?;
     let ops = super::open_ops(config)?;
+    if let Some(name) = args.new_publisher {
+        ops.create_publisher(publisher.clone(), name).await.map_err(|e| match e {
+            OpsError::Conflict(why) => anyhow!("{why}; leave out --new-publisher to add a person to it"),
+            OpsError::Invalid(_) => anyhow!("--new-publisher must be 1-200 characters"),
+            other => anyhow!("{other}"),
+        })?;
+        println!("created publisher {publisher}");
+    }
     let new = NewUser { email: args.email, name: args.name, role, password: Some(password) };
     let added = ops.add_user(&Actor::admin(), &publisher, new).await.map_err(|e| describe(e, &publisher))?;
     let u = &added.user;
-    println!("added {} ({}) to {} as {}; they can sign in now (POST /v1/sessions)", u.email, u.id, u.publisher, u.role);
+    println!(
+        "added {} ({}) to {} as {}; they can sign in now at {}/ui/",
+        u.email,
+        u.id,
+        u.publisher,
+        u.role,
+        config.public_url()
+    );
     Ok(())
 }
 

@@ -540,7 +540,28 @@ async fn users_add_makes_the_first_person_who_then_signs_in_and_says_clearly_wha
     let (ok, printed) = add("contoso", "ana@contoso.com", Some("another long password\n")).await;
     assert!(!ok && printed.contains("already exists"), "{printed}");
     let (ok, printed) = add("nobody", "ben@contoso.com", Some("another long password\n")).await;
-    assert!(!ok && printed.contains("publisher 'nobody' does not exist"), "{printed}");
+    assert!(!ok && printed.contains("publisher 'nobody' does not exist") && printed.contains("--new-publisher"), "{printed}");
+    let first_of = |publisher: &str, email: &str| {
+        let mut c = binary();
+        c.args(["users", "add", "--publisher", publisher, "--new-publisher", "Northwind Traders", "--email", email])
+            .args(["--name", "Kim", "--password-stdin", "--data-dir"])
+            .arg(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        async move {
+            let mut child = c.spawn().unwrap();
+            let mut pipe = child.stdin.take().unwrap();
+            pipe.write_all(b"a long enough password\n").await.unwrap();
+            drop(pipe);
+            let out = child.wait_with_output().await.unwrap();
+            (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+        }
+    };
+    let (ok, printed) = first_of("northwind", "kim@northwind.com").await;
+    assert!(ok && printed.contains("created publisher northwind") && printed.contains("/ui/"), "{printed}");
+    let (ok, printed) = first_of("northwind", "lee@northwind.com").await;
+    assert!(!ok && printed.contains("already exists; leave out --new-publisher"), "{printed}");
     let (ok, printed) = add("contoso", "ben@contoso.com", Some("short\n")).await;
     assert!(!ok && printed.contains("the password must be 12 to 128 characters"), "{printed}");
     let (ok, printed) = add("contoso", "not-an-address", Some("another long password\n")).await;
