@@ -6,13 +6,16 @@
 //! - funnel: opportunities by current status;
 //! - contact rate: opportunities touched at least once / opportunities;
 //! - time to first touch: hours from opening to the first call, e-mail or meeting (p50, p90 by
-//!   nearest rank over the touched ones);
+//!   nearest rank over the touched ones), and the touched ones counted in the buckets of
+//!   [`FIRST_TOUCH_BUCKET_HOURS`] for a histogram;
 //! - SLA breach rate: breached / opportunities whose SLA is decided (touched, or past due);
 //! - qualification rate: opportunities ever qualified / opportunities;
 //! - win rate: won / closed (won, lost, disqualified);
 //! - follow-ups per won: touches logged on won opportunities / won opportunities;
 //! - destination health: delivered / attempts counted against the retry schedule, the p95 of
-//!   the time from a lead's arrival to its delivery, and the dead letters.
+//!   the time from a lead's arrival to its delivery, and the dead letters;
+//! - leads per day: real leads received per UTC day, source and action (every real lead, so
+//!   duplicates and do-not-contact ones too: what arrived, not what became work).
 
 use std::collections::BTreeMap;
 
@@ -21,6 +24,13 @@ use crate::ids::{DestinationId, PublisherId};
 use crate::offer::OfferId;
 use crate::sales::opportunity::{OpportunityStatus, sla_breached};
 use crate::storage::DeliveryStatus;
+
+/// Upper bounds, in hours, of the buckets of the first-touch histogram; one more bucket holds
+/// everything at or above the last bound.
+pub const FIRST_TOUCH_BUCKET_HOURS: [u32; 5] = [1, 4, 8, 24, 72];
+
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// What to count. Test leads never count: they open no opportunity, and their deliveries are
 /// left out.
@@ -165,6 +175,19 @@ pub struct DestinationHealth {
     pub deliveries: u64,
 }
 
+/// Real leads received on one UTC day with one source and action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DailyLeads {
+    /// The UTC date, `YYYY-MM-DD`.
+    pub day: String,
+    /// Source (marketplace spelling).
+    pub source: String,
+    /// Action code, when the lead had one.
+    pub action: Option<String>,
+    /// Leads counted.
+    pub leads: u64,
+}
+
 /// Everything `GET /v1/publishers/{p}/kpis` answers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KpiReport {
@@ -174,6 +197,12 @@ pub struct KpiReport {
     pub by: Option<Vec<(String, Figures)>>,
     /// Per destination of the publisher, by id.
     pub destinations: Vec<DestinationHealth>,
+    /// Touched opportunities by hours to first touch: `FIRST_TOUCH_BUCKET_HOURS.len() + 1`
+    /// counts (`[0,1)`, `[1,4)`, … `[72,∞)`), of all the selected opportunities.
+    pub first_touch_histogram: Vec<u64>,
+    /// Real (not test) leads of the period and filters, per UTC day, source and action, in
+    /// that order.
+    pub leads_per_day: Vec<DailyLeads>,
 }
 
 #[derive(Debug, Default)]
@@ -215,7 +244,7 @@ impl Tally {
         let total: u64 = self.funnel.iter().sum();
         let rate = |n: u64, d: u64| (d > 0).then(|| n as f64 / d as f64);
         self.first_touch_ms.sort_unstable();
-        let hours = |q: f64| nearest_rank(&self.first_touch_ms, q).map(|ms| ms as f64 / 3_600_000.0);
+        let hours = |q: f64| nearest_rank(&self.first_touch_ms, q).map(|ms| ms as f64 / HOUR_MS as f64);
         Figures {
             funnel: OpportunityStatus::ALL.iter().zip(self.funnel).map(|(s, n)| (s.as_str(), n)).collect(),
             opportunities: total,
@@ -228,6 +257,19 @@ impl Tally {
             follow_ups_per_won: rate(self.won_follow_ups, self.won),
         }
     }
+}
+
+/// Counts first-touch times (milliseconds) into the buckets of [`FIRST_TOUCH_BUCKET_HOURS`].
+fn first_touch_histogram(first_touch_ms: &[i64]) -> Vec<u64> {
+    let mut counts = vec![0; FIRST_TOUCH_BUCKET_HOURS.len() + 1];
+    for &ms in first_touch_ms {
+        let bucket = FIRST_TOUCH_BUCKET_HOURS
+            .iter()
+            .position(|&h| ms < i64::from(h) * HOUR_MS)
+            .unwrap_or(FIRST_TOUCH_BUCKET_HOURS.len());
+        counts[bucket] += 1;
+    }
+    counts
 }
 
 /// The `q` quantile of sorted values by nearest rank (`None` when empty).
@@ -256,6 +298,9 @@ pub struct KpiAccumulator {
     overall: Tally,
     groups: BTreeMap<String, Tally>,
     destinations: BTreeMap<DestinationId, DeliveryTally>,
+    /// Leads by UTC day (days since the epoch), then by source and action in arrival order: a
+    /// day has a few of those, found without allocating, since a backend may feed every lead.
+    daily_leads: BTreeMap<i64, Vec<(String, Option<String>, u64)>>,
 }
 
 impl KpiAccumulator {
@@ -267,6 +312,7 @@ impl KpiAccumulator {
             overall: Tally::default(),
             groups: BTreeMap::new(),
             destinations: BTreeMap::new(),
+            daily_leads: BTreeMap::new(),
         }
     }
 
@@ -305,6 +351,17 @@ impl KpiAccumulator {
         }
     }
 
+    /// Counts `leads` real leads received on the UTC day of `received_at` with `source` and
+    /// `action` (a backend may pass one lead at a time or a count per day); counts of one day,
+    /// source and action add up.
+    pub fn daily_leads(&mut self, received_at: Timestamp, source: &str, action: Option<&str>, leads: u64) {
+        let day = self.daily_leads.entry(received_at.as_millis().div_euclid(DAY_MS)).or_default();
+        match day.iter_mut().find(|(s, a, _)| s == source && a.as_deref() == action) {
+            Some((_, _, n)) => *n += leads,
+            None => day.push((source.to_owned(), action.map(str::to_owned), leads)),
+        }
+    }
+
     /// The report.
     pub fn finish(self) -> KpiReport {
         let by = self.group_by.map(|_| self.groups.into_iter().map(|(k, t)| (k, t.figures())).collect());
@@ -322,7 +379,28 @@ impl KpiAccumulator {
                 }
             })
             .collect();
-        KpiReport { overall: self.overall.figures(), by, destinations }
+        let leads_per_day = self
+            .daily_leads
+            .into_iter()
+            .flat_map(|(day, mut counts)| {
+                counts.sort_unstable();
+                let (y, m, d) = Timestamp::from_millis(day * DAY_MS).date();
+                let day = format!("{y:04}-{m:02}-{d:02}");
+                counts.into_iter().map(move |(source, action, leads)| DailyLeads {
+                    day: day.clone(),
+                    source,
+                    action,
+                    leads,
+                })
+            })
+            .collect();
+        KpiReport {
+            first_touch_histogram: first_touch_histogram(&self.overall.first_touch_ms),
+            overall: self.overall.figures(),
+            by,
+            destinations,
+            leads_per_day,
+        }
     }
 }
 
@@ -374,6 +452,7 @@ mod tests {
         assert_eq!(o.qualification_rate, Some(0.25));
         assert_eq!(o.win_rate, Some(0.5));
         assert_eq!(o.follow_ups_per_won, Some(6.0));
+        assert_eq!(r.first_touch_histogram, [0, 1, 1, 0, 1, 0], "2 h, 4 h and 30 h; the untouched one is not in it");
         let by = r.by.unwrap();
         assert_eq!(
             by.iter().map(|(k, f)| (k.as_str(), f.opportunities)).collect::<Vec<_>>(),
@@ -388,6 +467,47 @@ mod tests {
         assert_eq!(r.overall.contact_rate, None);
         assert_eq!(r.overall.win_rate, None);
         assert!(r.by.is_none());
+        assert_eq!(r.first_touch_histogram, [0; FIRST_TOUCH_BUCKET_HOURS.len() + 1]);
+        assert!(r.leads_per_day.is_empty());
+    }
+
+    #[test]
+    fn a_first_touch_on_a_bucket_bound_counts_in_the_bucket_above_it() {
+        let mut acc = KpiAccumulator::new(&query(Some(KpiGroup::Source)));
+        for h in [0, 1, 3, 4, 8, 23, 24, 71, 72, 500] {
+            acc.opportunity(&fact(OpportunityStatus::Contacted, Some(h), 1, "AppSource"));
+        }
+        acc.opportunity(&fact(OpportunityStatus::New, None, 0, "AppSource"));
+        let mut late = fact(OpportunityStatus::Contacted, Some(0), 1, "AppSource");
+        late.first_touched_at = Some(Timestamp::from_millis(3_600_000 - 1));
+        acc.opportunity(&late);
+        let r = acc.finish();
+        assert_eq!(r.first_touch_histogram, [2, 2, 1, 2, 2, 2]);
+        assert_eq!(r.first_touch_histogram.iter().sum::<u64>(), 11, "every touched one, the untouched one left out");
+    }
+
+    #[test]
+    fn leads_per_day_add_up_per_utc_day_source_and_action_in_that_order() {
+        let mut acc = KpiAccumulator::new(&query(None));
+        let day = 86_400_000;
+        let at = |ms: i64| Timestamp::from_millis(1_795_000_000_000 / day * day + ms);
+        acc.daily_leads(at(day + 5), "AzureMarketplace", Some("INS"), 1);
+        acc.daily_leads(at(0), "AzureMarketplace", Some("PLT"), 2);
+        acc.daily_leads(at(day - 1), "AzureMarketplace", Some("PLT"), 1);
+        acc.daily_leads(at(10), "AppSource (SPZA)", None, 1);
+        acc.daily_leads(at(20), "AzureMarketplace", Some("INS"), 3);
+        let r = acc.finish();
+        let rows: Vec<_> =
+            r.leads_per_day.iter().map(|d| (d.day.as_str(), d.source.as_str(), d.action.as_deref(), d.leads)).collect();
+        assert_eq!(
+            rows,
+            [
+                ("2026-11-18", "AppSource (SPZA)", None, 1),
+                ("2026-11-18", "AzureMarketplace", Some("INS"), 3),
+                ("2026-11-18", "AzureMarketplace", Some("PLT"), 3),
+                ("2026-11-19", "AzureMarketplace", Some("INS"), 1),
+            ]
+        );
     }
 
     #[test]
