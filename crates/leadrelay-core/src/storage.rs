@@ -794,8 +794,8 @@ pub trait SalesStore: Send + Sync + 'static {
     ///
     /// Obligation: concurrent calls never hand out one notice twice.
     async fn take_sales_notices(&self, now: Timestamp, limit: u32) -> Result<Vec<SalesNotice>>;
-    /// The KPI report for a query (see `sales::kpi`), from opportunities opened and deliveries
-    /// of real leads received in the period.
+    /// The KPI report for a query (see `sales::kpi`), from opportunities opened, and real leads
+    /// and their deliveries received, in the period.
     async fn kpis(&self, query: &KpiQuery) -> Result<KpiReport>;
 }
 

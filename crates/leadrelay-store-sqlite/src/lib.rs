@@ -47,6 +47,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0008_erasure", include_str!("../migrations/0008_erasure.sql")),
     ("0009_people", include_str!("../migrations/0009_people.sql")),
     ("0010_sales", include_str!("../migrations/0010_sales.sql")),
+    (
+        "0011_leads_by_received_covers_the_daily_counts",
+        include_str!("../migrations/0011_leads_by_received_covers_the_daily_counts.sql"),
+    ),
 ];
 
 /// How many writes may wait for the writer before callers wait to enqueue.

@@ -149,6 +149,7 @@ macro_rules! storage_contract_tests {
             opportunities_are_filtered_by_status_offer_due_and_text_and_paged
             opportunities_are_listed_by_owner_and_unassigned // (user)
             kpis_count_a_small_known_set
+            kpis_count_real_leads_per_day_and_first_touches_per_bucket
             an_erasure_or_retention_clears_the_follow_up_texts_of_the_persons_opportunities
             concurrent_leads_of_one_new_buyer_and_offer_open_one_opportunity
             concurrent_openings_give_each_round_robin_turn_once // (user)

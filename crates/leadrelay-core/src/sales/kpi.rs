@@ -1,6 +1,7 @@
 //! The figures a sales manager watches, per period and optionally per offer, source or action.
-//! A backend only selects the facts (one row per opportunity, one per delivery) and feeds them
-//! to [`KpiAccumulator`]; the arithmetic lives here, once, so every backend reports the same.
+//! A backend only selects the facts (one row per opportunity, one per delivery, one per lead or
+//! a count per day) and feeds them to [`KpiAccumulator`]; the arithmetic lives here, once, so
+//! every backend reports the same.
 //!
 //! Definitions (rates are `None` when nothing could be counted):
 //! - funnel: opportunities by current status;

@@ -10,7 +10,9 @@ use axum::response::{IntoResponse, Response};
 use leadrelay_core::access::Scope;
 use leadrelay_core::audit::{AuditAction, AuditObject};
 use leadrelay_core::destination::FieldError;
-use leadrelay_core::sales::kpi::{DestinationHealth, Figures, KpiGroup, KpiQuery, KpiReport};
+use leadrelay_core::sales::kpi::{
+    DailyLeads, DestinationHealth, FIRST_TOUCH_BUCKET_HOURS, Figures, KpiGroup, KpiQuery, KpiReport,
+};
 use leadrelay_core::sales::{
     Activity, ActivityKind, BusinessHours, ChecklistEntry, FollowUpTarget, Opportunity, OpportunityStatus,
     SalesSettings,
@@ -740,12 +742,57 @@ impl From<&DestinationHealth> for DestinationHealthOut {
     }
 }
 
+/// One bucket of the first-touch histogram: the touched opportunities first touched at least
+/// `from_hours` and less than `to_hours` after they opened.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FirstTouchBucketOut {
+    from_hours: u32,
+    /// `null` for the last bucket, which has no upper bound.
+    to_hours: Option<u32>,
+    opportunities: u64,
+}
+
+/// The buckets of [`FIRST_TOUCH_BUCKET_HOURS`] with their counts.
+fn first_touch_buckets(counts: &[u64]) -> Vec<FirstTouchBucketOut> {
+    let from = std::iter::once(0).chain(FIRST_TOUCH_BUCKET_HOURS);
+    let to = FIRST_TOUCH_BUCKET_HOURS.map(Some).into_iter().chain([None]);
+    from.zip(to)
+        .zip(counts)
+        .map(|((from_hours, to_hours), &opportunities)| FirstTouchBucketOut { from_hours, to_hours, opportunities })
+        .collect()
+}
+
+/// Real leads received on one UTC day with one source and action.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DailyLeadsOut {
+    /// `YYYY-MM-DD`, UTC.
+    day: String,
+    /// The marketplace spelling (`AzureMarketplace`, `AppSource (SPZA)`, …).
+    source: String,
+    /// The action code (`INS`, `PLT`, …); `null` when the leads had none.
+    action: Option<String>,
+    leads: u64,
+}
+
+impl From<&DailyLeads> for DailyLeadsOut {
+    fn from(d: &DailyLeads) -> Self {
+        Self { day: d.day.clone(), source: d.source.clone(), action: d.action.clone(), leads: d.leads }
+    }
+}
+
 /// The KPI report. Test leads are never counted.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct KpisOut {
     #[serde(flatten)]
     overall: FiguresOut,
     destinations: Vec<DestinationHealthOut>,
+    /// Touched opportunities by hours from opening to the first touch, in buckets `[0,1)`,
+    /// `[1,4)`, `[4,8)`, `[8,24)`, `[24,72)`, `[72,∞)`: of all the selected opportunities,
+    /// never per group.
+    first_touch_histogram: Vec<FirstTouchBucketOut>,
+    /// Real leads received in the period, with the filters, per UTC day, source and action,
+    /// in that order (every real lead: duplicates and do-not-contact ones too).
+    leads_per_day: Vec<DailyLeadsOut>,
     /// With `group_by`: what the groups are (`offer`, `source` or `action`).
     group_by: Option<&'static str>,
     /// With `group_by`: the same figures per offer id, source or action code (`""`: none).
@@ -758,6 +805,8 @@ impl KpisOut {
         Self {
             overall: FiguresOut::from(&report.overall),
             destinations: report.destinations.iter().map(DestinationHealthOut::from).collect(),
+            first_touch_histogram: first_touch_buckets(&report.first_touch_histogram),
+            leads_per_day: report.leads_per_day.iter().map(DailyLeadsOut::from).collect(),
             group_by: group_by.map(KpiGroup::as_str),
             by: report.by.as_ref().map(|by| by.iter().map(|(k, f)| (k.clone(), FiguresOut::from(f))).collect()),
         }

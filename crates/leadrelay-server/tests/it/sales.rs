@@ -182,6 +182,27 @@ async fn a_buyers_leads_become_one_opportunity_that_the_team_follows_up_to_won()
     assert!(k["time_to_first_touch_hours"]["p90"].as_f64().unwrap() > 24.0);
     assert_eq!(k["by"]["AzureMarketplace"]["opportunities"], 2);
     assert_eq!(k["destinations"][0]["id"], d.body["id"]);
+    let bucket = |from: u32, to: Option<u32>, n: u64| json!({"from_hours": from, "to_hours": to, "opportunities": n});
+    assert_eq!(
+        k["first_touch_histogram"],
+        json!([
+            bucket(0, Some(1), 1),
+            bucket(1, Some(4), 0),
+            bucket(4, Some(8), 0),
+            bucket(8, Some(24), 0),
+            bucket(24, Some(72), 1),
+            bucket(72, None, 0)
+        ]),
+        "the second buyer was touched at once, the first after a day"
+    );
+    let day = |action: &str, leads: u64| json!({"day": "2027-01-15", "source": "AzureMarketplace", "action": action, "leads": leads});
+    assert_eq!(
+        k["leads_per_day"],
+        json!([day("DNC", 1), day("FreeTrial", 1), day("INS", 1), day("PLT", 2)]),
+        "every real lead of the day by action, the test lead left out"
+    );
+    let plt = app.get("/v1/publishers/contoso/kpis?action=plt").await.body;
+    assert_eq!(plt["leads_per_day"], json!([day("PLT", 2)]));
     let csv = app
         .client
         .get(format!("{}/v1/publishers/contoso/kpis?format=csv", app.base))
@@ -200,6 +221,15 @@ async fn a_buyers_leads_become_one_opportunity_that_the_team_follows_up_to_won()
     let doc = app.get("/openapi.json").await.body;
     let kpis = &doc["paths"]["/v1/publishers/{publisher}/kpis"]["get"]["responses"]["200"]["content"];
     assert!(kpis["application/json"].is_object() && kpis["text/csv"].is_object(), "both forms documented: {kpis}");
+    let schemas = &doc["components"]["schemas"];
+    let report = schemas["KpisOut"]["allOf"].as_array().unwrap().iter().find(|p| p["properties"].is_object()).unwrap();
+    let required = report["required"].as_array().unwrap();
+    for field in ["first_touch_histogram", "leads_per_day"] {
+        assert!(report["properties"][field].is_object() && required.contains(&json!(field)), "{field}: {report}");
+    }
+    assert!(
+        schemas["FirstTouchBucketOut"]["properties"]["to_hours"].is_object() && schemas["DailyLeadsOut"].is_object()
+    );
 
     // Everything was recorded in the audit log.
     let audit = app.get("/v1/audit?publisher=contoso&limit=1000").await.body.to_string();

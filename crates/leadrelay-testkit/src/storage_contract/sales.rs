@@ -645,6 +645,85 @@ pub async fn kpis_count_a_small_known_set(s: Arc<dyn Storage>) {
     assert_eq!((none.overall.opportunities, none.overall.contact_rate), (0, None));
 }
 
+/// The KPIs' leads per day and first-touch histogram over leads of two UTC days and two
+/// sources: every real lead counts (a do-not-contact one too), the test lead does not; the
+/// period, offer, source and action (in any case) filters apply as they do to opportunities; a
+/// first touch counts in its bucket, an untouched opportunity in none.
+pub async fn kpis_count_real_leads_per_day_and_first_touches_per_bucket(s: Arc<dyn Storage>) {
+    let p = publisher(&*s).await;
+    let crm = offer("contoso.crm");
+    let app_source = |l: Lead| Lead { source: leadrelay_core::Source::AppSource, ..l };
+    // T0 is 11:06 UTC on 2026-11-18; 13 hours later is the next day.
+    let day2 = T0.plus(hours(13));
+    let leads = [
+        lead_of(&p, T0, "ada@fabrikam.com", "INS"),
+        app_source(lead_of(&p, T0.plus(hours(1)), "bob@northwind.com", "PLT")),
+        Lead { is_test: true, ..lead_of(&p, T0.plus(hours(2)), "eve@adatum.com", "INS") },
+        lead_of(&p, T0.plus(hours(3)), "dan@contoso.com", "DNC"),
+        lead_of(&p, T0.plus(hours(4)), "fay@litware.com", "INS"),
+        app_source(lead_for(&p, &crm, day2, "cy@contoso.com", "INS")),
+        lead_of(&p, day2.plus(hours(1)), "gus@tailspin.com", "INS"),
+    ];
+    let mut opened = Vec::new();
+    for l in &leads {
+        opened.push(insert_lead(&*s, l, &[]).await.opportunity);
+    }
+    let [Some(ada), Some(bob), None, None, Some(_fay), Some(cy), Some(_gus)] = <[_; 7]>::try_from(opened).unwrap()
+    else {
+        panic!("the real leads but the do-not-contact one open opportunities, the test lead none")
+    };
+    // Ada is touched after 30 minutes, Bob after 5 hours, Cy after 100; Fay and Gus never.
+    for (o, at) in [(&ada, T0.plus(secs(1800))), (&bob, T0.plus(hours(6))), (&cy, day2.plus(hours(100)))] {
+        s.add_activity(o, &activity(ActivityKind::Call, at)).await.unwrap();
+    }
+
+    let query = KpiQuery { now: day2.plus(hours(200)), ..KpiQuery::new(p.clone()) };
+    let kpis = |q: KpiQuery| {
+        let s = Arc::clone(&s);
+        async move {
+            let r = s.kpis(&q).await.unwrap();
+            let days: Vec<_> =
+                r.leads_per_day.into_iter().map(|d| (d.day, d.source, d.action.unwrap_or_default(), d.leads)).collect();
+            (days, r.first_touch_histogram)
+        }
+    };
+    let row = |day: &str, source: &str, action: &str, leads: u64| {
+        (day.to_owned(), source.to_owned(), action.to_owned(), leads)
+    };
+    let (days, histogram) = kpis(query.clone()).await;
+    assert_eq!(
+        days,
+        [
+            row("2026-11-18", "AppSource (SPZA)", "PLT", 1),
+            row("2026-11-18", "AzureMarketplace", "DNC", 1),
+            row("2026-11-18", "AzureMarketplace", "INS", 2),
+            row("2026-11-19", "AppSource (SPZA)", "INS", 1),
+            row("2026-11-19", "AzureMarketplace", "INS", 1),
+        ],
+        "by day, source and action; the test lead left out"
+    );
+    assert_eq!(histogram, [1, 0, 1, 0, 0, 1], "under 1 h, 4 to 8 h, 72 h and over");
+
+    let (days, histogram) = kpis(KpiQuery { source: Some("AppSource (SPZA)".into()), ..query.clone() }).await;
+    assert_eq!(
+        days,
+        [row("2026-11-18", "AppSource (SPZA)", "PLT", 1), row("2026-11-19", "AppSource (SPZA)", "INS", 1)]
+    );
+    assert_eq!(histogram, [0, 0, 1, 0, 0, 1]);
+    let (days, histogram) = kpis(KpiQuery { since: Some(day2), ..query.clone() }).await;
+    assert_eq!(
+        days,
+        [row("2026-11-19", "AppSource (SPZA)", "INS", 1), row("2026-11-19", "AzureMarketplace", "INS", 1)]
+    );
+    assert_eq!(histogram, [0, 0, 0, 0, 0, 1]);
+    let (days, histogram) = kpis(KpiQuery { action: Some("ins".into()), until: Some(day2), ..query.clone() }).await;
+    assert_eq!(days, [row("2026-11-18", "AzureMarketplace", "INS", 2)]);
+    assert_eq!(histogram, [1, 0, 0, 0, 0, 0]);
+    let (days, histogram) = kpis(KpiQuery { offer: Some(crm), ..query }).await;
+    assert_eq!(days, [row("2026-11-19", "AppSource (SPZA)", "INS", 1)]);
+    assert_eq!(histogram, [0, 0, 0, 0, 0, 1]);
+}
+
 /// Erasing a person clears what the sales team wrote in the follow-up logs and status reasons
 /// of the person's opportunities (the entries stay, without their texts); retention does the same for the
 /// opportunities of the leads it strips. Another person's log is untouched.
