@@ -53,13 +53,19 @@ pub async fn list(State(state): State<AppState>, member: Member) -> Result<Html<
     render_list(&state, &member, None, None).await
 }
 
-async fn render_list(state: &AppState, member: &Member, banner: Option<Banner>, extra: Option<Markup>) -> Result<Html<String>, UiError> {
+async fn render_list(
+    state: &AppState,
+    member: &Member,
+    banner: Option<Banner>,
+    extra: Option<Markup>,
+) -> Result<Html<String>, UiError> {
     let publisher = &member.user.publisher;
     check(member, publisher, Scope::Read, "publisher")?;
     let offers = state.ops.storage().list_offers(publisher).await.map_err(ApiError::from)?;
-    let offer_options: Vec<(String, String)> = std::iter::once((String::new(), "Any offer (named in each lead)".to_owned()))
-        .chain(offers.iter().map(|o| (o.id.to_string(), o.title.clone())))
-        .collect();
+    let offer_options: Vec<(String, String)> =
+        std::iter::once((String::new(), "Any offer (named in each lead)".to_owned()))
+            .chain(offers.iter().map(|o| (o.id.to_string(), o.title.clone())))
+            .collect();
     let list = state.ops.list_destinations(publisher).await?;
     let health = health(state, member).await?;
     let kinds: Vec<&str> = state.ops.destinations().kinds().collect();
@@ -112,7 +118,8 @@ pub async fn create_ingest_key(State(state): State<AppState>, posted: Posted) ->
     let result = async {
         let publisher = &member.user.publisher;
         check(&member, publisher, Scope::Write, "publisher")?;
-        let offer = form.text("offer").map(OfferId::parse).transpose().map_err(|rule| ApiError::field("offer", rule))?;
+        let offer =
+            form.text("offer").map(OfferId::parse).transpose().map_err(|rule| ApiError::field("offer", rule))?;
         let (_, plain) = state.ops.create_ingest_key(&member.actor(), publisher, offer).await?;
         Ok(plain)
     }

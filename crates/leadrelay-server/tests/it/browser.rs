@@ -113,7 +113,8 @@ async fn a_sales_rep_works_a_new_lead_at_390_px() {
 /// The funnel's count of one status, as its table of numbers shows it.
 async fn funnel_count(b: &Browser, status: &str) -> u64 {
     let text = b.text("section[aria-labelledby=h-funnel] details table").await;
-    let line = text.lines().find(|l| l.trim_start().starts_with(status)).unwrap_or_else(|| panic!("no {status} in {text}"));
+    let line =
+        text.lines().find(|l| l.trim_start().starts_with(status)).unwrap_or_else(|| panic!("no {status} in {text}"));
     line.split_whitespace().last().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no count in {line:?}"))
 }
 
@@ -166,7 +167,11 @@ async fn an_admin_fixes_a_destination(width: u32) {
         b.client().execute("window.confirm = () => true", vec![]).await.unwrap();
         b.click("form[action$='/replay'] button[type=submit]").await;
         b.wait_for_text(".banner", "1 lead is queued").await;
-        receiver.wait_until(std::time::Duration::from_secs(10), "the replayed lead", |r| r.iter().filter(|x| x.json()["UserDetails"]["Company"] == "Fabrikam Ltd").count() >= 2).await;
+        receiver
+            .wait_until(std::time::Duration::from_secs(10), "the replayed lead", |r| {
+                r.iter().filter(|x| x.json()["UserDetails"]["Company"] == "Fabrikam Ltd").count() >= 2
+            })
+            .await;
 
         b.click("nav a[href='/ui/kpis']").await;
         b.click("section[aria-labelledby=h-funnel] details summary").await;

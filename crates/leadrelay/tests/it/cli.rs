@@ -540,7 +540,10 @@ async fn users_add_makes_the_first_person_who_then_signs_in_and_says_clearly_wha
     let (ok, printed) = add("contoso", "ana@contoso.com", Some("another long password\n")).await;
     assert!(!ok && printed.contains("already exists"), "{printed}");
     let (ok, printed) = add("nobody", "ben@contoso.com", Some("another long password\n")).await;
-    assert!(!ok && printed.contains("publisher 'nobody' does not exist") && printed.contains("--new-publisher"), "{printed}");
+    assert!(
+        !ok && printed.contains("publisher 'nobody' does not exist") && printed.contains("--new-publisher"),
+        "{printed}"
+    );
     let first_of = |publisher: &str, email: &str| {
         let mut c = binary();
         c.args(["users", "add", "--publisher", publisher, "--new-publisher", "Northwind Traders", "--email", email])
@@ -555,7 +558,10 @@ async fn users_add_makes_the_first_person_who_then_signs_in_and_says_clearly_wha
             pipe.write_all(b"a long enough password\n").await.unwrap();
             drop(pipe);
             let out = child.wait_with_output().await.unwrap();
-            (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+            )
         }
     };
     let (ok, printed) = first_of("northwind", "kim@northwind.com").await;
