@@ -44,12 +44,9 @@ pub async fn list(
         .find(|(prefix, _)| id.starts_with(prefix))
         .map(|(_, path)| format!("/ui/{path}/{id}"))
     };
-    let actions: Vec<(String, String)> = std::iter::once((String::new(), "Any".to_owned()))
-        .chain(AuditAction::ALL.iter().map(|a| (a.as_str().to_owned(), a.as_str().to_owned())))
-        .collect();
-    let actors: Vec<(String, String)> = std::iter::once((String::new(), "Anyone".to_owned()))
-        .chain(users.iter().map(|u| (u.id.to_string(), u.name.clone())))
-        .collect();
+    let actions =
+        page::options_with_any("Any", AuditAction::ALL.iter().map(|a| (a.as_str().to_owned(), a.as_str().to_owned())));
+    let actors = page::options_with_any("Anyone", users.iter().map(|u| (u.id.to_string(), u.name.clone())));
     let next = entries.next_cursor.as_ref().map(|c| {
         let kept = ["action", "actor", "since", "until"].map(|k| (k, q.text(k).unwrap_or_default()));
         url::form_urlencoded::Serializer::new(String::new())
@@ -69,7 +66,7 @@ pub async fn list(
         }
         @if entries.items.is_empty() { p { "No entry matches." } }
         @else {
-            div.table-wrap tabindex="0" role="region" aria-label="Table, scrolls sideways" {
+            (page::table_wrap("Audit log entries", html! {
                 table {
                     caption.muted { "Newest first" }
                     thead { tr { th { "When" } th { "Who" } th { "Did" } th { "What" } th.num { "How many" } } }
@@ -89,7 +86,7 @@ pub async fn list(
                         }
                     }
                 }
-            }
+            }))
         }
         @if let Some(next) = next { p.pager { a.button.secondary href={ "/ui/audit?" (next) } { "Next page" } } }
     };

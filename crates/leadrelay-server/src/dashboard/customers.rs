@@ -1,15 +1,16 @@
 //! A customer: every lead merged into them, in order, with why each one matched, and the
 //! split that undoes a wrong merge (the chosen leads become a new customer).
 
-use axum::extract::{Path, Query as UrlQuery, State};
+use axum::extract::State;
 use axum::response::{Html, Response};
 use leadrelay_core::access::Scope;
 use leadrelay_core::audit::{AuditAction, AuditObject};
+use leadrelay_core::sales::sla;
 use leadrelay_core::{CustomerId, LeadId};
 use maud::html;
 
-use super::page::{self, AfterChange, Banner, Section, after, csrf, settle, time, who};
-use super::session::{Member, Posted, UiError, check};
+use super::page::{self, AfterChange, Banner, Section, answer_change, csrf, display_name, redirect_done, time};
+use super::session::{Member, PageQuery, PathId, Posted, UiError, check};
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
@@ -21,8 +22,8 @@ fn customer_id(id: &str) -> Result<CustomerId, UiError> {
 pub async fn get(
     State(state): State<AppState>,
     member: Member,
-    Path(id): Path<String>,
-    UrlQuery(done): UrlQuery<AfterChange>,
+    PathId(id): PathId,
+    PageQuery(done): PageQuery<AfterChange>,
 ) -> Result<Html<String>, UiError> {
     let id = customer_id(&id)?;
     render(&state, &member, &id, done.banner()).await
@@ -43,14 +44,14 @@ async fn render(
         .iter()
         .rev()
         .find(|l| !l.pii_withheld)
-        .map_or_else(|| "Customer".to_owned(), |l| who(&l.customer));
+        .map_or_else(|| "Customer".to_owned(), |l| display_name(&l.customer));
     let may_split = member.may(Scope::Write) && customer.leads.len() > 1;
     let content = html! {
         p.muted { (customer.leads.len()) " leads since " (time(customer.created_at, member)) "." }
         form method="post" action={ "/ui/customers/" (id) "/split" }
             data-confirm="Move the chosen leads to a new customer?" {
             (csrf(member))
-            div.table-wrap tabindex="0" role="region" aria-label="Table, scrolls sideways" {
+            (page::table_wrap("The customer's leads", html! {
                 table {
                     caption.muted { "Every lead of this customer, oldest first, with why it was merged" }
                     thead {
@@ -65,11 +66,11 @@ async fn render(
                                 @if may_split {
                                     td {
                                         input type="checkbox" name="lead" value=(l.id) id={ "split-" (l.id) }
-                                            aria-label={ "Split off the lead of " (time(l.received_at, member).into_string()) };
+                                            aria-label={ "Split off the lead of " (sla::local_text(l.received_at, member.zone())) };
                                     }
                                 }
                                 td { a href={ "/ui/leads/" (l.id) } { (time(l.received_at, member)) } }
-                                td { @if l.pii_withheld { "(withheld)" } @else { (who(&l.customer)) } }
+                                td { @if l.pii_withheld { "(withheld)" } @else { (display_name(&l.customer)) } }
                                 td { (l.offer_title.as_deref().unwrap_or("—")) }
                                 td { (l.action.as_ref().map_or("—", |a| a.as_str())) @if l.duplicate_of.is_some() { " " span.pill { "duplicate" } } }
                                 td { (l.stage.as_str()) }
@@ -78,7 +79,7 @@ async fn render(
                         }
                     }
                 }
-            }
+            }))
             @if may_split {
                 p.help { "A wrong merge is undone by moving the leads that belong to someone else to a new customer. \
                           Leads held back as duplicates only because of the merge are delivered then." }
@@ -90,7 +91,7 @@ async fn render(
 }
 
 /// `POST /ui/customers/{id}/split` (`lead`, repeated): to the new customer.
-pub async fn post_split(State(state): State<AppState>, Path(id): Path<String>, posted: Posted) -> Response {
+pub async fn post_split(State(state): State<AppState>, PathId(id): PathId, posted: Posted) -> Response {
     let Posted { member, form } = posted;
     let id = match customer_id(&id) {
         Ok(id) => id,
@@ -107,8 +108,8 @@ pub async fn post_split(State(state): State<AppState>, Path(id): Path<String>, p
             })
             .collect::<Result<_, _>>()?;
         let new = state.ops.split_customer(&member.actor(), &id, leads).await?;
-        Ok(after(&format!("/ui/customers/{}", new.id), "split"))
+        Ok(redirect_done(&format!("/ui/customers/{}", new.id), "split"))
     }
     .await;
-    settle(result, |banner| async { render(&state, &member, &id, Some(banner)).await }).await
+    answer_change(result, |banner| async { render(&state, &member, &id, Some(banner)).await }).await
 }

@@ -1,7 +1,7 @@
 //! Deliveries and dead letters: the outbox of a publisher, filtered by status and destination,
 //! each delivery's attempt log (what the receiver answered, how long it took), and retry.
 
-use axum::extract::{Path, Query as UrlQuery, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::response::{Html, Response};
 use leadrelay_core::DeliveryId;
 use leadrelay_core::access::Scope;
@@ -9,8 +9,8 @@ use leadrelay_core::storage::{Attempt, DeliveryStatus};
 use maud::{Markup, html};
 
 use super::leads::delivery_pill;
-use super::page::{self, AfterChange, Banner, Section, after, choice, csrf, settle, time};
-use super::session::{Member, Posted, UiError, check};
+use super::page::{self, AfterChange, Banner, Section, answer_change, choice, csrf, redirect_done, time};
+use super::session::{Member, PageQuery, PathId, Posted, UiError, check};
 use crate::http::deliveries::{DeliveryListQuery, delivery_filter};
 use crate::http::error::ApiError;
 use crate::http::query::Query;
@@ -19,7 +19,7 @@ use crate::state::AppState;
 /// The attempts of one delivery, oldest first.
 pub fn attempts_table(attempts: &[Attempt], member: &Member) -> Markup {
     html! {
-        div.table-wrap tabindex="0" role="region" aria-label="Table, scrolls sideways" {
+        (page::table_wrap("Attempt log", html! {
             table {
                 thead { tr { th.num { "#" } th { "Started" } th.num { "Took" } th { "Answer" } th { "What happened" } } }
                 tbody {
@@ -40,7 +40,7 @@ pub fn attempts_table(attempts: &[Attempt], member: &Member) -> Markup {
                     }
                 }
             }
-        }
+        }))
     }
 }
 
@@ -61,9 +61,7 @@ pub async fn list(
     };
     let statuses = [("", "Any"), ("pending", "Pending"), ("delivered", "Delivered"), ("dead", "Dead letters")]
         .map(|(v, t)| (v.to_owned(), t.to_owned()));
-    let targets: Vec<(String, String)> = std::iter::once((String::new(), "Any".to_owned()))
-        .chain(destinations.iter().map(|d| (d.id.to_string(), d.name.clone())))
-        .collect();
+    let targets = page::options_with_any("Any", destinations.iter().map(|d| (d.id.to_string(), d.name.clone())));
     let next = page_of.next_cursor.as_ref().map(|c| {
         url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(
@@ -88,7 +86,7 @@ pub async fn list(
         }
         @if page_of.items.is_empty() { p { "No delivery matches." } }
         @else {
-            div.table-wrap tabindex="0" role="region" aria-label="Table, scrolls sideways" {
+            (page::table_wrap("Deliveries", html! {
                 table {
                     caption.muted { "Newest first" }
                     thead { tr { th { "Created" } th { "Destination" } th { "Status" } th.num { "Attempts" } th { "Last error" } th { "Lead" } } }
@@ -100,12 +98,12 @@ pub async fn list(
                                 td { (delivery_pill(d.status)) }
                                 td.num { (d.attempts) }
                                 td { (d.last_error.as_deref().unwrap_or("—")) }
-                                td { a href={ "/ui/leads/" (d.lead_id) } { "the lead" } }
+                                td { a href={ "/ui/leads/" (d.lead_id) } { "Lead " (d.lead_id) } }
                             }
                         }
                     }
                 }
-            }
+            }))
         }
         @if let Some(next) = next { p.pager { a.button.secondary href={ "/ui/deliveries?" (next) } { "Next page" } } }
     };
@@ -154,14 +152,14 @@ async fn render(
 pub async fn get(
     State(state): State<AppState>,
     member: Member,
-    Path(id): Path<String>,
-    UrlQuery(done): UrlQuery<AfterChange>,
+    PathId(id): PathId,
+    PageQuery(done): PageQuery<AfterChange>,
 ) -> Result<Html<String>, UiError> {
     render(&state, &member, &delivery_id(&id)?, done.banner()).await
 }
 
 /// `POST /ui/deliveries/{id}/retry`: a dead letter goes back to the queue.
-pub async fn retry(State(state): State<AppState>, Path(id): Path<String>, posted: Posted) -> Response {
+pub async fn retry(State(state): State<AppState>, PathId(id): PathId, posted: Posted) -> Response {
     let member = posted.member;
     let Ok(id) = delivery_id(&id) else {
         return axum::response::IntoResponse::into_response(UiError::Api(ApiError::NotFound("delivery")));
@@ -170,8 +168,8 @@ pub async fn retry(State(state): State<AppState>, Path(id): Path<String>, posted
         let d = state.ops.get_delivery(&id).await?;
         check(&member, &d.publisher, Scope::Write, "delivery")?;
         state.ops.retry_delivery(&member.actor(), &id).await?;
-        Ok(after(&format!("/ui/deliveries/{id}"), "retried"))
+        Ok(redirect_done(&format!("/ui/deliveries/{id}"), "retried"))
     }
     .await;
-    settle(result, |banner| async { render(&state, &member, &id, Some(banner)).await }).await
+    answer_change(result, |banner| async { render(&state, &member, &id, Some(banner)).await }).await
 }

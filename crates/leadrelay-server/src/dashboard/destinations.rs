@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, Query as UrlQuery, State};
+use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
 use leadrelay_core::access::Scope;
 use leadrelay_core::destination::{DestinationRecord, FieldError, SettingField, SettingInput};
@@ -15,8 +15,10 @@ use leadrelay_core::{DestinationId, OfferId};
 use maud::{Markup, html};
 use serde_json::{Map, Value};
 
-use super::page::{self, AfterChange, Banner, Section, after, csrf, percent, settle, span, time};
-use super::session::{FormData, Member, Posted, UiError, check};
+use super::page::{
+    self, AfterChange, Banner, Section, answer_change, csrf, duration_text, percent, redirect_done, time,
+};
+use super::session::{FormData, Member, PageQuery, PathId, Posted, UiError, check};
 use crate::http::error::ApiError;
 use crate::ops::Validation;
 use crate::state::AppState;
@@ -43,7 +45,7 @@ fn health_facts(h: Option<&DestinationHealth>) -> Markup {
         @if let Some(h) = h {
             (h.deliveries) " deliveries · " (percent(h.success_rate)) " of attempts delivered · "
             (h.dead_letters) " dead letters"
-            @if let Some(ms) = h.p95_lag_ms { " · 95 % within " (span(ms)) }
+            @if let Some(ms) = h.p95_lag_ms { " · 95 % within " (duration_text(ms)) }
         } @else { "no deliveries yet" }
     }
 }
@@ -62,10 +64,10 @@ async fn render_list(
     let publisher = &member.user.publisher;
     check(member, publisher, Scope::Read, "publisher")?;
     let offers = state.ops.storage().list_offers(publisher).await.map_err(ApiError::from)?;
-    let offer_options: Vec<(String, String)> =
-        std::iter::once((String::new(), "Any offer (named in each lead)".to_owned()))
-            .chain(offers.iter().map(|o| (o.id.to_string(), o.title.clone())))
-            .collect();
+    let offer_options = page::options_with_any(
+        "Any offer (named in each lead)",
+        offers.iter().map(|o| (o.id.to_string(), o.title.clone())),
+    );
     let list = state.ops.list_destinations(publisher).await?;
     let health = health(state, member).await?;
     let kinds: Vec<&str> = state.ops.destinations().kinds().collect();
@@ -73,7 +75,7 @@ async fn render_list(
         @if let Some(extra) = extra { (extra) }
         @if list.is_empty() { p { "No destination yet: leads are stored here, and go nowhere else." } }
         @else {
-            div.table-wrap tabindex="0" role="region" aria-label="Table, scrolls sideways" {
+            (page::table_wrap("Destinations", html! {
                 table {
                     caption.muted { "Health over the last " (HEALTH_DAYS) " days" }
                     thead { tr { th { "Name" } th { "Kind" } th { "State" } th { "Health" } } }
@@ -88,7 +90,7 @@ async fn render_list(
                         }
                     }
                 }
-            }
+            }))
         }
         @if member.may(Scope::Write) {
             section.panel aria-labelledby="h-add" {
@@ -135,7 +137,7 @@ pub async fn create_ingest_key(State(state): State<AppState>, posted: Posted) ->
             };
             render_list(&state, &member, None, Some(shown)).await.into_response()
         }
-        Err(e) => settle(Err(e), |banner| async { render_list(&state, &member, Some(banner), None).await }).await,
+        Err(e) => page::refused(e, |banner| async { render_list(&state, &member, Some(banner), None).await }).await,
     }
 }
 
@@ -225,7 +227,7 @@ async fn render_new(
 pub async fn new_form(
     State(state): State<AppState>,
     member: Member,
-    Path(kind): Path<String>,
+    PathId(kind): PathId,
 ) -> Result<Html<String>, UiError> {
     render_new(&state, &member, &kind, None, None).await
 }
@@ -284,7 +286,7 @@ pub async fn create(State(state): State<AppState>, posted: Posted) -> Response {
     }
     .await;
     match result {
-        Ok((record, None)) => after(&format!("/ui/destinations/{}", record.id), "created").into_response(),
+        Ok((record, None)) => redirect_done(&format!("/ui/destinations/{}", record.id), "created").into_response(),
         Ok((record, Some(secret))) => {
             let shown = html! {
                 div.panel role="status" {
@@ -298,7 +300,8 @@ pub async fn create(State(state): State<AppState>, posted: Posted) -> Response {
             }
         }
         Err(e) => {
-            settle(Err(e), |banner| async { render_new(&state, &member, &kind, Some(&form), Some(banner)).await }).await
+            page::refused(e, |banner| async { render_new(&state, &member, &kind, Some(&form), Some(banner)).await })
+                .await
         }
     }
 }
@@ -418,61 +421,77 @@ async fn render(
 pub async fn get(
     State(state): State<AppState>,
     member: Member,
-    Path(id): Path<String>,
-    UrlQuery(done): UrlQuery<AfterChange>,
+    PathId(id): PathId,
+    PageQuery(done): PageQuery<AfterChange>,
 ) -> Result<Html<String>, UiError> {
     let id = destination_id(&id)?;
     render(&state, &member, &id, done.banner(), None).await
 }
 
-async fn writable(state: &AppState, member: &Member, id: &str) -> Result<DestinationRecord, UiError> {
-    let d = state.ops.get_destination(&destination_id(id)?).await?;
+/// The destination, when `member` may change it (the `write` scope on its publisher).
+async fn writable_destination(
+    state: &AppState,
+    member: &Member,
+    id: &DestinationId,
+) -> Result<DestinationRecord, UiError> {
+    let d = state.ops.get_destination(id).await?;
     check(member, &d.publisher, Scope::Write, "destination")?;
     Ok(d)
 }
 
-/// `POST /ui/destinations/{id}/validate`: sends the test lead now and shows the answer.
-pub async fn validate(State(state): State<AppState>, Path(id): Path<String>, posted: Posted) -> Response {
+/// `POST /ui/destinations/{id}/validate`: sends the test lead now and shows the answer. The
+/// answer is the page itself, not a redirect: it is this one send's result (sending again,
+/// after a reload the browser asks about, only sends another test lead).
+pub async fn validate(State(state): State<AppState>, PathId(id): PathId, posted: Posted) -> Response {
     let member = posted.member;
+    let id = match destination_id(&id) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
     let result = async {
-        let d = writable(&state, &member, &id).await?;
-        let v = state.ops.validate_destination(&member.actor(), &d.id).await?;
-        render(&state, &member, &d.id, None, Some(validation_panel(&v))).await
+        writable_destination(&state, &member, &id).await?;
+        let v = state.ops.validate_destination(&member.actor(), &id).await?;
+        render(&state, &member, &id, None, Some(validation_panel(&v))).await
     }
     .await;
-    result.into_response()
+    answer_change(result, |banner| render(&state, &member, &id, Some(banner), None)).await
 }
 
 async fn set_enabled(state: AppState, id: String, posted: Posted, enabled: bool) -> Response {
     let member = posted.member;
+    let id = match destination_id(&id) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
     let result = async {
-        let d = writable(&state, &member, &id).await?;
-        state.ops.set_destination_enabled(&member.actor(), &d.id, enabled).await?;
-        Ok(after(&format!("/ui/destinations/{}", d.id), if enabled { "enabled" } else { "disabled" }))
+        writable_destination(&state, &member, &id).await?;
+        state.ops.set_destination_enabled(&member.actor(), &id, enabled).await?;
+        Ok(redirect_done(&format!("/ui/destinations/{id}"), if enabled { "enabled" } else { "disabled" }))
     }
     .await;
-    match destination_id(&id) {
-        Ok(did) => settle(result, |banner| async { render(&state, &member, &did, Some(banner), None).await }).await,
-        Err(e) => e.into_response(),
-    }
+    answer_change(result, |banner| render(&state, &member, &id, Some(banner), None)).await
 }
 
 /// `POST /ui/destinations/{id}/enable`
-pub async fn enable(State(state): State<AppState>, Path(id): Path<String>, posted: Posted) -> Response {
+pub async fn enable(State(state): State<AppState>, PathId(id): PathId, posted: Posted) -> Response {
     set_enabled(state, id, posted, true).await
 }
 
 /// `POST /ui/destinations/{id}/disable`
-pub async fn disable(State(state): State<AppState>, Path(id): Path<String>, posted: Posted) -> Response {
+pub async fn disable(State(state): State<AppState>, PathId(id): PathId, posted: Posted) -> Response {
     set_enabled(state, id, posted, false).await
 }
 
-/// `POST /ui/destinations/{id}/replay` (`since`, `until` in the publisher's zone, `only_dead`)
-pub async fn replay(State(state): State<AppState>, Path(id): Path<String>, posted: Posted) -> Response {
+/// `POST /ui/destinations/{id}/replay` (`since`, `until` in the publisher's zone, `only_dead`),
+/// then back to the page with how many leads were queued.
+pub async fn replay(State(state): State<AppState>, PathId(id): PathId, posted: Posted) -> Response {
     let Posted { member, form } = posted;
-    let Ok(did) = destination_id(&id) else { return UiError::Api(ApiError::NotFound("destination")).into_response() };
+    let id = match destination_id(&id) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
     let result = async {
-        let d = writable(&state, &member, &id).await?;
+        writable_destination(&state, &member, &id).await?;
         let time = |name: &str| {
             form.text(name)
                 .map(|t| {
@@ -481,20 +500,14 @@ pub async fn replay(State(state): State<AppState>, Path(id): Path<String>, poste
                 .transpose()
         };
         let request = ReplayRequest {
-            destination: d.id.clone(),
+            destination: id.clone(),
             since: time("since")?,
             until: time("until")?,
             only_dead: form.checked("only_dead"),
         };
-        Ok(state.ops.replay(&member.actor(), request).await?)
+        let queued = state.ops.replay(&member.actor(), request).await?;
+        Ok(axum::response::Redirect::to(&format!("/ui/destinations/{id}?done=replayed&count={queued}")))
     }
     .await;
-    match result {
-        Ok(n) => {
-            let text = if n == 1 { "1 lead is".to_owned() } else { format!("{n} leads are") };
-            let banner = Banner::Done(format!("{text} queued for this destination again."));
-            render(&state, &member, &did, Some(banner), None).await.into_response()
-        }
-        Err(e) => settle(Err(e), |banner| async { render(&state, &member, &did, Some(banner), None).await }).await,
-    }
+    answer_change(result, |banner| render(&state, &member, &id, Some(banner), None)).await
 }

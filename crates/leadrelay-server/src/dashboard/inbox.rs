@@ -4,7 +4,7 @@
 //! `204` while nothing changed (nothing read is shown, nothing is audited), else the new
 //! content, so a new lead appears within seconds without a reload.
 
-use axum::extract::{Query as UrlQuery, State};
+use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use leadrelay_core::access::Scope;
@@ -15,9 +15,9 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::opportunities::{Rows, card};
+use super::opportunities::{CardContext, card};
 use super::page::{self, Section};
-use super::session::{Member, UiError, check};
+use super::session::{Member, PageQuery, UiError, check};
 use crate::ops::DueList;
 use crate::state::AppState;
 
@@ -87,7 +87,7 @@ fn version(lists: &[List]) -> String {
 async fn content(state: &AppState, member: &Member, lists: &[List]) -> Result<Markup, UiError> {
     let all: Vec<Opportunity> = lists.iter().flat_map(|l| l.items.iter().cloned()).collect();
     let now = state.ops.now();
-    let rows = Rows::read(state, member, &all, now).await?;
+    let rows = CardContext::read(state, member, &all, now).await?;
     let entry = state.ops.audit_entry(&member.actor(), Some(&member.user.publisher), AuditAction::OpportunityList);
     state.ops.record(entry.count(all.len() as u64)).await?;
     Ok(html! {
@@ -97,7 +97,7 @@ async fn content(state: &AppState, member: &Member, lists: &[List]) -> Result<Ma
                 @if l.items.is_empty() {
                     p.muted { "Nothing here." }
                 } @else {
-                    ul.cards { @for o in &l.items { (card(o, &rows, member)) } }
+                    ul.cards { @for o in &l.items { (card(l.id, o, &rows, member)) } }
                 }
                 p { a href=(l.more) { "See all" span.muted { " (" (l.title) ")" } } }
             }
@@ -112,7 +112,8 @@ pub async fn get(State(state): State<AppState>, member: Member) -> Result<Html<S
     let inner = content(&state, &member, &lists).await?;
     let body = html! {
         p.muted { "Refreshes by itself while open. Times are in " (member.zone()) "." }
-        div.inbox #inbox data-live="/ui/inbox/live" data-seen=(seen) aria-live="polite" { (inner) }
+        p.muted #inbox-status role="status" {}
+        div.inbox #inbox data-live="/ui/inbox/live" data-seen=(seen) data-status="inbox-status" { (inner) }
     };
     Ok(page::page(&member, Section::Inbox, "Inbox", None, body))
 }
@@ -128,7 +129,7 @@ pub struct Seen {
 pub async fn live(
     State(state): State<AppState>,
     member: Member,
-    UrlQuery(seen): UrlQuery<Seen>,
+    PageQuery(seen): PageQuery<Seen>,
 ) -> Result<Response, UiError> {
     let lists = lists(&state, &member).await?;
     let now = version(&lists);

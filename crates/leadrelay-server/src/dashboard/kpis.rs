@@ -31,7 +31,7 @@ fn figures(f: &Figures) -> Markup {
     let cell =
         |label: &str, value: String| html! { div.panel { div.muted { (label) } div.title { strong { (value) } } } };
     html! {
-        div.grid #figures {
+        div.figures #figures {
             (cell("Opportunities", f.opportunities.to_string()))
             (cell("Contact rate", percent(f.contact_rate)))
             (cell("First touch, median", hours(f.first_touch_hours_p50)))
@@ -79,8 +79,12 @@ pub async fn get(
     let publisher = &member.user.publisher;
     check(&member, publisher, Scope::Read, "publisher")?;
     let q = Query::parse_for::<KpiQueryIn>(raw.as_deref())?;
-    if q.text("group_by").is_some() || q.text("format").is_some() {
-        return Err(ApiError::field("group_by", "the page shows every grouping; the CSV link gives the table").into());
+    for name in ["group_by", "format"] {
+        if q.text(name).is_some() {
+            return Err(
+                ApiError::field(name, "is not read here: the page shows every figure, the CSV link the table").into()
+            );
+        }
     }
     let mut query = kpi_query(&q, publisher)?;
     if query.since.is_none() && query.until.is_none() {
@@ -90,9 +94,8 @@ pub async fn get(
     state.ops.record(state.ops.audit_entry(&member.actor(), Some(publisher), AuditAction::KpisRead)).await?;
     let destinations = state.ops.list_destinations(publisher).await?;
     let offers = state.ops.storage().list_offers(publisher).await.map_err(ApiError::from)?;
-    let offer_options: Vec<(String, String)> = std::iter::once((String::new(), "Every offer".to_owned()))
-        .chain(offers.iter().map(|o| (o.id.to_string(), o.title.clone())))
-        .collect();
+    let offer_options =
+        page::options_with_any("Every offer", offers.iter().map(|o| (o.id.to_string(), o.title.clone())));
     let funnel: Vec<(String, u64)> = OpportunityStatus::ALL
         .iter()
         .map(|s| (s.as_str().to_owned(), report.overall.funnel.get(s.as_str()).copied().unwrap_or(0)))
@@ -144,7 +147,7 @@ pub async fn get(
         }
         section.panel aria-labelledby="h-health" {
             h2 #h-health { "Destination health" }
-            div.table-wrap tabindex="0" role="region" aria-label="Table, scrolls sideways" {
+            (page::table_wrap("Destination health", html! {
                 table {
                     thead { tr { th { "Destination" } th.num { "Deliveries" } th.num { "Attempts delivered" } th.num { "95 % delivered within" } th.num { "Dead letters" } } }
                     tbody {
@@ -157,13 +160,13 @@ pub async fn get(
                                 }
                                 td.num { (h.deliveries) }
                                 td.num { (percent(h.success_rate)) }
-                                td.num { (h.p95_lag_ms.map_or_else(|| "—".to_owned(), page::span)) }
+                                td.num { (h.p95_lag_ms.map_or_else(|| "—".to_owned(), page::duration_text)) }
                                 td.num { (h.dead_letters) }
                             }
                         }
                     }
                 }
-            }
+            }))
         }
     };
     Ok(page::page(&member, Section::Kpis, "KPIs", None, content))

@@ -1,7 +1,7 @@
 //! Leads: the list with the API's filters and word search (posted), the export of what is
 //! filtered, and one lead with where it went (each delivery and its attempts).
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::response::{Html, IntoResponse, Response};
 use leadrelay_core::access::Scope;
 use leadrelay_core::audit::{AuditAction, AuditObject};
@@ -9,14 +9,15 @@ use leadrelay_core::storage::DeliveryStatus;
 use leadrelay_core::{Lead, LeadId};
 use maud::{Markup, html};
 
-use super::page::{self, Banner, Section, choice, csrf, settle, time, who};
-use super::session::{CSRF_FIELD, Member, Posted, UiError, check};
+use super::page::{self, Banner, Section, answer_change, choice, csrf, display_name, time};
+use super::search;
+use super::session::{Member, PathId, Posted, UiError, check};
 use crate::http::error::ApiError;
 use crate::http::leads::{LeadListQuery, lead_filter};
 use crate::http::query::Query;
 use crate::state::AppState;
 
-const LIST_FIELDS: [&str; 8] = ["q", "offer", "source", "action", "stage", "is_test", "since", "until"];
+const LIST_FIELDS: [&str; 9] = ["q", "offer", "customer", "source", "action", "stage", "is_test", "since", "until"];
 
 /// `GET /ui/leads`: the list, with filters from the address (never words to search).
 pub async fn list(
@@ -24,34 +25,25 @@ pub async fn list(
     member: Member,
     RawQuery(raw): RawQuery,
 ) -> Result<Html<String>, UiError> {
-    let q = Query::parse_for::<LeadListQuery>(raw.as_deref())?;
-    if q.text("q").is_some() {
-        return Err(ApiError::field("q", "is posted from the search form, never put in an address").into());
-    }
+    let q = search::from_address::<LeadListQuery>(raw.as_deref())?;
     render_list(&state, &member, &q, None).await
 }
 
 /// `POST /ui/leads`: the list with the search form's filters and words.
 pub async fn search(State(state): State<AppState>, posted: Posted) -> Response {
     let Posted { member, form } = posted;
-    let body = form.encoded();
-    let result = match Query::parse_for_and::<LeadListQuery>(Some(&body), &[CSRF_FIELD]) {
-        Ok(q) => render_list(&state, &member, &q, None).await,
-        Err(e) => Err(e.into()),
+    let result = match search::posted_filters::<LeadListQuery>(&form) {
+        Ok(q) => render_list(&state, &member, &q, None).await.map(IntoResponse::into_response),
+        Err(e) => Err(e),
     };
-    match result {
-        Ok(html) => html.into_response(),
-        Err(e) => {
-            let empty = Query::parse(None, &[]).unwrap_or_else(|_| unreachable!("no parameters"));
-            settle(Err(e), |banner| async { render_list(&state, &member, &empty, Some(banner)).await }).await
-        }
-    }
+    let unfiltered = Query::none();
+    answer_change(result, |banner| render_list(&state, &member, &unfiltered, Some(banner))).await
 }
 
 /// A lead's name and company, for a row.
 fn person(l: &Lead) -> Markup {
     html! {
-        @if l.pii_withheld { span.muted { "(withheld)" } } @else { (who(&l.customer)) }
+        @if l.pii_withheld { span.muted { "(withheld)" } } @else { (display_name(&l.customer)) }
     }
 }
 
@@ -69,27 +61,19 @@ async fn render_list(
     state.ops.record(entry.count(leads.items.len() as u64).text_search(filter.text.is_some())).await?;
     let offers = state.ops.storage().list_offers(publisher).await.map_err(ApiError::from)?;
     let value = |name: &str| q.text(name).map(str::to_owned);
-    let offer_options: Vec<(String, String)> = std::iter::once((String::new(), "Any".to_owned()))
-        .chain(offers.iter().map(|o| (o.id.to_string(), o.title.clone())))
-        .collect();
+    let offer_options = page::options_with_any("Any", offers.iter().map(|o| (o.id.to_string(), o.title.clone())));
     let tests = [("", "Real and test"), ("false", "Real only"), ("true", "Test only")]
         .map(|(v, t)| (v.to_owned(), t.to_owned()));
     let kept: Vec<(&str, String)> = LIST_FIELDS.iter().map(|f| (*f, value(f).unwrap_or_default())).collect();
     let export: String = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(kept.iter().filter(|(k, v)| *k != "q" && !v.is_empty()).map(|(k, v)| (*k, v.as_str())))
         .finish();
-    let text = |name: &str, label: &str, kind: &str| {
-        let id = format!("f-{name}");
-        html! {
-            div.field {
-                label for=(id) { (label) }
-                input #(id) type=(kind) name=(name) value=[value(name)];
-            }
-        }
-    };
+    let text =
+        |name: &str, label: &str, kind: &str| page::field(name, label, kind, value(name).as_deref(), None, false);
     let content = html! {
         form.filters method="post" action="/ui/leads" role="search" aria-label="Filter leads" {
             (csrf(member))
+            @if let Some(c) = value("customer") { input type="hidden" name="customer" value=(c); }
             div.inline {
                 (text("q", "Search words", "search"))
                 (choice("offer", "Offer", &offer_options, value("offer").as_deref()))
@@ -108,7 +92,7 @@ async fn render_list(
         @if leads.items.is_empty() {
             p { "No lead matches." }
         } @else {
-            div.table-wrap tabindex="0" role="region" aria-label="Table, scrolls sideways" {
+            (page::table_wrap("Leads", html! {
                 table {
                     caption.muted { "Newest first" }
                     thead { tr { th { "Received" } th { "Name" } th { "Company" } th { "Offer" } th { "Action" } th { "Stage" } th { "Source" } } }
@@ -126,7 +110,7 @@ async fn render_list(
                         }
                     }
                 }
-            }
+            }))
         }
         (page::next_page(member, "/ui/leads", &kept, leads.next_cursor.as_deref()))
     };
@@ -145,11 +129,7 @@ pub fn delivery_pill(status: DeliveryStatus) -> Markup {
 }
 
 /// `GET /ui/leads/{id}`
-pub async fn get(
-    State(state): State<AppState>,
-    member: Member,
-    Path(id): Path<String>,
-) -> Result<Html<String>, UiError> {
+pub async fn get(State(state): State<AppState>, member: Member, PathId(id): PathId) -> Result<Html<String>, UiError> {
     let id = LeadId::parse(&id).ok_or(ApiError::NotFound("lead"))?;
     let detail = state.ops.get_lead(&id).await?;
     let l = &detail.lead;
@@ -184,7 +164,7 @@ pub async fn get(
                     p { "Personal data was withheld by the marketplace's privacy rules." }
                 } @else {
                     dl.facts {
-                        dt { "Name" } dd { (who(c)) }
+                        dt { "Name" } dd { (display_name(c)) }
                         dt { "Company" } dd { (c.company.as_deref().unwrap_or("—")) }
                         dt { "E-mail" } dd { (c.email.as_deref().unwrap_or("—")) }
                         dt { "Phone" } dd { (c.phone.as_deref().unwrap_or("—")) }
@@ -209,5 +189,11 @@ pub async fn get(
             }
         }
     };
-    Ok(page::page(&member, Section::Leads, &if l.pii_withheld { "Lead".to_owned() } else { who(c) }, None, content))
+    Ok(page::page(
+        &member,
+        Section::Leads,
+        &if l.pii_withheld { "Lead".to_owned() } else { display_name(c) },
+        None,
+        content,
+    ))
 }

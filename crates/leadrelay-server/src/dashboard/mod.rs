@@ -22,6 +22,7 @@ mod leads;
 mod login;
 mod opportunities;
 mod page;
+mod search;
 mod session;
 mod team;
 
@@ -48,6 +49,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/inbox/live", get(inbox::live))
         .route("/ui/login", get(login::get).post(login::post))
         .route("/ui/logout", post(login::logout))
+        .route("/ui/invitation", get(login::get_invitation).post(login::post_invitation))
         .route("/ui/assets/{file}", get(assets::get))
         .route("/ui/opportunities", get(opportunities::list).post(opportunities::search))
         .route("/ui/opportunities/{id}", get(opportunities::get))
@@ -77,6 +79,12 @@ pub fn router() -> Router<AppState> {
         .route("/ui/team/settings", post(team::put_settings))
         .route("/ui/audit", get(audit::list))
         .route("/ui/{*rest}", get(not_found).post(not_found))
+        .method_not_allowed_fallback(|| async {
+            page::error_page(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "This address does not take this kind of request.",
+            )
+        })
         .layer(middleware::from_fn(headers))
 }
 

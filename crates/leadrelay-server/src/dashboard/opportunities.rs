@@ -4,30 +4,38 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query as UrlQuery, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::response::{Html, IntoResponse, Response};
 use leadrelay_core::access::Scope;
 use leadrelay_core::audit::{AuditAction, AuditObject};
-use leadrelay_core::sales::{ActivityKind, Opportunity, OpportunityStatus, User, sla};
-use leadrelay_core::{Lead, OpportunityId, PublisherId, Timestamp, UserId};
+use leadrelay_core::sales::{ActivityKind, Opportunity, OpportunityStatus, Role, User, sla};
+use leadrelay_core::storage::CustomerDetail;
+use leadrelay_core::{Lead, OpportunityId, Timestamp, UserId};
 use maud::{Markup, html};
 
-use super::page::{self, AfterChange, Banner, Section, after, choice, csrf, settle, span, time, who};
-use super::session::{Member, Posted, UiError, check};
+use super::page::{
+    self, AfterChange, Banner, Section, answer_change, choice, csrf, display_name, duration_text, options_with_any,
+    redirect_done, time,
+};
+use super::search;
+use super::session::{FormData, Member, PageQuery, PathId, Posted, UiError, check};
 use crate::http::error::ApiError;
 use crate::http::query::Query;
 use crate::http::sales::{OpportunityListQuery, opportunity_filter};
-use crate::ops::{NewActivity, OpportunityPatch};
+use crate::ops::{NewActivity, OpportunityPatch, OpportunityView};
 use crate::state::AppState;
 
 /// What a list shows of each opportunity besides itself: its latest lead and the team's names.
-pub struct Rows {
+pub struct CardContext {
+    /// The latest lead of each opportunity (who it is).
     pub leads: HashMap<OpportunityId, Lead>,
+    /// The names of the publisher's people (owners).
     pub names: HashMap<UserId, String>,
+    /// When the SLA clocks are read.
     pub now: Timestamp,
 }
 
-impl Rows {
+impl CardContext {
     /// The latest leads of `items` and the names of the publisher's people.
     pub async fn read(
         state: &AppState,
@@ -60,24 +68,25 @@ pub fn sla_clock(o: &Opportunity, now: Timestamp) -> Markup {
     let due = o.first_touch_due_at;
     html! {
         @match o.first_touched_at {
-            Some(t) if t <= due => span.pill.good { "first touch after " (span(t.since(o.opened_at).as_millis() as i64)) }
-            Some(t) => span.pill.bad { "first touch late by " (span(t.since(due).as_millis() as i64)) }
+            Some(t) if t <= due => span.pill.good { "first touch after " (duration_text(t.since(o.opened_at).as_millis() as i64)) }
+            Some(t) => span.pill.bad { "first touch late by " (duration_text(t.since(due).as_millis() as i64)) }
             None if o.status.is_closed() => span.pill { "closed untouched" }
-            None if now >= due => span.pill.bad { "SLA breached " (span(now.since(due).as_millis() as i64)) " ago" }
-            None => span.pill.warn { "SLA: " (span(due.since(now).as_millis() as i64)) " left" }
+            None if now >= due => span.pill.bad { "SLA breached " (duration_text(now.since(due).as_millis() as i64)) " ago" }
+            None => span.pill.warn { "SLA: " (duration_text(due.since(now).as_millis() as i64)) " left" }
         }
     }
 }
 
-/// One opportunity in a list.
-pub fn card(o: &Opportunity, rows: &Rows, member: &Member) -> Markup {
+/// One opportunity in a list; its link's id is `{list}-{opportunity id}`, unique on the page, so
+/// the live inbox can give the focus back to it after a refresh.
+pub fn card(list: &str, o: &Opportunity, rows: &CardContext, member: &Member) -> Markup {
     let lead = rows.leads.get(&o.id);
-    let name = lead.map_or_else(|| "(erased)".to_owned(), |l| who(&l.customer));
+    let name = lead.map_or_else(|| "(erased)".to_owned(), |l| display_name(&l.customer));
     let company = lead.and_then(|l| l.customer.company.clone());
     let offer = lead.and_then(|l| l.offer_title.clone()).or_else(|| o.offer.as_ref().map(ToString::to_string));
     html! {
         li {
-            a.title href={ "/ui/opportunities/" (o.id) } {
+            a.title id={ (list) "-" (o.id) } href={ "/ui/opportunities/" (o.id) } {
                 (name) @if let Some(c) = &company { " · " (c) }
             }
             div.meta {
@@ -104,30 +113,19 @@ pub async fn list(
     member: Member,
     RawQuery(raw): RawQuery,
 ) -> Result<Html<String>, UiError> {
-    let q = Query::parse_for_and::<OpportunityListQuery>(raw.as_deref(), &["done"])?;
-    if q.text("q").is_some() {
-        return Err(ApiError::field("q", "is posted from the search form, never put in an address").into());
-    }
+    let q = search::from_address::<OpportunityListQuery>(raw.as_deref())?;
     render_list(&state, &member, &q, None).await
 }
 
 /// `POST /ui/opportunities`: the list with the filters and words of the search form.
 pub async fn search(State(state): State<AppState>, posted: Posted) -> Response {
     let Posted { member, form } = posted;
-    let body = form.encoded();
-    let result = Query::parse_for_and::<OpportunityListQuery>(Some(&body), &[super::session::CSRF_FIELD]);
-    match result {
-        Ok(q) => match render_list(&state, &member, &q, None).await {
-            Ok(html) => html.into_response(),
-            Err(e) => refused_list(&state, &member, e).await,
-        },
-        Err(e) => refused_list(&state, &member, e.into()).await,
-    }
-}
-
-async fn refused_list(state: &AppState, member: &Member, e: UiError) -> Response {
-    let empty = Query::parse(None, &[]).unwrap_or_else(|_| unreachable!("no parameters"));
-    settle(Err(e), |banner| async move { render_list(state, member, &empty, Some(banner)).await }).await
+    let result = match search::posted_filters::<OpportunityListQuery>(&form) {
+        Ok(q) => render_list(&state, &member, &q, None).await.map(IntoResponse::into_response),
+        Err(e) => Err(e),
+    };
+    let unfiltered = Query::none();
+    answer_change(result, |banner| render_list(&state, &member, &unfiltered, Some(banner))).await
 }
 
 async fn render_list(
@@ -142,30 +140,24 @@ async fn render_list(
     let (page_of, _, now) = state.ops.list_opportunities(&filter, &q.page()?).await?;
     let entry = state.ops.audit_entry(&member.actor(), Some(publisher), AuditAction::OpportunityList);
     state.ops.record(entry.count(page_of.items.len() as u64).text_search(filter.text.is_some())).await?;
-    let rows = Rows::read(state, member, &page_of.items, now).await?;
+    let rows = CardContext::read(state, member, &page_of.items, now).await?;
     let users = state.ops.list_users(publisher).await?;
     let offers = state.ops.storage().list_offers(publisher).await.map_err(ApiError::from)?;
     let value = |name: &str| q.text(name).map(str::to_owned);
-    let any = || vec![(String::new(), "Any".to_owned())];
-    let statuses: Vec<(String, String)> = any()
-        .into_iter()
-        .chain(OpportunityStatus::ALL.iter().map(|s| (s.as_str().to_owned(), s.as_str().to_owned())))
-        .collect();
-    let owners: Vec<(String, String)> = any()
-        .into_iter()
-        .chain([("me".to_owned(), "Me".to_owned()), ("none".to_owned(), "Unassigned".to_owned())])
-        .chain(users.iter().map(|u| (u.id.to_string(), u.name.clone())))
-        .collect();
-    let offer_options: Vec<(String, String)> =
-        any().into_iter().chain(offers.iter().map(|o| (o.id.to_string(), o.title.clone()))).collect();
-    let dues: Vec<(String, String)> = any()
-        .into_iter()
-        .chain([
-            ("today".to_owned(), "Due today".to_owned()),
-            ("overdue".to_owned(), "Overdue".to_owned()),
-            ("sla_breached".to_owned(), "SLA breached".to_owned()),
-        ])
-        .collect();
+    let statuses =
+        options_with_any("Any", OpportunityStatus::ALL.iter().map(|s| (s.as_str().to_owned(), s.as_str().to_owned())));
+    let owners = options_with_any(
+        "Any",
+        [("me".to_owned(), "Me".to_owned()), ("none".to_owned(), "Unassigned".to_owned())]
+            .into_iter()
+            .chain(users.iter().map(|u| (u.id.to_string(), u.name.clone()))),
+    );
+    let offer_options = options_with_any("Any", offers.iter().map(|o| (o.id.to_string(), o.title.clone())));
+    let dues = options_with_any(
+        "Any",
+        [("today", "Due today"), ("overdue", "Overdue"), ("sla_breached", "SLA breached")]
+            .map(|(v, t)| (v.to_owned(), t.to_owned())),
+    );
     let kept: Vec<(&str, String)> = LIST_FIELDS.iter().map(|f| (*f, value(f).unwrap_or_default())).collect();
     let content = html! {
         form.filters method="post" action="/ui/opportunities" role="search" aria-label="Filter opportunities" {
@@ -186,7 +178,7 @@ async fn render_list(
         @if page_of.items.is_empty() {
             p { "No opportunity matches." }
         } @else {
-            ul.cards { @for o in &page_of.items { (card(o, &rows, member)) } }
+            ul.cards { @for o in &page_of.items { (card("list", o, &rows, member)) } }
         }
         (page::next_page(member, "/ui/opportunities", &kept, page_of.next_cursor.as_deref()))
     };
@@ -201,11 +193,193 @@ fn opportunity_id(id: &str) -> Result<OpportunityId, UiError> {
 pub async fn get(
     State(state): State<AppState>,
     member: Member,
-    Path(id): Path<String>,
-    UrlQuery(done): UrlQuery<AfterChange>,
+    PathId(id): PathId,
+    PageQuery(done): PageQuery<AfterChange>,
 ) -> Result<Html<String>, UiError> {
     let id = opportunity_id(&id)?;
     render(&state, &member, &id, done.banner()).await
+}
+
+/// What the panels of an opportunity's page read.
+struct OpportunityPage<'a> {
+    view: &'a OpportunityView,
+    customer: &'a CustomerDetail,
+    users: &'a [User],
+    names: HashMap<UserId, String>,
+    member: &'a Member,
+    /// `/ui/opportunities/{id}`: where its forms post.
+    base: String,
+}
+
+impl OpportunityPage<'_> {
+    fn opportunity(&self) -> &Opportunity {
+        &self.view.opportunity
+    }
+
+    /// Who an activity's or a tick's actor id is: a person's name, else the id (a token).
+    fn actor_name(&self, actor: &str) -> String {
+        UserId::parse(actor).and_then(|u| self.names.get(&u).cloned()).unwrap_or_else(|| actor.to_owned())
+    }
+
+    fn may_write(&self) -> bool {
+        self.member.may(Scope::Write)
+    }
+
+    fn customer_panel(&self, person: Option<&leadrelay_core::Customer>) -> Markup {
+        html! {
+            section.panel aria-labelledby="h-customer" {
+                h2 #h-customer { "Customer" }
+                @if let Some(c) = person {
+                    dl.facts {
+                        dt { "Name" } dd { (display_name(c)) }
+                        dt { "Company" } dd { (c.company.as_deref().unwrap_or("—")) }
+                        dt { "Title" } dd { (c.title.as_deref().unwrap_or("—")) }
+                        dt { "E-mail" } dd { (c.email.as_deref().unwrap_or("—")) }
+                        dt { "Phone" } dd { (c.phone.as_deref().unwrap_or("—")) }
+                        dt { "Country" } dd { (c.country.as_deref().unwrap_or("—")) }
+                    }
+                }
+                p { a href={ "/ui/customers/" (self.customer.id) } { "The customer's page (merges and split)" } }
+            }
+        }
+    }
+
+    fn timeline_panel(&self) -> Markup {
+        let leads = &self.customer.leads;
+        html! {
+            section.panel aria-labelledby="h-timeline" {
+                h2 #h-timeline {
+                    "Timeline " span.count { "(" (leads.len()) " " (if leads.len() == 1 { "lead" } else { "leads" }) ", every offer)" }
+                }
+                ol.timeline {
+                    @for l in leads {
+                        li {
+                            (time(l.received_at, self.member)) " · "
+                            a href={ "/ui/leads/" (l.id) } {
+                                (l.offer_title.clone().or_else(|| l.offer.as_ref().map(ToString::to_string)).unwrap_or_else(|| "no offer".into()))
+                            }
+                            " · " (l.action.as_ref().map_or("—", |a| a.as_str())) " · " (l.stage.as_str())
+                            " · " span.muted { (l.source.as_str()) }
+                            @if l.duplicate_of.is_some() { " " span.pill { "duplicate" } }
+                            @if self.opportunity().lead_ids.contains(&l.id) { " " span.pill.good { "this opportunity" } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn follow_up_panel(&self) -> Markup {
+        let o = self.opportunity();
+        let target = self.view.target;
+        let kinds: Vec<(String, String)> =
+            ActivityKind::ALL.iter().map(|k| (k.as_str().to_owned(), k.as_str().to_owned())).collect();
+        html! {
+            section.panel aria-labelledby="h-log" {
+                h2 #h-log { "Follow-ups " span.count { (o.follow_up_count()) " of " (target.min) "–" (target.max) } }
+                @if o.activities.is_empty() { p { "Nothing logged yet." } }
+                ol.timeline {
+                    @for a in o.activities.iter().rev() {
+                        li {
+                            strong { (a.kind.as_str()) } " · " (time(a.at, self.member)) " · " (self.actor_name(&a.by))
+                            @if let Some(out) = &a.outcome { div { (out) } }
+                            @if let Some(note) = &a.note { div.muted { (note) } }
+                        }
+                    }
+                }
+                @if self.may_write() {
+                    form method="post" action={ (self.base) "/activities" } {
+                        (csrf(self.member))
+                        h3 { "Log a follow-up" }
+                        div.inline {
+                            (choice("kind", "What", &kinds, Some("call")))
+                            (page::field("outcome", "Outcome", "text", None, None, false))
+                            (page::field("activity-next", "Next touch", "datetime-local", None, None, false))
+                        }
+                        div.field {
+                            label for="f-note" { "Note" }
+                            textarea #f-note name="note" maxlength="4000" {}
+                        }
+                        button type="submit" { "Log follow-up" }
+                    }
+                }
+            }
+        }
+    }
+
+    fn status_panel(&self) -> Markup {
+        let o = self.opportunity();
+        let zone = self.member.zone();
+        let owners: Vec<(String, String)> = std::iter::once(("none".to_owned(), "Unassigned".to_owned()))
+            .chain(self.users.iter().filter(|u| u.role != Role::Viewer).map(|u| (u.id.to_string(), u.name.clone())))
+            .collect();
+        let statuses: Vec<(String, String)> =
+            OpportunityStatus::ALL.iter().map(|s| (s.as_str().to_owned(), s.as_str().to_owned())).collect();
+        html! {
+            section.panel aria-labelledby="h-state" {
+                h2 #h-state { "Status" }
+                p { (status_pill(o.status)) @if let Some(r) = &o.reason { " " (r) } }
+                dl.facts {
+                    dt { "Stage" } dd { (o.stage.as_str()) }
+                    dt { "Opened" } dd { (time(o.opened_at, self.member)) }
+                    dt { "First touch due" } dd { (time(o.first_touch_due_at, self.member)) }
+                    dt { "SLA" } dd #sla { (sla_clock(o, self.view.now)) }
+                    dt { "Owner" } dd #owner { (o.owner.as_ref().and_then(|u| self.names.get(u)).map_or("Unassigned", String::as_str)) }
+                    dt { "Next touch" } dd { (page::maybe_time(o.next_touch_at, self.member)) }
+                }
+                @if self.may_write() {
+                    form method="post" action={ (self.base) "/status" } {
+                        (csrf(self.member))
+                        (choice("status", "New status", &statuses, Some(o.status.as_str())))
+                        (page::field("reason", "Reason", "text", None,
+                            Some("Needed for lost and disqualified, for going back, and for reopening."), false))
+                        button type="submit" { "Change status" }
+                    }
+                    form method="post" action={ (self.base) "/owner" } {
+                        (csrf(self.member))
+                        (choice("owner", "Owner", &owners, Some(o.owner.as_ref().map_or("none", |u| u.as_str()))))
+                        button type="submit" { "Assign" }
+                    }
+                    form method="post" action={ (self.base) "/next-touch" } {
+                        (csrf(self.member))
+                        (page::field("next_touch_at", &format!("Next touch ({zone})"), "datetime-local",
+                            o.next_touch_at.map(|t| sla::local_input(t, zone)).as_deref(), None, false))
+                        button type="submit" { "Set next touch" }
+                    }
+                }
+            }
+        }
+    }
+
+    fn checklist_panel(&self) -> Markup {
+        html! {
+            section.panel aria-labelledby="h-checklist" {
+                h2 #h-checklist { "Qualification checklist" }
+                ul.cards {
+                    @for entry in &self.opportunity().checklist {
+                        li {
+                            @if entry.done {
+                                span.pill.good { "done" } " " strong { (entry.item) }
+                                @if let (Some(b), Some(at)) = (&entry.by, entry.at) { div.muted { (self.actor_name(b)) ", " (time(at, self.member)) } }
+                            } @else {
+                                span.pill { "open" } " " strong { (entry.item) }
+                            }
+                            @if self.may_write() {
+                                form.actions method="post" action={ (self.base) "/checklist" } {
+                                    (csrf(self.member))
+                                    input type="hidden" name="item" value=(entry.item);
+                                    input type="hidden" name="done" value=(if entry.done { "false" } else { "true" });
+                                    button.secondary type="submit" {
+                                        @if entry.done { "Undo " (entry.item) } @else { "Tick " (entry.item) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 async fn render(
@@ -215,298 +389,130 @@ async fn render(
     banner: Option<Banner>,
 ) -> Result<Html<String>, UiError> {
     let view = state.ops.get_opportunity(id).await?;
-    let o = &view.opportunity;
-    check(member, &o.publisher, Scope::Read, "opportunity")?;
-    let customer = state.ops.get_customer(&o.customer_id).await?;
-    let entry = state.ops.audit_entry(&member.actor(), Some(&o.publisher), AuditAction::OpportunityRead);
+    let publisher = &view.opportunity.publisher;
+    check(member, publisher, Scope::Read, "opportunity")?;
+    let customer = state.ops.get_customer(&view.opportunity.customer_id).await?;
+    let entry = state.ops.audit_entry(&member.actor(), Some(publisher), AuditAction::OpportunityRead);
     state.ops.record(entry.object(AuditObject::Opportunity(id.clone()))).await?;
-    let entry = state.ops.audit_entry(&member.actor(), Some(&o.publisher), AuditAction::CustomerRead);
+    let entry = state.ops.audit_entry(&member.actor(), Some(publisher), AuditAction::CustomerRead);
     state.ops.record(entry.object(AuditObject::Customer(customer.id.clone()))).await?;
-    let users = state.ops.list_users(&o.publisher).await?;
-    let names = names(&users);
-    let latest = customer.leads.iter().rev().find(|l| o.lead_ids.contains(&l.id)).or(customer.leads.last());
-    let person = latest.map(|l| &l.customer);
-    let title = person.map_or_else(|| "Opportunity".to_owned(), who);
-    let may_write = member.may(Scope::Write);
-    let zone = member.zone();
-    let base = format!("/ui/opportunities/{id}");
-    let by =
-        |actor: &str| UserId::parse(actor).and_then(|u| names.get(&u).cloned()).unwrap_or_else(|| actor.to_owned());
-    let owners: Vec<(String, String)> = std::iter::once(("none".to_owned(), "Unassigned".to_owned()))
-        .chain(
-            users
-                .iter()
-                .filter(|u| u.role != leadrelay_core::sales::Role::Viewer)
-                .map(|u| (u.id.to_string(), u.name.clone())),
-        )
-        .collect();
-    let statuses: Vec<(String, String)> =
-        OpportunityStatus::ALL.iter().map(|s| (s.as_str().to_owned(), s.as_str().to_owned())).collect();
-    let kinds: Vec<(String, String)> =
-        ActivityKind::ALL.iter().map(|k| (k.as_str().to_owned(), k.as_str().to_owned())).collect();
-    let target = view.target;
+    let users = state.ops.list_users(publisher).await?;
+    let p = OpportunityPage {
+        view: &view,
+        customer: &customer,
+        users: &users,
+        names: names(&users),
+        member,
+        base: format!("/ui/opportunities/{id}"),
+    };
+    let lead_ids = &view.opportunity.lead_ids;
+    let person =
+        customer.leads.iter().rev().find(|l| lead_ids.contains(&l.id)).or(customer.leads.last()).map(|l| &l.customer);
     let content = html! {
         div.cols {
-            div {
-                section.panel aria-labelledby="h-customer" {
-                    h2 #h-customer { "Customer" }
-                    @if let Some(c) = person {
-                        dl.facts {
-                            dt { "Name" } dd { (who(c)) }
-                            dt { "Company" } dd { (c.company.as_deref().unwrap_or("—")) }
-                            dt { "Title" } dd { (c.title.as_deref().unwrap_or("—")) }
-                            dt { "E-mail" } dd { (c.email.as_deref().unwrap_or("—")) }
-                            dt { "Phone" } dd { (c.phone.as_deref().unwrap_or("—")) }
-                            dt { "Country" } dd { (c.country.as_deref().unwrap_or("—")) }
-                        }
-                    }
-                    p { a href={ "/ui/customers/" (customer.id) } { "The customer's page (merges and split)" } }
-                }
-                section.panel aria-labelledby="h-timeline" {
-                    h2 #h-timeline { "Timeline " span.count { "(" (customer.leads.len()) " " (if customer.leads.len() == 1 { "lead" } else { "leads" }) ", every offer)" } }
-                    ol.timeline {
-                        @for l in &customer.leads {
-                            li {
-                                (time(l.received_at, member)) " · "
-                                a href={ "/ui/leads/" (l.id) } {
-                                    (l.offer_title.clone().or_else(|| l.offer.as_ref().map(ToString::to_string)).unwrap_or_else(|| "no offer".into()))
-                                }
-                                " · " (l.action.as_ref().map_or("—", |a| a.as_str())) " · " (l.stage.as_str())
-                                " · " span.muted { (l.source.as_str()) }
-                                @if l.duplicate_of.is_some() { " " span.pill { "duplicate" } }
-                                @if o.lead_ids.contains(&l.id) { " " span.pill.good { "this opportunity" } }
-                            }
-                        }
-                    }
-                }
-                section.panel aria-labelledby="h-log" {
-                    h2 #h-log { "Follow-ups " span.count { (o.follow_up_count()) " of " (target.min) "–" (target.max) } }
-                    @if o.activities.is_empty() { p { "Nothing logged yet." } }
-                    ol.timeline {
-                        @for a in o.activities.iter().rev() {
-                            li {
-                                strong { (a.kind.as_str()) } " · " (time(a.at, member)) " · " (by(&a.by))
-                                @if let Some(out) = &a.outcome { div { (out) } }
-                                @if let Some(note) = &a.note { div.muted { (note) } }
-                            }
-                        }
-                    }
-                    @if may_write {
-                        form method="post" action={ (base) "/activities" } {
-                            (csrf(member))
-                            h3 { "Log a follow-up" }
-                            div.inline {
-                                (choice("kind", "What", &kinds, Some("call")))
-                                div.field {
-                                    label for="f-outcome" { "Outcome" }
-                                    input #f-outcome type="text" name="outcome" maxlength="200";
-                                }
-                                div.field {
-                                    label for="f-activity-next" { "Next touch" }
-                                    input #f-activity-next type="datetime-local" name="next_touch_at";
-                                }
-                            }
-                            div.field {
-                                label for="f-note" { "Note" }
-                                textarea #f-note name="note" maxlength="4000" {}
-                            }
-                            button type="submit" { "Log follow-up" }
-                        }
-                    }
-                }
-            }
-            div {
-                section.panel aria-labelledby="h-state" {
-                    h2 #h-state { "Status" }
-                    p { (status_pill(o.status)) @if let Some(r) = &o.reason { " " (r) } }
-                    dl.facts {
-                        dt { "Stage" } dd { (o.stage.as_str()) }
-                        dt { "Opened" } dd { (time(o.opened_at, member)) }
-                        dt { "First touch due" } dd { (time(o.first_touch_due_at, member)) }
-                        dt { "SLA" } dd #sla { (sla_clock(o, view.now)) }
-                        dt { "Owner" } dd #owner { (o.owner.as_ref().and_then(|u| names.get(u)).map_or("Unassigned", String::as_str)) }
-                        dt { "Next touch" } dd { (page::maybe_time(o.next_touch_at, member)) }
-                    }
-                    @if may_write {
-                        form method="post" action={ (base) "/status" } {
-                            (csrf(member))
-                            (choice("status", "New status", &statuses, Some(o.status.as_str())))
-                            div.field {
-                                label for="f-reason" { "Reason" }
-                                input #f-reason type="text" name="reason" maxlength="500" aria-describedby="f-reason-help";
-                                p.help #f-reason-help { "Needed for lost and disqualified, for going back, and for reopening." }
-                            }
-                            button type="submit" { "Change status" }
-                        }
-                        form method="post" action={ (base) "/owner" } {
-                            (csrf(member))
-                            (choice("owner", "Owner", &owners, Some(o.owner.as_ref().map_or("none", |u| u.as_str()))))
-                            button type="submit" { "Assign" }
-                        }
-                        form method="post" action={ (base) "/next-touch" } {
-                            (csrf(member))
-                            div.field {
-                                label for="f-next" { "Next touch (" (zone) ")" }
-                                input #f-next type="datetime-local" name="next_touch_at"
-                                    value=[o.next_touch_at.map(|t| sla::local_input(t, zone))];
-                            }
-                            button type="submit" { "Set next touch" }
-                        }
-                    }
-                }
-                section.panel aria-labelledby="h-checklist" {
-                    h2 #h-checklist { "Qualification checklist" }
-                    ul.cards {
-                        @for entry in &o.checklist {
-                            li {
-                                @if entry.done {
-                                    span.pill.good { "done" } " " strong { (entry.item) }
-                                    @if let (Some(b), Some(at)) = (&entry.by, entry.at) { div.muted { (by(b)) ", " (time(at, member)) } }
-                                } @else {
-                                    span.pill { "open" } " " strong { (entry.item) }
-                                }
-                                @if may_write {
-                                    form.actions method="post" action={ (base) "/checklist" } {
-                                        (csrf(member))
-                                        input type="hidden" name="item" value=(entry.item);
-                                        input type="hidden" name="done" value=(if entry.done { "false" } else { "true" });
-                                        button.secondary type="submit" {
-                                            @if entry.done { "Undo " (entry.item) } @else { "Tick " (entry.item) }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            div { (p.customer_panel(person)) (p.timeline_panel()) (p.follow_up_panel()) }
+            div { (p.status_panel()) (p.checklist_panel()) }
         }
     };
+    let title = person.map_or_else(|| "Opportunity".to_owned(), display_name);
     Ok(page::page(member, Section::Opportunities, &title, banner.as_ref(), content))
 }
 
-/// Answers a change to an opportunity as [`settle`] does.
-async fn finish(
+/// Answers a change to an opportunity from a posted form: `apply` reads the form and runs the
+/// use case; then back to the page ([`answer_change`]).
+async fn change(
     state: &AppState,
-    member: &Member,
-    id: &OpportunityId,
+    id: &str,
+    posted: Posted,
     code: &'static str,
-    result: Result<(), UiError>,
+    apply: impl AsyncFnOnce(&OpportunityId, &Member, &FormData) -> Result<(), UiError>,
 ) -> Response {
-    let path = format!("/ui/opportunities/{id}");
-    settle(result.map(|()| after(&path, code)), |banner| async move { render(state, member, id, Some(banner)).await })
-        .await
-}
-
-fn next_touch(text: Option<&str>, zone: &str, field: &str) -> Result<Option<Timestamp>, UiError> {
-    text.map(|t| {
-        sla::parse_local(t, zone).ok_or_else(|| UiError::Api(ApiError::field(field, "must be a date and time")))
-    })
-    .transpose()
-}
-
-/// `POST /ui/opportunities/{id}/status`
-pub async fn post_status(State(state): State<AppState>, Path(id): Path<String>, posted: Posted) -> Response {
     let Posted { member, form } = posted;
-    let id = match opportunity_id(&id) {
+    let id = match opportunity_id(id) {
         Ok(id) => id,
         Err(e) => return e.into_response(),
     };
-    let result = async {
+    let result = apply(&id, &member, &form).await;
+    let path = format!("/ui/opportunities/{id}");
+    answer_change(result.map(|()| redirect_done(&path, code)), |banner| render(state, &member, &id, Some(banner))).await
+}
+
+/// Applies `patch` as `member` (who needs the `write` scope on the opportunity's publisher).
+async fn patch(state: &AppState, member: &Member, id: &OpportunityId, patch: OpportunityPatch) -> Result<(), UiError> {
+    let may = |p: &leadrelay_core::PublisherId| check(member, p, Scope::Write, "opportunity");
+    state.ops.update_opportunity(&member.actor(), id, patch, may).await.map(drop)
+}
+
+/// The time a form's `field` holds, entered in the publisher's zone.
+fn next_touch(form: &FormData, field: &str, zone: &str) -> Result<Option<Timestamp>, UiError> {
+    form.text(field)
+        .map(|t| sla::parse_local(t, zone).ok_or_else(|| field_error(field, "must be a date and time")))
+        .transpose()
+}
+
+fn field_error(name: &str, rule: &str) -> UiError {
+    UiError::Api(ApiError::field(name, rule))
+}
+
+/// `POST /ui/opportunities/{id}/status` (`status`, `reason`)
+pub async fn post_status(State(state): State<AppState>, PathId(id): PathId, posted: Posted) -> Response {
+    change(&state, &id, posted, "status", async |id, member, form| {
         let status = form
             .text("status")
-            .map(|s| {
-                OpportunityStatus::parse(s)
-                    .ok_or_else(|| UiError::Api(ApiError::field("status", OpportunityStatus::RULE)))
-            })
+            .map(|s| OpportunityStatus::parse(s).ok_or_else(|| field_error("status", OpportunityStatus::RULE)))
             .transpose()?;
-        let patch =
-            OpportunityPatch { status, reason: form.text("reason").map(str::to_owned), ..OpportunityPatch::default() };
-        let may = |p: &PublisherId| check(&member, p, Scope::Write, "opportunity");
-        state.ops.update_opportunity(&member.actor(), &id, patch, may).await.map(drop)
-    }
-    .await;
-    finish(&state, &member, &id, "status", result).await
+        let reason = form.text("reason").map(str::to_owned);
+        patch(&state, member, id, OpportunityPatch { status, reason, ..OpportunityPatch::default() }).await
+    })
+    .await
 }
 
-/// `POST /ui/opportunities/{id}/owner` (`none`: unassigned)
-pub async fn post_owner(State(state): State<AppState>, Path(id): Path<String>, posted: Posted) -> Response {
-    let Posted { member, form } = posted;
-    let id = match opportunity_id(&id) {
-        Ok(id) => id,
-        Err(e) => return e.into_response(),
-    };
-    let result = async {
+/// `POST /ui/opportunities/{id}/owner` (`owner`: a user id, or `none`)
+pub async fn post_owner(State(state): State<AppState>, PathId(id): PathId, posted: Posted) -> Response {
+    change(&state, &id, posted, "owner", async |id, member, form| {
         let owner = match form.text("owner").unwrap_or("none") {
             "none" => None,
-            text => Some(
-                UserId::parse(text)
-                    .ok_or_else(|| UiError::Api(ApiError::field("owner", "must be a person of the team")))?,
-            ),
+            text => Some(UserId::parse(text).ok_or_else(|| field_error("owner", "must be a person of the team"))?),
         };
-        let patch = OpportunityPatch { owner: Some(owner), ..OpportunityPatch::default() };
-        let may = |p: &PublisherId| check(&member, p, Scope::Write, "opportunity");
-        state.ops.update_opportunity(&member.actor(), &id, patch, may).await.map(drop)
-    }
-    .await;
-    finish(&state, &member, &id, "owner", result).await
+        patch(&state, member, id, OpportunityPatch { owner: Some(owner), ..OpportunityPatch::default() }).await
+    })
+    .await
 }
 
-/// `POST /ui/opportunities/{id}/next-touch` (empty: cleared)
-pub async fn post_next_touch(State(state): State<AppState>, Path(id): Path<String>, posted: Posted) -> Response {
-    let Posted { member, form } = posted;
-    let id = match opportunity_id(&id) {
-        Ok(id) => id,
-        Err(e) => return e.into_response(),
-    };
-    let result = async {
-        let at = next_touch(form.text("next_touch_at"), member.zone(), "next_touch_at")?;
-        let patch = OpportunityPatch { next_touch_at: Some(at), ..OpportunityPatch::default() };
-        let may = |p: &PublisherId| check(&member, p, Scope::Write, "opportunity");
-        state.ops.update_opportunity(&member.actor(), &id, patch, may).await.map(drop)
-    }
-    .await;
-    finish(&state, &member, &id, "next_touch", result).await
+/// `POST /ui/opportunities/{id}/next-touch` (`next_touch_at`, in the publisher's zone; empty
+/// clears it)
+pub async fn post_next_touch(State(state): State<AppState>, PathId(id): PathId, posted: Posted) -> Response {
+    change(&state, &id, posted, "next_touch", async |id, member, form| {
+        let at = next_touch(form, "next_touch_at", member.zone())?;
+        patch(&state, member, id, OpportunityPatch { next_touch_at: Some(at), ..OpportunityPatch::default() }).await
+    })
+    .await
 }
 
-/// `POST /ui/opportunities/{id}/activities`
-pub async fn post_activity(State(state): State<AppState>, Path(id): Path<String>, posted: Posted) -> Response {
-    let Posted { member, form } = posted;
-    let id = match opportunity_id(&id) {
-        Ok(id) => id,
-        Err(e) => return e.into_response(),
-    };
-    let result = async {
-        let kind = form
-            .text("kind")
-            .and_then(ActivityKind::parse)
-            .ok_or_else(|| UiError::Api(ApiError::field("kind", ActivityKind::RULE)))?;
+/// `POST /ui/opportunities/{id}/activities` (`kind`, `outcome`, `note`, `activity-next`)
+pub async fn post_activity(State(state): State<AppState>, PathId(id): PathId, posted: Posted) -> Response {
+    change(&state, &id, posted, "activity", async |id, member, form| {
+        let kind =
+            form.text("kind").and_then(ActivityKind::parse).ok_or_else(|| field_error("kind", ActivityKind::RULE))?;
         let activity = NewActivity {
             kind,
             outcome: form.text("outcome").map(str::to_owned),
             note: form.text("note").map(str::to_owned),
-            next_touch_at: next_touch(form.text("next_touch_at"), member.zone(), "next_touch_at")?,
+            next_touch_at: next_touch(form, "activity-next", member.zone())?,
         };
-        let may = |p: &PublisherId| check(&member, p, Scope::Write, "opportunity");
-        state.ops.add_activity(&member.actor(), &id, activity, may).await.map(drop)
-    }
-    .await;
-    finish(&state, &member, &id, "activity", result).await
+        let may = |p: &leadrelay_core::PublisherId| check(member, p, Scope::Write, "opportunity");
+        state.ops.add_activity(&member.actor(), id, activity, may).await.map(drop)
+    })
+    .await
 }
 
 /// `POST /ui/opportunities/{id}/checklist` (`item`; `done` true or false)
-pub async fn post_checklist(State(state): State<AppState>, Path(id): Path<String>, posted: Posted) -> Response {
-    let Posted { member, form } = posted;
-    let id = match opportunity_id(&id) {
-        Ok(id) => id,
-        Err(e) => return e.into_response(),
-    };
-    let result = async {
-        let item = form.text("item").ok_or_else(|| UiError::Api(ApiError::field("item", "is required")))?;
+pub async fn post_checklist(State(state): State<AppState>, PathId(id): PathId, posted: Posted) -> Response {
+    change(&state, &id, posted, "checklist", async |id, member, form| {
+        let item = form.text("item").ok_or_else(|| field_error("item", "is required"))?;
         let done = form.text("done") != Some("false");
-        let may = |p: &PublisherId| check(&member, p, Scope::Write, "opportunity");
-        state.ops.tick_checklist(&member.actor(), &id, item, done, may).await.map(drop)
-    }
-    .await;
-    finish(&state, &member, &id, "checklist", result).await
+        let may = |p: &leadrelay_core::PublisherId| check(member, p, Scope::Write, "opportunity");
+        state.ops.tick_checklist(&member.actor(), id, item, done, may).await.map(drop)
+    })
+    .await
 }

@@ -5,7 +5,6 @@
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use leadrelay_core::Timestamp;
-use leadrelay_core::access::Scope;
 use leadrelay_core::sales::sla;
 use maud::{DOCTYPE, Markup, html};
 
@@ -70,28 +69,35 @@ const DONE: &[(&str, &str)] = &[
     ("settings", "The sales settings are saved."),
 ];
 
-/// A page's `?done=` code: what the change that led here did.
+/// A page's `?done=` code: what the change that led here did (and, for a replay, `count`: how
+/// many leads it queued).
 #[derive(Debug, serde::Deserialize)]
 pub struct AfterChange {
     done: Option<String>,
+    count: Option<u64>,
 }
 
 impl AfterChange {
     /// The banner the code names, if it names one.
     pub fn banner(&self) -> Option<Banner> {
         let code = self.done.as_deref()?;
+        if code == "replayed" {
+            let n = self.count?;
+            let leads = if n == 1 { "1 lead is".to_owned() } else { format!("{n} leads are") };
+            return Some(Banner::Done(format!("{leads} queued for this destination again.")));
+        }
         DONE.iter().find(|(c, _)| *c == code).map(|(_, text)| Banner::Done((*text).to_owned()))
     }
 }
 
 /// The address to go back to after a change: `path?done=code`.
-pub fn after(path: &str, code: &'static str) -> Redirect {
+pub fn redirect_done(path: &str, code: &'static str) -> Redirect {
     debug_assert!(DONE.iter().any(|(c, _)| *c == code), "{code} has a text");
     Redirect::to(&format!("{path}?done={code}"))
 }
 
 /// A customer as a person reads them: the name, else the e-mail address, else a placeholder.
-pub fn who(c: &leadrelay_core::Customer) -> String {
+pub fn display_name(c: &leadrelay_core::Customer) -> String {
     let name = [c.first_name.as_deref(), c.last_name.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" ");
     if !name.trim().is_empty() {
         return name;
@@ -99,18 +105,37 @@ pub fn who(c: &leadrelay_core::Customer) -> String {
     c.email.clone().unwrap_or_else(|| "(no name)".to_owned())
 }
 
+/// Every page's `<head>`: the phone-width viewport, the stylesheet and the script.
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · leadrelay" }
+            link rel="stylesheet" href="/ui/assets/app.css";
+            script src="/ui/assets/app.js" defer {}
+        }
+    }
+}
+
+/// A page without the navigation, for nobody signed in yet (sign-in, invitation, errors).
+pub fn bare(title: &str, content: Markup) -> Html<String> {
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title))
+            body { main #main.narrow { h1 { (title) } (content) } }
+        }
+    };
+    Html(markup.into_string())
+}
+
 /// A whole page for `member`.
 pub fn page(member: &Member, section: Section, title: &str, banner: Option<&Banner>, content: Markup) -> Html<String> {
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · leadrelay" }
-                link rel="stylesheet" href="/ui/assets/app.css";
-                script src="/ui/assets/app.js" defer {}
-            }
+            (head(title))
             body {
                 a.skip href="#main" { "Skip to content" }
                 header.top {
@@ -118,13 +143,11 @@ pub fn page(member: &Member, section: Section, title: &str, banner: Option<&Bann
                     nav aria-label="Sections" {
                         ul {
                             @for (s, href, label) in NAV {
-                                @if s != Section::Team || member.may(Scope::Read) {
-                                    li {
-                                        @if s == section {
-                                            a href=(href) aria-current="page" { (label) }
-                                        } @else {
-                                            a href=(href) { (label) }
-                                        }
+                                li {
+                                    @if s == section {
+                                        a href=(href) aria-current="page" { (label) }
+                                    } @else {
+                                        a href=(href) { (label) }
                                     }
                                 }
                             }
@@ -165,16 +188,18 @@ fn banner_markup(banner: &Banner) -> Markup {
     }
 }
 
-/// What a change answers: the redirect back to its page when it went through; when it was
-/// refused for a reason the person can fix (a 4xx), the page again (`render`) with the
-/// reasons and the refusal's status; anything else, the error page.
-pub async fn settle<F, Fut>(result: Result<Redirect, UiError>, render: F) -> Response
+/// What a change (or a posted search) answers: its answer when it went through (for a change,
+/// the redirect back to its page); when it was refused for a reason the person can fix (a
+/// 4xx but 404), the page again (`render`) with the reasons and the refusal's status;
+/// anything else, the error page.
+pub async fn answer_change<R, F, Fut>(result: Result<R, UiError>, render: F) -> Response
 where
+    R: IntoResponse,
     F: FnOnce(Banner) -> Fut,
     Fut: std::future::Future<Output = Result<Html<String>, UiError>>,
 {
     match result {
-        Ok(redirect) => redirect.into_response(),
+        Ok(answer) => answer.into_response(),
         Err(UiError::Api(e)) if e.status().is_client_error() && e.status() != StatusCode::NOT_FOUND => {
             let status = e.status();
             match render(Banner::refused(&e)).await {
@@ -186,6 +211,15 @@ where
     }
 }
 
+/// A refused change, answered as [`answer_change`] answers one.
+pub async fn refused<F, Fut>(error: UiError, render: F) -> Response
+where
+    F: FnOnce(Banner) -> Fut,
+    Fut: std::future::Future<Output = Result<Html<String>, UiError>>,
+{
+    answer_change(Err::<Response, _>(error), render).await
+}
+
 /// The hidden field with the session's CSRF token.
 pub fn csrf(member: &Member) -> Markup {
     html! { input type="hidden" name=(CSRF_FIELD) value=(member.csrf()); }
@@ -193,25 +227,8 @@ pub fn csrf(member: &Member) -> Markup {
 
 /// An error page, without the navigation (it may be shown to nobody signed in).
 pub fn error_page(status: StatusCode, message: &str) -> Response {
-    let markup = html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (status.as_u16()) " · leadrelay" }
-                link rel="stylesheet" href="/ui/assets/app.css";
-            }
-            body {
-                main #main.narrow {
-                    h1 { (status.canonical_reason().unwrap_or("Error")) }
-                    p { (message) }
-                    p { a href="/ui/" { "Back to the inbox" } }
-                }
-            }
-        }
-    };
-    (status, Html(markup.into_string())).into_response()
+    let content = html! { p { (message) } p { a href="/ui/" { "Back to the inbox" } } };
+    (status, bare(status.canonical_reason().unwrap_or("Error"), content)).into_response()
 }
 
 /// What an error page says: the API's message, but in words for a person where the API's
@@ -219,7 +236,7 @@ pub fn error_page(status: StatusCode, message: &str) -> Response {
 pub fn error_text(error: &ApiError) -> String {
     match error {
         ApiError::NotFound(what) => format!("There is no such {what}, or it is not yours to see."),
-        ApiError::Forbidden(why) => format!("Your role does not allow this: {why}."),
+        ApiError::Forbidden(why) => format!("Not allowed: {why}."),
         ApiError::Unavailable | ApiError::Timeout => {
             "The server is busy or its storage is unavailable; try again in a moment.".to_owned()
         }
@@ -227,7 +244,7 @@ pub fn error_text(error: &ApiError) -> String {
     }
 }
 
-/// A time in the publisher's zone, with the zone said once in a `title`.
+/// A time in the publisher's zone (the machine-readable instant in `datetime`).
 pub fn time(at: Timestamp, member: &Member) -> Markup {
     html! { time datetime=(at.to_rfc3339()) { (sla::local_text(at, member.zone())) } }
 }
@@ -241,7 +258,7 @@ pub fn maybe_time(at: Option<Timestamp>, member: &Member) -> Markup {
 }
 
 /// A span of time a person reads at a glance: `3 h 20 min`, `2 d 4 h`, `45 s`.
-pub fn span(ms: i64) -> String {
+pub fn duration_text(ms: i64) -> String {
     let s = ms.unsigned_abs() / 1000;
     let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
     match (d, h, m) {
@@ -259,12 +276,27 @@ pub fn percent(rate: Option<f64>) -> String {
 
 /// A labelled one-line input.
 pub fn field(name: &str, label: &str, kind: &str, value: Option<&str>, help: Option<&str>, required: bool) -> Markup {
+    field_filled_as(name, label, kind, value, help, required, None)
+}
+
+/// As [`field`], telling the browser what it may fill in (`autocomplete`): `off` for another
+/// person's address, `new-password` for a password being set, so a browser does not offer the
+/// signed-in person's own.
+pub fn field_filled_as(
+    name: &str,
+    label: &str,
+    kind: &str,
+    value: Option<&str>,
+    help: Option<&str>,
+    required: bool,
+    autocomplete: Option<&str>,
+) -> Markup {
     let id = format!("f-{name}");
     let help_id = format!("{id}-help");
     html! {
         div.field {
             label for=(id) { (label) @if required { " " abbr title="required" { "*" } } }
-            input #(id) type=(kind) name=(name) value=[value] required[required]
+            input #(id) type=(kind) name=(name) value=[value] required[required] autocomplete=[autocomplete]
                 aria-describedby=[help.map(|_| help_id.as_str())];
             @if let Some(h) = help { p.help #(help_id) { (h) } }
         }
@@ -284,6 +316,17 @@ pub fn choice(name: &str, label: &str, options: &[(String, String)], selected: O
             }
         }
     }
+}
+
+/// The options of a filter: "any" (the empty value) first, then `items` as `(value, label)`.
+pub fn options_with_any(any: &str, items: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
+    std::iter::once((String::new(), any.to_owned())).chain(items).collect()
+}
+
+/// A table that scrolls sideways on a narrow screen: a region the keyboard can reach, named
+/// for screen readers.
+pub fn table_wrap(name: &str, table: Markup) -> Markup {
+    html! { div.table-wrap tabindex="0" role="region" aria-label=(name) { (table) } }
 }
 
 /// A "next page" form that posts the same search again, from `cursor`.

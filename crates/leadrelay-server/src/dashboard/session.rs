@@ -84,8 +84,15 @@ impl FromRequestParts<AppState> for Member {
 }
 
 /// The fields of a posted form, in order (a name may repeat: checkboxes).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct FormData(Vec<(String, String)>);
+
+/// Names only: a form holds passwords, search words and the CSRF token.
+impl std::fmt::Debug for FormData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(k, _)| k)).finish()
+    }
+}
 
 impl FormData {
     /// Reads `application/x-www-form-urlencoded` bytes.
@@ -121,9 +128,9 @@ impl FormData {
 
 /// A form a signed-in person posted, with the session's CSRF token (checked).
 pub struct Posted {
-    /// Who.
+    /// The person who posted it.
     pub member: Member,
-    /// What they sent.
+    /// Its fields.
     pub form: FormData,
 }
 
@@ -144,6 +151,36 @@ impl FromRequest<AppState> for Posted {
             )));
         }
         Ok(Self { member, form })
+    }
+}
+
+/// The id in a page's address. One that is not even text names nothing: the HTML 404 page,
+/// not axum's plain-text rejection.
+pub struct PathId(pub String);
+
+impl FromRequestParts<AppState> for PathId {
+    type Rejection = UiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(id)| Self(id))
+            .map_err(|_| UiError::Api(ApiError::NotFound("page")))
+    }
+}
+
+/// A page's own query parameters (not the filters it shares with the API, which are read by
+/// the API's `Query`); a malformed one gets the HTML error page.
+pub struct PageQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send> FromRequestParts<AppState> for PageQuery<T> {
+    type Rejection = UiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(q)| Self(q))
+            .map_err(|_| UiError::Api(ApiError::field("query", "is not one this page reads")))
     }
 }
 

@@ -2,15 +2,15 @@
 //! the sales settings (round-robin, the checklist, the SLA, the follow-up target, the time
 //! zone and working hours).
 
-use axum::extract::{Query as UrlQuery, State};
+use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
 use leadrelay_core::UserId;
 use leadrelay_core::access::Scope;
 use leadrelay_core::sales::{BusinessHours, FollowUpTarget, Role, SalesSettings};
 use maud::{Markup, html};
 
-use super::page::{self, AfterChange, Banner, Section, after, choice, csrf, settle, time};
-use super::session::{FormData, Member, Posted, UiError, check};
+use super::page::{self, AfterChange, Banner, Section, answer_change, choice, csrf, redirect_done, time};
+use super::session::{FormData, Member, PageQuery, Posted, UiError, check};
 use crate::http::error::ApiError;
 use crate::http::sales::{DAYS, hh_mm, minute_of};
 use crate::ops::{NewUser, Password};
@@ -37,7 +37,7 @@ async fn render(
         @if let Some(extra) = extra { (extra) }
         section.panel aria-labelledby="h-people" {
             h2 #h-people { "People" }
-            div.table-wrap tabindex="0" role="region" aria-label="Table, scrolls sideways" {
+            (page::table_wrap("People", html! {
                 table {
                     thead { tr { th { "Name" } th { "E-mail" } th { "Role" } th { "Since" } } }
                     tbody {
@@ -46,18 +46,18 @@ async fn render(
                         }
                     }
                 }
-            }
+            }))
             @if admin {
                 form method="post" action="/ui/team/users" {
                     (csrf(member))
                     h3 { "Add a person" }
                     div.inline {
-                        (page::field("email", "E-mail address", "email", None, None, true))
+                        (page::field_filled_as("email", "E-mail address", "email", None, None, true, Some("off")))
                         (page::field("name", "Name", "text", None, None, true))
                         (choice("role", "Role", &roles, Some("member")))
                     }
-                    (page::field("password", "Password", "password", None,
-                        Some("12-128 characters. Leave empty to get an invitation to hand over instead."), false))
+                    (page::field_filled_as("password", "Password", "password", None,
+                        Some("12-128 characters. Leave empty to get an invitation to hand over instead."), false, Some("new-password")))
                     button type="submit" { "Add person" }
                 }
             }
@@ -101,7 +101,8 @@ async fn render(
                         input #f-bh type="checkbox" name="business_hours" value="true" checked[hours.is_some()];
                         label for="f-bh" { "The SLA clock runs only in working hours" }
                     }
-                    div.inline {
+                    fieldset.inline {
+                        legend { "Working days" }
                         @for (i, day) in DAYS.iter().enumerate() {
                             div.check {
                                 input type="checkbox" name="day" value=(day) id={ "day-" (day) }
@@ -126,7 +127,7 @@ async fn render(
 pub async fn get(
     State(state): State<AppState>,
     member: Member,
-    UrlQuery(done): UrlQuery<AfterChange>,
+    PageQuery(done): PageQuery<AfterChange>,
 ) -> Result<Html<String>, UiError> {
     render(&state, &member, done.banner(), None).await
 }
@@ -160,8 +161,8 @@ pub async fn add_user(State(state): State<AppState>, posted: Posted) -> Response
                 div.panel role="status" {
                     p { strong { (added.user.name) " is added." } }
                     @if let Some(i) = &added.invitation {
-                        p { "Hand them this invitation (shown only now; valid until " (time(i.expires_at, &member)) "). They set a password with "
-                            code { "POST /v1/invitations/accept" } "." }
+                        p { "Hand them this invitation (shown only now; valid until " (time(i.expires_at, &member)) "). They paste it at "
+                            code { (state.config.public_url()) "/ui/invitation" } " and choose their password." }
                         p.secret { (i.token) }
                     } @else {
                         p { "They can sign in now." }
@@ -170,7 +171,7 @@ pub async fn add_user(State(state): State<AppState>, posted: Posted) -> Response
             };
             render(&state, &member, None, Some(extra)).await.into_response()
         }
-        Err(e) => settle(Err(e), |banner| async { render(&state, &member, Some(banner), None).await }).await,
+        Err(e) => page::refused(e, |banner| async { render(&state, &member, Some(banner), None).await }).await,
     }
 }
 
@@ -228,8 +229,8 @@ pub async fn put_settings(State(state): State<AppState>, posted: Posted) -> Resp
         check(&member, &member.user.publisher, Scope::Admin, "publisher")?;
         let settings = settings_of(&form)?;
         state.ops.put_sales_settings(&member.actor(), &member.user.publisher, settings).await?;
-        Ok(after("/ui/team", "settings"))
+        Ok(redirect_done("/ui/team", "settings"))
     }
     .await;
-    settle(result, |banner| async { render(&state, &member, Some(banner), None).await }).await
+    answer_change(result, |banner| async { render(&state, &member, Some(banner), None).await }).await
 }

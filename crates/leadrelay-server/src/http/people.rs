@@ -166,12 +166,23 @@ pub struct SessionOut {
 /// The session cookie's attributes: `Secure` when `server.public_url` is https (people reach
 /// leadrelay through it; a plain-http setup gets no `Secure`, or the browser would drop it).
 pub(crate) fn cookie(state: &AppState, value: &str, max_age_secs: u64) -> Result<HeaderValue, ApiError> {
+    named_cookie(state, SESSION_COOKIE, value, "/", max_age_secs)
+}
+
+/// A cookie of ours: `HttpOnly`, `SameSite=Strict`, on `path`, `Secure` as for the session.
+pub(crate) fn named_cookie(
+    state: &AppState,
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age_secs: u64,
+) -> Result<HeaderValue, ApiError> {
     let secure = state.config.server.public_url.trim().to_ascii_lowercase().starts_with("https://");
     let cookie = format!(
-        "{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_secs}{}",
+        "{name}={value}; HttpOnly; SameSite=Strict; Path={path}; Max-Age={max_age_secs}{}",
         if secure { "; Secure" } else { "" }
     );
-    HeaderValue::from_str(&cookie).map_err(|_| ApiError::Internal("a session cookie is not a header value".into()))
+    HeaderValue::from_str(&cookie).map_err(|_| ApiError::Internal("a cookie is not a header value".into()))
 }
 
 /// `POST /v1/sessions`: signs a person in. The answer sets the session cookie (`HttpOnly`,

@@ -61,6 +61,11 @@ impl Query {
         Ok(Self(map))
     }
 
+    /// No parameters at all.
+    pub fn none() -> Self {
+        Self(HashMap::new())
+    }
+
     /// A text parameter.
     pub fn text(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())

@@ -38,6 +38,27 @@ async fn ingest(app: &TestApp, email: &str, first: &str, company: &str) {
     assert_eq!(app.ingest(&path, lead).await.status, 202);
 }
 
+/// The first Tab on a page reaches "Skip to content", drawn with a focus ring; Enter on it
+/// puts the focus on the page's content.
+async fn keyboard_reaches_the_content_with_a_visible_focus(b: &Browser) {
+    const TAB: &str = "\u{e004}";
+    const ENTER: &str = "\u{e007}";
+    b.client().active_element().await.unwrap().send_keys(TAB).await.unwrap();
+    let focused = b
+        .client()
+        .execute(
+            "const e = document.activeElement, s = getComputedStyle(e); \
+             return [e.className, e.getBoundingClientRect().left >= 0, s.outlineStyle, s.outlineWidth];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(focused, json!(["skip", true, "solid", "3px"]), "the skip link is focused, on screen, with a ring");
+    b.client().active_element().await.unwrap().send_keys(ENTER).await.unwrap();
+    let now = b.client().execute("return document.activeElement.id", vec![]).await.unwrap();
+    assert_eq!(now, json!("main"), "Enter on the skip link moves the focus to the content");
+}
+
 /// Log in, see a new lead arrive in the open inbox, find it by a word of its company, open
 /// it, log a call, tick the checklist, qualify it, assign it, and read the SLA clock.
 async fn a_sales_rep_works_a_new_lead(width: u32) {
@@ -47,6 +68,7 @@ async fn a_sales_rep_works_a_new_lead(width: u32) {
     ingest(&app, "old@northwind.com", "Old", "Northwind Traders").await;
     browser::run("sales-rep", width, async |b| {
         sign_in(b, &app, ANA).await;
+        keyboard_reaches_the_content_with_a_visible_focus(b).await;
         b.wait_for_text("#inbox", "Northwind Traders").await;
         ingest(&app, "jo@fabrikam.com", "Jo", "Fabrikam Ltd").await;
         b.wait_for_text("#inbox", "Fabrikam Ltd").await;
@@ -181,6 +203,10 @@ async fn an_admin_fixes_a_destination(width: u32) {
         b.click("nav a[href='/ui/team']").await;
         b.wait_for_text("table", ADA).await;
         check(b, "team").await;
+        b.goto(&format!("{}/ui/invitation", app.base)).await;
+        b.wait_for_text("h1", "Accept an invitation").await;
+        check(b, "invitation").await;
+        b.goto(&format!("{}/ui/", app.base)).await;
         b.click("nav a[href='/ui/audit']").await;
         b.wait_for_text("table", "destination.create").await;
         check(b, "audit").await;

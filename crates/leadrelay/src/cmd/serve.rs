@@ -45,6 +45,10 @@ pub async fn run(mut config: Config, listen: Option<String>) -> anyhow::Result<(
         Some(token) => println!("admin token (shown once, stored hashed): {token}"),
         None => println!("admin token: set earlier (LEADRELAY_ADMIN_TOKEN or the stored hash)"),
     }
+    println!(
+        "dashboard: http://{addr}/ui/ (its first person: leadrelay users add --publisher ID --new-publisher NAME \
+         --email E --name N --role admin)"
+    );
 
     let shutdown = CancellationToken::new();
     tokio::spawn(on_signal(shutdown.clone()));

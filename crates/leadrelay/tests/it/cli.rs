@@ -13,6 +13,7 @@ async fn serve_with_no_settings_prints_where_it_listens_the_data_dir_and_the_adm
     let banner = server.banner.join("\n");
     assert!(banner.contains("leadrelay listening on http://127.0.0.1:"), "{banner}");
     assert!(banner.contains("data directory:") && banner.contains("leadrelay-data"), "{banner}");
+    assert!(banner.contains("dashboard: http://127.0.0.1:") && banner.contains("users add"), "{banner}");
     let token = banner
         .lines()
         .find_map(|l| l.strip_prefix("admin token (shown once, stored hashed): "))

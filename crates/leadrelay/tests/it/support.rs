@@ -49,7 +49,7 @@ pub async fn start_logging_to(mut cmd: Command, stderr: Stdio) -> Server {
     // Keep reading the banner's remaining lines so the pipe never fills.
     let rest = tokio::time::timeout(Duration::from_secs(5), async {
         let mut rest = Vec::new();
-        while rest.len() < 2 {
+        while rest.len() < 3 {
             match lines.next_line().await {
                 Ok(Some(l)) => rest.push(l),
                 _ => break,

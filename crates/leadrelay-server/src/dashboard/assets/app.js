@@ -1,6 +1,7 @@
 // leadrelay's dashboard works without this script. With it:
 // - an element with data-live="<url>" is refreshed from that URL every few seconds while the
-//   page is visible (the inbox shows new leads without a reload);
+//   page is visible (the inbox shows new leads without a reload); the element named by its
+//   data-status says when, and the focus stays on the link it was on;
 // - a form with data-confirm="<question>" asks before it is sent.
 "use strict";
 
@@ -23,6 +24,9 @@
         const focused = document.activeElement && document.activeElement.id;
         region.innerHTML = fresh.html;
         if (fresh.version) region.dataset.seen = fresh.version;
+        // One short sentence for screen readers, instead of reading the whole region again.
+        const status = region.dataset.status && document.getElementById(region.dataset.status);
+        if (status) status.textContent = "Updated at " + new Date().toLocaleTimeString() + ".";
         if (focused) {
           const again = document.getElementById(focused);
           if (again) again.focus();
