@@ -130,8 +130,11 @@ fn table(title: &str, header: &[&str], rows: &[Vec<String>]) -> Markup {
 mod tests {
     use super::*;
 
-    fn rects(svg: &str) -> Vec<f64> {
-        svg.split("<rect ")
+    /// The heights of the chart's own rectangles (not the legend's swatches after it).
+    fn rects(html: &str) -> Vec<f64> {
+        let chart = html.split("<figcaption").next().unwrap_or_default();
+        chart
+            .split("<rect ")
             .skip(1)
             .filter_map(|r| r.split("height=\"").nth(1)?.split('"').next()?.parse().ok())
             .collect()
