@@ -15,8 +15,9 @@ const DAYS_WIDTH: f64 = 560.0;
 const LABEL_WIDTH: f64 = 100.0;
 const ROW: f64 = 24.0;
 
-/// Horizontal bars, one per `(label, value)`: a funnel, a histogram.
-pub fn bars(id: &str, title: &str, unit: &str, rows: &[(String, u64)]) -> Markup {
+/// Horizontal bars, one per `(label, value)`: a funnel, a histogram. `key` and `unit` head the
+/// two columns of its numbers.
+pub fn bars(id: &str, title: &str, key: &str, unit: &str, rows: &[(String, u64)]) -> Markup {
     let max = rows.iter().map(|(_, v)| *v).max().unwrap_or(0).max(1) as f64;
     let height = ROW * rows.len() as f64 + 8.0;
     let span = BARS_WIDTH - LABEL_WIDTH - 50.0;
@@ -36,7 +37,7 @@ pub fn bars(id: &str, title: &str, unit: &str, rows: &[(String, u64)]) -> Markup
             }
             figcaption { (title) }
         }
-        (table(title, &["", unit], &rows.iter().map(|(l, v)| vec![l.clone(), v.to_string()]).collect::<Vec<_>>()))
+        (table(title, &[key, unit], &rows.iter().map(|(l, v)| vec![l.clone(), v.to_string()]).collect::<Vec<_>>()))
     }
 }
 
@@ -142,8 +143,14 @@ mod tests {
 
     #[test]
     fn a_bar_chart_names_itself_for_screen_readers_and_lists_its_numbers() {
-        let html = bars("f", "By status", "Opportunities", &[("new".into(), 4), ("won".into(), 2), ("lost".into(), 0)])
-            .into_string();
+        let html = bars(
+            "f",
+            "By status",
+            "Status",
+            "Opportunities",
+            &[("new".into(), 4), ("won".into(), 2), ("lost".into(), 0)],
+        )
+        .into_string();
         assert!(html.contains(r#"role="img""#) && html.contains(r#"aria-labelledby="f-t f-d""#));
         assert!(html.contains("<desc id=\"f-d\">new: 4, won: 2, lost: 0</desc>"));
         assert!(html.contains("<td>won</td><td>2</td>"), "the numbers are in a table too");

@@ -128,11 +128,11 @@ pub async fn get(
         div.grid {
             section.panel aria-labelledby="h-funnel" {
                 h2 #h-funnel { "Funnel" }
-                (charts::bars("funnel", "Opportunities by status", "Opportunities", &funnel))
+                (charts::bars("funnel", "Opportunities by status", "Status", "Opportunities", &funnel))
             }
             section.panel aria-labelledby="h-touch" {
                 h2 #h-touch { "Time to first touch" }
-                (charts::bars("touch", "Touched opportunities by hours to the first touch", "Opportunities", &touch))
+                (charts::bars("touch", "Touched opportunities by hours to the first touch", "Hours", "Opportunities", &touch))
             }
         }
         section.panel aria-labelledby="h-source" {

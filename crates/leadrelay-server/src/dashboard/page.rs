@@ -324,9 +324,9 @@ pub fn options_with_any(any: &str, items: impl IntoIterator<Item = (String, Stri
 }
 
 /// A table that scrolls sideways on a narrow screen: a region the keyboard can reach, named
-/// for screen readers.
+/// for screen readers ("… table", so it never takes the name of the section around it).
 pub fn table_wrap(name: &str, table: Markup) -> Markup {
-    html! { div.table-wrap tabindex="0" role="region" aria-label=(name) { (table) } }
+    html! { div.table-wrap tabindex="0" role="region" aria-label={ (name) " table" } { (table) } }
 }
 
 /// A "next page" form that posts the same search again, from `cursor`.
