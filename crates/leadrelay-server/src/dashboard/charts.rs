@@ -49,7 +49,7 @@ pub fn stacked_days(id: &str, title: &str, days: &[String], series: &[(String, V
     let (height, top, bottom, left) = (220.0, 10.0, 34.0, 36.0);
     let plot = height - top - bottom;
     let step = if days.is_empty() { 0.0 } else { (DAYS_WIDTH - left - 8.0) / days.len() as f64 };
-    let bar = (step * 0.7).max(1.0);
+    let bar = (step * 0.7).clamp(1.0, 28.0);
     let label_every = (days.len() / 8).max(1);
     let desc = days.iter().zip(&totals).map(|(d, t)| format!("{d}: {t}")).collect::<Vec<_>>().join(", ");
     let shown: Vec<&(String, Vec<u64>)> = series.iter().take(COLOURS.len()).collect();
