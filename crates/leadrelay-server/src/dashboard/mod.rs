@@ -20,6 +20,7 @@ mod inbox;
 mod kpis;
 mod leads;
 mod login;
+mod offers;
 mod opportunities;
 mod page;
 mod search;
@@ -62,6 +63,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/leads/{id}", get(leads::get))
         .route("/ui/customers/{id}", get(customers::get))
         .route("/ui/customers/{id}/split", post(customers::post_split))
+        .route("/ui/offers", get(offers::list).post(offers::save))
         .route("/ui/destinations", get(destinations::list).post(destinations::create))
         .route("/ui/destinations/new/{kind}", get(destinations::new_form))
         .route("/ui/ingest-keys", post(destinations::create_ingest_key))

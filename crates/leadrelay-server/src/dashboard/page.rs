@@ -17,6 +17,7 @@ pub enum Section {
     Inbox,
     Opportunities,
     Leads,
+    Offers,
     Destinations,
     Deliveries,
     Kpis,
@@ -24,10 +25,11 @@ pub enum Section {
     Audit,
 }
 
-const NAV: [(Section, &str, &str); 8] = [
+const NAV: [(Section, &str, &str); 9] = [
     (Section::Inbox, "/ui/", "Inbox"),
     (Section::Opportunities, "/ui/opportunities", "Opportunities"),
     (Section::Leads, "/ui/leads", "Leads"),
+    (Section::Offers, "/ui/offers", "Offers"),
     (Section::Destinations, "/ui/destinations", "Destinations"),
     (Section::Deliveries, "/ui/deliveries", "Deliveries"),
     (Section::Kpis, "/ui/kpis", "KPIs"),
@@ -67,6 +69,7 @@ const DONE: &[(&str, &str)] = &[
     ("disabled", "The destination is disabled; its leads wait in its queue."),
     ("retried", "The delivery is queued again."),
     ("settings", "The sales settings are saved."),
+    ("offer", "The offer is saved."),
 ];
 
 /// A page's `?done=` code: what the change that led here did (and, for a replay, `count`: how

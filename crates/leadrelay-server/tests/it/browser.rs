@@ -155,6 +155,13 @@ async fn an_admin_fixes_a_destination(width: u32) {
     receiver.respond_with(400, None);
     browser::run("admin", width, async |b| {
         sign_in(b, &app, ADA).await;
+        b.click("nav a[href='/ui/offers']").await;
+        b.fill("#f-offer", "portal").await;
+        b.fill("#f-title", "Contoso Portal").await;
+        b.click("form[action='/ui/offers'] button[type=submit]").await;
+        b.wait_for_text(".banner", "The offer is saved.").await;
+        b.wait_for_text("table", "contoso.portal").await;
+        check(b, "offers").await;
         b.click("nav a[href='/ui/kpis']").await;
         b.click("section[aria-labelledby=h-funnel] details summary").await;
         assert_eq!(funnel_count(b, "new").await, 0);

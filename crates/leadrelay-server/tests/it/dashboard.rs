@@ -120,8 +120,9 @@ async fn contoso_with_a_lead(app: &TestApp, first_name: &str) -> (Visitor, Strin
     (visitor, opportunity)
 }
 
-const PAGES: [&str; 9] = [
+const PAGES: [&str; 10] = [
     "/ui/",
+    "/ui/offers",
     "/ui/opportunities",
     "/ui/leads",
     "/ui/destinations",
@@ -279,7 +280,8 @@ async fn another_publishers_data_is_not_found_and_a_viewer_cannot_change_anythin
         format!("/ui/destinations/{destination}/replay"),
         format!("/ui/deliveries/{delivery}/retry"),
     ];
-    let changes_of_the_publisher = ["/ui/destinations", "/ui/ingest-keys", "/ui/team/users", "/ui/team/settings"];
+    let changes_of_the_publisher =
+        ["/ui/offers", "/ui/destinations", "/ui/ingest-keys", "/ui/team/users", "/ui/team/settings"];
     /// Every form field any of these changes reads, with values each accepts.
     async fn post(visitor: &Visitor, path: &str, csrf: &str, lead: &str) -> u16 {
         let fields = [
@@ -532,6 +534,22 @@ async fn an_admin_adds_a_person_by_invitation_saves_the_sales_settings_and_makes
     let wrong = visitor.post("/ui/team/settings", &[("csrf", &team.csrf()), ("time_zone", "Mars/Olympus")]).await;
     assert_eq!(wrong.status, 422);
     assert!(wrong.body.contains("time_zone"));
+
+    let offers = visitor.get("/ui/offers").await;
+    assert!(offers.body.contains("Contoso CRM") && offers.body.contains("contoso.crm"));
+    let saved = visitor
+        .post(
+            "/ui/offers",
+            &[("csrf", &team.csrf()), ("offer", "portal"), ("title", "Contoso Portal"), ("type", "saas")],
+        )
+        .await;
+    assert_eq!(saved.location(), "/ui/offers?done=offer", "{}", saved.body);
+    assert_eq!(app.get("/v1/publishers/contoso/offers/contoso.portal").await.body["title"], "Contoso Portal");
+    let bad = visitor
+        .post("/ui/offers", &[("csrf", &team.csrf()), ("offer", "Not An Id"), ("title", "X"), ("type", "saas")])
+        .await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("lowercase letters"));
 
     let made = visitor.post("/ui/ingest-keys", &[("csrf", &team.csrf()), ("offer", "contoso.crm")]).await;
     assert_eq!(made.status, 200);
