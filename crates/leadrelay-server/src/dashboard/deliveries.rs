@@ -8,6 +8,7 @@ use leadrelay_core::access::Scope;
 use leadrelay_core::storage::{Attempt, DeliveryStatus};
 use maud::{Markup, html};
 
+use super::destinations::name_of;
 use super::leads::delivery_pill;
 use super::page::{self, AfterChange, Banner, Section, answer_change, choice, csrf, redirect_done, time};
 use super::session::{Member, PageQuery, PathId, Posted, UiError, check};
@@ -56,9 +57,6 @@ pub async fn list(
     let filter = delivery_filter(&q, &member.caller())?;
     let page_of = state.ops.list_deliveries(&filter, &q.page()?).await?;
     let destinations = state.ops.list_destinations(publisher).await?;
-    let name = |d: &leadrelay_core::DestinationId| {
-        destinations.iter().find(|r| &r.id == d).map_or_else(|| d.to_string(), |r| r.name.clone())
-    };
     let statuses = [("", "Any"), ("pending", "Pending"), ("delivered", "Delivered"), ("dead", "Dead letters")]
         .map(|(v, t)| (v.to_owned(), t.to_owned()));
     let targets = page::options_with_any("Any", destinations.iter().map(|d| (d.id.to_string(), d.name.clone())));
@@ -94,7 +92,7 @@ pub async fn list(
                         @for d in &page_of.items {
                             tr {
                                 td { a href={ "/ui/deliveries/" (d.id) } { (time(d.created_at, &member)) } }
-                                td { (name(&d.destination)) }
+                                td { (name_of(&destinations, &d.destination)) }
                                 td { (delivery_pill(d.status)) }
                                 td.num { (d.attempts) }
                                 td { (d.last_error.as_deref().unwrap_or("—")) }

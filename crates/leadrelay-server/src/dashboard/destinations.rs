@@ -32,6 +32,12 @@ async fn health(state: &AppState, member: &Member) -> Result<Vec<DestinationHeal
     Ok(state.ops.kpis(query).await?.destinations)
 }
 
+/// What a page calls the destination `id`: its name among `list`, else its id (one deleted
+/// since, or not this publisher's).
+pub fn name_of(list: &[DestinationRecord], id: &DestinationId) -> String {
+    list.iter().find(|d| &d.id == id).map_or_else(|| id.to_string(), |d| d.name.clone())
+}
+
 fn state_pill(d: &DestinationRecord) -> Markup {
     html! {
         @if !d.enabled { span.pill.bad { "disabled" } }

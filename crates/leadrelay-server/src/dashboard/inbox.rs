@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use super::opportunities::{CardContext, card};
 use super::page::{self, Section};
 use super::session::{Member, PageQuery, UiError, check};
+use crate::http::error::ApiError;
 use crate::ops::DueList;
 use crate::state::AppState;
 
@@ -39,8 +40,10 @@ async fn lists(state: &AppState, member: &Member) -> Result<Vec<List>, UiError> 
     let publisher = &member.user.publisher;
     check(member, publisher, Scope::Read, "publisher")?;
     let base = || OpportunityFilter { publisher: Some(publisher.clone()), ..OpportunityFilter::default() };
-    let today = state.ops.due_filter(publisher, DueList::Today).await?;
-    let breached = state.ops.due_filter(publisher, DueList::SlaBreached).await?;
+    // The member's settings hold the zone "today" ends in: no read of them again per list.
+    let now = state.ops.now();
+    let today = DueList::Today.filter(now, member.zone());
+    let breached = DueList::SlaBreached.filter(now, member.zone());
     let wanted = [
         (
             "New",
@@ -64,8 +67,12 @@ async fn lists(state: &AppState, member: &Member) -> Result<Vec<List>, UiError> 
     ];
     let mut out = Vec::with_capacity(wanted.len());
     for (title, id, more, filter) in wanted {
-        let (page, _, _) =
-            state.ops.list_opportunities(&filter, &PageRequest { limit: PER_LIST, cursor: None }).await?;
+        let page = state
+            .ops
+            .storage()
+            .list_opportunities(&filter, &PageRequest { limit: PER_LIST, cursor: None })
+            .await
+            .map_err(ApiError::from)?;
         out.push(List { title, id, more, has_more: page.next_cursor.is_some(), items: page.items });
     }
     Ok(out)
@@ -86,8 +93,8 @@ fn version(lists: &[List]) -> String {
 
 async fn content(state: &AppState, member: &Member, lists: &[List]) -> Result<Markup, UiError> {
     let all: Vec<Opportunity> = lists.iter().flat_map(|l| l.items.iter().cloned()).collect();
-    let now = state.ops.now();
-    let rows = CardContext::read(state, member, &all, now).await?;
+    let users = state.ops.list_users(&member.user.publisher).await?;
+    let rows = CardContext::read(state, &users, &all).await?;
     let entry = state.ops.audit_entry(&member.actor(), Some(&member.user.publisher), AuditAction::OpportunityList);
     state.ops.record(entry.count(all.len() as u64)).await?;
     Ok(html! {

@@ -155,7 +155,7 @@ pub async fn get(
                             tr {
                                 td {
                                     a href={ "/ui/destinations/" (h.destination) } {
-                                        (destinations.iter().find(|d| d.id == h.destination).map_or_else(|| h.destination.to_string(), |d| d.name.clone()))
+                                        (super::destinations::name_of(&destinations, &h.destination))
                                     }
                                 }
                                 td.num { (h.deliveries) }

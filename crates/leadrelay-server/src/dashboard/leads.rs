@@ -137,9 +137,6 @@ pub async fn get(State(state): State<AppState>, member: Member, PathId(id): Path
     let entry = state.ops.audit_entry(&member.actor(), Some(&l.publisher), AuditAction::LeadRead);
     state.ops.record(entry.object(AuditObject::Lead(id.clone()))).await?;
     let destinations = state.ops.list_destinations(&l.publisher).await?;
-    let destination_name = |d: &leadrelay_core::DestinationId| {
-        destinations.iter().find(|r| &r.id == d).map_or_else(|| d.to_string(), |r| r.name.clone())
-    };
     let c = &l.customer;
     let content = html! {
         div.grid {
@@ -181,7 +178,7 @@ pub async fn get(State(state): State<AppState>, member: Member, PathId(id): Path
             h2 #h-deliveries { "Deliveries" }
             @if detail.deliveries.is_empty() { p { "None: no destination takes this lead, or it is a duplicate." } }
             @for (d, attempts) in &detail.deliveries {
-                h3 { a href={ "/ui/deliveries/" (d.id) } { (destination_name(&d.destination)) } " " (delivery_pill(d.status)) }
+                h3 { a href={ "/ui/deliveries/" (d.id) } { (super::destinations::name_of(&destinations, &d.destination)) } " " (delivery_pill(d.status)) }
                 p.muted { (d.attempts) " attempts" @if let Some(e) = &d.last_error { " · last error: " (e) } }
                 @if !attempts.is_empty() {
                     (super::deliveries::attempts_table(attempts, &member))

@@ -36,16 +36,10 @@ pub struct CardContext {
 }
 
 impl CardContext {
-    /// The latest leads of `items` and the names of the publisher's people.
-    pub async fn read(
-        state: &AppState,
-        member: &Member,
-        items: &[Opportunity],
-        now: Timestamp,
-    ) -> Result<Self, UiError> {
+    /// The latest leads of `items`, and the names of `users` (the publisher's people).
+    pub async fn read(state: &AppState, users: &[User], items: &[Opportunity]) -> Result<Self, UiError> {
         let leads = state.ops.latest_leads(items).await?;
-        let names = names(&state.ops.list_users(&member.user.publisher).await?);
-        Ok(Self { leads, names, now })
+        Ok(Self { leads, names: names(users), now: state.ops.now() })
     }
 }
 
@@ -137,11 +131,11 @@ async fn render_list(
     let publisher = &member.user.publisher;
     check(member, publisher, Scope::Read, "publisher")?;
     let filter = opportunity_filter(state, q, publisher, Some(&member.user.id)).await?;
-    let (page_of, _, now) = state.ops.list_opportunities(&filter, &q.page()?).await?;
+    let page_of = state.ops.storage().list_opportunities(&filter, &q.page()?).await.map_err(ApiError::from)?;
     let entry = state.ops.audit_entry(&member.actor(), Some(publisher), AuditAction::OpportunityList);
     state.ops.record(entry.count(page_of.items.len() as u64).text_search(filter.text.is_some())).await?;
-    let rows = CardContext::read(state, member, &page_of.items, now).await?;
     let users = state.ops.list_users(publisher).await?;
+    let rows = CardContext::read(state, &users, &page_of.items).await?;
     let offers = state.ops.storage().list_offers(publisher).await.map_err(ApiError::from)?;
     let value = |name: &str| q.text(name).map(str::to_owned);
     let statuses =

@@ -13,7 +13,7 @@ use leadrelay_core::sales::{SalesSettings, User};
 
 use crate::auth::constant_time_eq;
 use crate::http::error::ApiError;
-use crate::http::extract::{Caller, session_cookie};
+use crate::http::extract::{Caller, CurrentSession};
 use crate::ops::OpsError;
 use crate::ops::people::csrf_token;
 use crate::state::AppState;
@@ -34,12 +34,7 @@ pub struct Member {
 impl Member {
     /// The person as the API's authorization sees them.
     pub fn caller(&self) -> Caller {
-        Caller::User {
-            publisher: self.user.publisher.clone(),
-            user: self.user.id.clone(),
-            role: self.user.role,
-            scopes: self.user.role.scopes(),
-        }
+        Caller::person(&self.user)
     }
 
     /// Who, in the audit log.
@@ -73,11 +68,8 @@ impl FromRequestParts<AppState> for Member {
     type Rejection = UiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = session_cookie(&parts.headers).ok_or(UiError::SignIn)?.to_owned();
-        let (_, user) = state.ops.session(&token).await.map_err(|e| match e {
-            OpsError::NotFound(_) => UiError::SignIn,
-            other => other.into(),
-        })?;
+        // A form's CSRF token is in its body: `Posted` checks it.
+        let CurrentSession { token, user, .. } = CurrentSession::named_by_cookie(&parts.headers, state).await?;
         let settings = state.ops.sales_settings(&user.publisher).await?;
         Ok(Self { user, settings, token })
     }

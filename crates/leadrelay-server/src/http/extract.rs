@@ -329,6 +329,16 @@ pub enum Caller {
 }
 
 impl Caller {
+    /// A person of a publisher's team, with what their role allows.
+    pub fn person(user: &User) -> Self {
+        Self::User {
+            publisher: user.publisher.clone(),
+            user: user.id.clone(),
+            role: user.role,
+            scopes: user.role.scopes(),
+        }
+    }
+
     /// Who this is in the audit log: `admin`, or the token's id with its publisher.
     pub fn actor(&self) -> Actor {
         match self {
@@ -408,12 +418,7 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let Some(authorization) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
             let CurrentSession { user, .. } = CurrentSession::from_request_parts(parts, state).await?;
-            return Ok(Self::User {
-                scopes: user.role.scopes(),
-                publisher: user.publisher,
-                user: user.id,
-                role: user.role,
-            });
+            return Ok(Self::person(&user));
         };
         let token = authorization
             .to_str()
@@ -480,11 +485,7 @@ impl FromRequestParts<AppState> for CurrentSession {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = session_cookie(&parts.headers).ok_or(ApiError::Unauthorized)?.to_owned();
-        let (session, user) = state.ops.session(&token).await.map_err(|e| match e {
-            crate::ops::OpsError::NotFound(_) => ApiError::Unauthorized,
-            other => other.into(),
-        })?;
+        let Self { token, session, user } = Self::named_by_cookie(&parts.headers, state).await?;
         if !parts.method.is_safe() {
             let sent = parts.headers.get(CSRF_HEADER).map(axum::http::HeaderValue::as_bytes).unwrap_or_default();
             if !constant_time_eq(sent, csrf_token(&token).as_bytes()) {
@@ -495,6 +496,22 @@ impl FromRequestParts<AppState> for CurrentSession {
                 ));
             }
         }
+        Ok(Self { token, session, user })
+    }
+}
+
+impl CurrentSession {
+    /// The live session the cookie in `headers` names, whatever the method (the caller checks
+    /// the CSRF token its way: the API in a header, the dashboard in a form field).
+    ///
+    /// # Errors
+    /// 401 without a cookie or for a session that ended; storage failures.
+    pub async fn named_by_cookie(headers: &HeaderMap, state: &AppState) -> Result<Self, ApiError> {
+        let token = session_cookie(headers).ok_or(ApiError::Unauthorized)?.to_owned();
+        let (session, user) = state.ops.session(&token).await.map_err(|e| match e {
+            crate::ops::OpsError::NotFound(_) => ApiError::Unauthorized,
+            other => other.into(),
+        })?;
         Ok(Self { token, session, user })
     }
 }

@@ -50,6 +50,16 @@ impl DueList {
     /// The rule a wrong name breaks, for error messages.
     pub const RULE: &'static str = "must be today, overdue or sla_breached";
 
+    /// The storage filter of this list at `now`, "today" ending at midnight in `zone` (the
+    /// publisher's time zone).
+    pub fn filter(self, now: Timestamp, zone: &str) -> DueFilter {
+        match self {
+            Self::Today => DueFilter::Before(leadrelay_core::sales::sla::end_of_day(now, zone)),
+            Self::Overdue => DueFilter::Before(now),
+            Self::SlaBreached => DueFilter::SlaBreached(now),
+        }
+    }
+
     /// Parses a wire name.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
@@ -238,15 +248,11 @@ impl Ops {
     /// # Errors
     /// Unknown publisher; storage failures.
     pub async fn due_filter(&self, publisher: &PublisherId, list: DueList) -> OpsResult<DueFilter> {
-        let now = self.clock.now();
-        Ok(match list {
-            DueList::Today => {
-                let zone = self.sales_settings(publisher).await?.time_zone;
-                DueFilter::Before(leadrelay_core::sales::sla::end_of_day(now, &zone))
-            }
-            DueList::Overdue => DueFilter::Before(now),
-            DueList::SlaBreached => DueFilter::SlaBreached(now),
-        })
+        let zone = match list {
+            DueList::Today => self.sales_settings(publisher).await?.time_zone,
+            DueList::Overdue | DueList::SlaBreached => String::new(),
+        };
+        Ok(list.filter(self.clock.now(), &zone))
     }
 
     /// Applies a patch: a status change must pass `StatusChange::check`, an owner must be an
