@@ -20,6 +20,7 @@ pub mod signing;
 pub mod source;
 pub mod stage;
 pub mod storage;
+pub mod stored;
 pub mod test_lead;
 pub mod vault;
 

@@ -814,4 +814,10 @@ pub trait Storage:
     async fn reseal_stale(&self, limit: u32) -> Result<u64>;
     /// How many sealed values each key holds, by key id (for `leadrelay keys status`).
     async fn sealed_values_by_key(&self) -> Result<Vec<(String, u64)>>;
+    /// Calls `wake` whenever another process sharing this database may have made deliveries due,
+    /// so this process's worker claims them without waiting for its next poll. A backend that
+    /// one process holds alone (SQLite) has nothing to tell and keeps the default.
+    fn watch_for_work(&self, wake: std::sync::Arc<dyn Fn() + Send + Sync>) {
+        drop(wake);
+    }
 }

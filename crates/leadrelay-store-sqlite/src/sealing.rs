@@ -13,6 +13,7 @@ use leadrelay_core::vault::{Column, Keyring, Vault};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{map_err, query_rows};
+use leadrelay_core::stored::SEALED_COLUMNS;
 
 const INDEX_KEY: &str = "vault_index_key";
 
@@ -168,44 +169,12 @@ fn rehash_customers(c: &Connection, v: &Vault) -> Result<()> {
     Ok(())
 }
 
-/// A table with sealed columns: its name, the columns that name a row, and each sealed column
-/// with the kind of value it holds.
-type SealedTable = (&'static str, &'static [&'static str], &'static [(&'static str, Column)]);
-
-/// Every sealed column.
-const SEALED: &[SealedTable] = &[
-    (
-        "leads",
-        &["id"],
-        &[
-            ("first_name", Column::FirstName),
-            ("last_name", Column::LastName),
-            ("email", Column::Email),
-            ("phone", Column::Phone),
-            ("company", Column::Company),
-            ("title", Column::Title),
-            ("description", Column::Description),
-            ("raw_lead_source", Column::RawLeadSource),
-        ],
-    ),
-    ("destinations", &["id"], &[("settings", Column::DestinationSettings)]),
-    ("deliveries", &["id"], &[("last_error", Column::AttemptMessage)]),
-    (
-        "attempts",
-        &["delivery_id", "number"],
-        &[("message", Column::AttemptMessage), ("excerpt", Column::AttemptExcerpt)],
-    ),
-    ("users", &["id"], &[("email", Column::UserEmail), ("name", Column::UserName)]),
-    ("activities", &["id"], &[("outcome", Column::ActivityOutcome), ("note", Column::ActivityNote)]),
-    ("opportunities", &["id"], &[("reason", Column::OpportunityReason)]),
-];
-
 /// Re-seals, with the primary key, up to `limit` rows that hold a value of an older key.
 pub(crate) fn reseal_stale(c: &crate::Db<'_>, limit: u32) -> Result<u64> {
     let v = c.vault;
     let fresh = format!("s1{}.%", v.keyring().primary());
     let mut done = 0u64;
-    for (table, key, columns) in SEALED {
+    for (table, key, columns) in SEALED_COLUMNS {
         let remaining = i64::from(limit) - i64::try_from(done).unwrap_or(i64::MAX);
         if remaining <= 0 {
             break;
@@ -253,7 +222,7 @@ pub(crate) fn reseal_stale(c: &crate::Db<'_>, limit: u32) -> Result<u64> {
 /// Sealed values per key id, over every sealed column.
 pub(crate) fn values_by_key(c: &Connection) -> Result<Vec<(String, u64)>> {
     let mut counts = std::collections::BTreeMap::<String, u64>::new();
-    for (table, _, columns) in SEALED {
+    for (table, _, columns) in SEALED_COLUMNS {
         for (name, _) in *columns {
             let sql = format!("SELECT substr({name}, 3, 8), COUNT(*) FROM {table} WHERE {name} IS NOT NULL GROUP BY 1");
             let rows: Vec<(String, i64)> = query_rows(c, &sql, [], |r| Ok((r.get(0)?, r.get(1)?)), Ok)?;

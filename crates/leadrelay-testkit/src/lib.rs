@@ -6,6 +6,7 @@ pub mod azurite;
 pub mod browser;
 pub mod clock;
 pub mod crm;
+pub mod postgres;
 pub mod python;
 pub mod receiver;
 pub mod smtp;

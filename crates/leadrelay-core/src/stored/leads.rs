@@ -1,0 +1,1 @@
+//! Backend-neutral rules of storing leads and customers.

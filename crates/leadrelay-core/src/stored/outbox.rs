@@ -1,0 +1,1 @@
+//! Backend-neutral rules of the outbox: claims, attempts, replays.

@@ -1,0 +1,1 @@
+//! Backend-neutral rules of the sales workspace storage.
