@@ -122,6 +122,10 @@ pub struct StorageConfig {
     pub migrate_on_start: bool,
     /// Not ready while the SQLite database's filesystem has less free space than this.
     pub min_free_bytes: u64,
+    /// PostgreSQL: connections this process keeps at most.
+    pub max_connections: usize,
+    /// PostgreSQL: how long a use case waits for a connection.
+    pub acquire_timeout_ms: u64,
 }
 
 impl std::fmt::Debug for StorageConfig {
@@ -131,6 +135,8 @@ impl std::fmt::Debug for StorageConfig {
             .field("url", &self.url)
             .field("migrate_on_start", &self.migrate_on_start)
             .field("min_free_bytes", &self.min_free_bytes)
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout_ms", &self.acquire_timeout_ms)
             .finish()
     }
 }
@@ -389,6 +395,12 @@ impl Config {
                 "worker.lease_ms ({}) must exceed delivery.request_timeout_ms ({}) by at least 10 s",
                 self.worker.lease_ms, self.delivery.request_timeout_ms
             ));
+        }
+        if self.storage.max_connections == 0 {
+            problems.push("storage.max_connections must be at least 1".to_owned());
+        }
+        if self.storage.acquire_timeout_ms == 0 {
+            problems.push("storage.acquire_timeout_ms must be at least 1".to_owned());
         }
         if self.server.max_connections == 0 {
             problems.push("server.max_connections must be at least 1".to_owned());

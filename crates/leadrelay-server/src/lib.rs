@@ -51,6 +51,9 @@ impl Application {
     /// An invalid stage table.
     pub fn build(config: Config, parts: Parts, admin: AdminToken) -> anyhow::Result<Self> {
         let wake = Arc::new(Notify::new());
+        // Work made due by another process on the same database wakes this worker too.
+        let woken = Arc::clone(&wake);
+        parts.storage.watch_for_work(Arc::new(move || woken.notify_one()));
         let policy = ops::Policy::from_config(&config).map_err(anyhow::Error::msg)?;
         let ops = Ops::new(
             Arc::clone(&parts.storage),

@@ -209,7 +209,7 @@ fn main() -> ExitCode {
             let config = cmd::load_config(cli.config.as_deref(), cli.data_dir.as_deref())?;
             match cli.command {
                 Command::Serve { listen } => cmd::serve::run(config, listen).await,
-                Command::Migrate => cmd::migrate::run(&config),
+                Command::Migrate => cmd::migrate::run(&config).await,
                 Command::Config => cmd::print_config(&config),
                 Command::Leads { command: LeadsCommand::List { publisher, offer, limit, json } } => {
                     cmd::leads::list(&config, publisher, offer, limit, json).await

@@ -213,12 +213,20 @@ impl ApiError {
     }
 }
 
+/// `Retry-After` of a 503 for storage that is unavailable.
+pub const STORAGE_RETRY_AFTER_SECS: u64 = 5;
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, _) = self.status_and_code();
         let mut response = (status, Json(self.body())).into_response();
         if let Self::TooManyRequests(wait) = &self {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, wait.as_secs().max(1).into());
+        }
+        if let Self::Unavailable = &self {
+            // The database is down or every connection is busy: nothing was stored; a sender
+            // that waits this long and sends again loses nothing.
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, STORAGE_RETRY_AFTER_SECS.into());
         }
         if let Self::Internal(cause) = self {
             response.extensions_mut().insert(InternalCause(cause));
@@ -282,6 +290,13 @@ mod tests {
         let response = ApiError::TooManyRequests(std::time::Duration::from_secs(840)).into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "840");
+    }
+
+    #[test]
+    fn unavailable_storage_says_when_to_come_back() {
+        let response = ApiError::from(StorageError::Unavailable("down".into())).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "5");
     }
 
     #[test]

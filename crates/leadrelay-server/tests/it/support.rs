@@ -1,4 +1,6 @@
-//! `TestApp`: the real application on 127.0.0.1:0 with SQLite in a temp dir.
+//! `TestApp`: the real application on 127.0.0.1:0 with SQLite in a temp dir, or, when
+//! `LEADRELAY_TEST_STORAGE=postgres` (`scripts/test` runs this suite both ways), PostgreSQL in a
+//! schema of the test's own.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +10,8 @@ use leadrelay_destinations::NetworkOptions;
 use leadrelay_server::auth::AdminToken;
 use leadrelay_server::config::Config;
 use leadrelay_server::{Application, Parts};
+use leadrelay_core::storage::Storage;
+use leadrelay_store_postgres::PostgresStore;
 use leadrelay_store_sqlite::{OpenOptions, SqliteStore};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -34,7 +38,28 @@ pub struct TestApp {
     /// The app's use cases, for what a background task does on its own schedule (sales notices).
     pub ops: Arc<leadrelay_server::ops::Ops>,
     _dir: tempfile::TempDir,
+    _schema: Option<leadrelay_testkit::postgres::TestSchema>,
     shutdown: CancellationToken,
+}
+
+/// True when this run of the suite is on PostgreSQL.
+pub fn on_postgres() -> bool {
+    std::env::var("LEADRELAY_TEST_STORAGE").is_ok_and(|v| v == "postgres")
+}
+
+/// A fresh, migrated store of the backend this run is on, and what keeps it alive.
+async fn fresh_store(
+    dir: &std::path::Path,
+) -> (Arc<dyn Storage>, Option<leadrelay_testkit::postgres::TestSchema>) {
+    let keys = leadrelay_core::vault::Keyring::for_tests();
+    if on_postgres() {
+        let schema = leadrelay_testkit::postgres::TestSchema::create("server").await;
+        let options = leadrelay_store_postgres::OpenOptions { migrate: true, ..Default::default() };
+        let store = PostgresStore::open(&schema.url, options, keys).await.unwrap();
+        return (Arc::new(store), Some(schema));
+    }
+    let options = OpenOptions { migrate: true, exclusive: true, ..Default::default() };
+    (Arc::new(SqliteStore::open(&dir.join("leadrelay.db"), options, keys).unwrap()), None)
 }
 
 pub struct Answer {
@@ -70,12 +95,7 @@ impl TestApp {
         leadrelay_server::telemetry::init_for_tests();
         let dir = tempfile::tempdir().unwrap();
         let config = Config::for_tests(overrides).unwrap();
-        let store = SqliteStore::open(
-            &dir.path().join("leadrelay.db"),
-            OpenOptions { migrate: true, exclusive: true, ..Default::default() },
-            leadrelay_core::vault::Keyring::for_tests(),
-        )
-        .unwrap();
+        let (store, schema) = fresh_store(dir.path()).await;
         let network = NetworkOptions {
             allow_private: config.delivery.allow_private_destinations,
             request_timeout: Duration::from_millis(config.delivery.request_timeout_ms),
@@ -83,7 +103,7 @@ impl TestApp {
             ..NetworkOptions::default()
         };
         let parts = Parts {
-            storage: Arc::new(store),
+            storage: store,
             destinations: leadrelay_destinations::registry(network, "https://leads.example.com".to_owned()),
             clock,
         };
@@ -94,7 +114,7 @@ impl TestApp {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
         tokio::spawn(app.run(listener, shutdown.clone()));
-        Self { base, client: reqwest::Client::new(), worker, ops, _dir: dir, shutdown }
+        Self { base, client: reqwest::Client::new(), worker, ops, _dir: dir, _schema: schema, shutdown }
     }
 
     pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>, auth: bool) -> Answer {

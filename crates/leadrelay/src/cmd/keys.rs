@@ -143,7 +143,7 @@ pub async fn rotate(config: &Config) -> anyhow::Result<()> {
     let new_id = id_of(&new)?;
     keys.insert(0, new);
     write_keys(&path, &keys)?;
-    let ops = super::open_ops(config)?;
+    let ops = super::open_ops(config).await?;
     let entry =
         ops.audit_entry(&leadrelay_core::audit::Actor::admin(), None, leadrelay_core::audit::AuditAction::KeysRotated);
     ops.record(entry).await.map_err(|e| anyhow::anyhow!("recording the rotation in the audit log: {e}"))?;
@@ -159,7 +159,7 @@ pub async fn rotate(config: &Config) -> anyhow::Result<()> {
 
 /// `leadrelay keys status`: sealed values per key.
 pub async fn status(config: &Config) -> anyhow::Result<()> {
-    let ops = super::open_ops(config)?;
+    let ops = super::open_ops(config).await?;
     let ring = keyring(config)?.ring;
     let configured: Vec<String> = ring.ids().iter().map(ToString::to_string).collect();
     let counts = ops.sealed_values_by_key().await.map_err(|e| anyhow::anyhow!("reading the database: {e}"))?;
@@ -182,7 +182,7 @@ pub async fn retire(config: &Config, id: &str) -> anyhow::Result<()> {
     if id_of(&keys[0])? == id {
         bail!("{id} is the sealing key; rotate first");
     }
-    let ops = super::open_ops(config)?;
+    let ops = super::open_ops(config).await?;
     let counts = ops.sealed_values_by_key().await.map_err(|e| anyhow::anyhow!("reading the database: {e}"))?;
     if let Some((_, n)) = counts.iter().find(|(k, _)| k == id).filter(|(_, n)| *n > 0) {
         bail!(

@@ -12,7 +12,7 @@ pub async fn list(
     limit: u32,
     json: bool,
 ) -> anyhow::Result<()> {
-    let ops = super::open_ops(config)?;
+    let ops = super::open_ops(config).await?;
     let filter = LeadFilter {
         publisher: publisher
             .as_deref()

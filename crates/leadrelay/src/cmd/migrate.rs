@@ -6,8 +6,8 @@ use leadrelay_server::config::Config;
 ///
 /// # Errors
 /// When the database cannot be opened or migrated (with what to do).
-pub fn run(config: &Config) -> anyhow::Result<()> {
-    let (location, applied, version) = super::migrate_storage(config)?;
+pub async fn run(config: &Config) -> anyhow::Result<()> {
+    let (location, applied, version) = super::migrate_storage(config).await?;
     println!("{location}: {applied} migration(s) applied, schema version {version}");
     Ok(())
 }

@@ -20,7 +20,8 @@ use leadrelay_core::storage::{Storage, StorageError};
 use leadrelay_destinations::NetworkOptions;
 use leadrelay_server::config::{Config, StorageLocation};
 use leadrelay_server::ops::{Ops, Policy};
-use leadrelay_store_sqlite::{OpenOptions, SqliteStore};
+use leadrelay_store_postgres::{OpenOptions as PostgresOptions, PostgresStore};
+use leadrelay_store_sqlite::{OpenOptions as SqliteOptions, SqliteStore};
 use tokio::sync::Notify;
 
 /// Loads configuration, applying `--data-dir`.
@@ -69,46 +70,89 @@ pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating the data directory {}", dir.display()))
 }
 
-/// Opens the configured storage backend: the one place that picks one. `exclusive` is for a
-/// serving process (a second one on the same database is refused).
+/// How a command opens storage, whatever the backend.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Opening {
+    /// Apply pending migrations first (otherwise an out-of-date schema is refused).
+    pub migrate: bool,
+    /// A serving process: on SQLite, it takes the file for itself (a second one is refused);
+    /// on PostgreSQL, any number of nodes serve from one database.
+    pub serving: bool,
+}
+
+/// Opens the configured storage backend: the one place that picks one.
 ///
 /// # Errors
 /// A message that says what is wrong and what to do.
-pub fn open_storage(config: &Config, options: OpenOptions) -> anyhow::Result<Arc<dyn Storage>> {
-    match config.storage_location() {
+pub async fn open_storage(config: &Config, opening: Opening) -> anyhow::Result<Arc<dyn Storage>> {
+    let (keys, location) = match config.storage_location() {
         StorageLocation::Sqlite(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 private_dir(dir)?;
             }
-            let keys = keys::keyring(config)?;
-            let opened = SqliteStore::open(&path, options, keys.ring);
-            if let Some(created) = &keys.created {
-                if opened.is_ok() {
-                    keys::announce(created);
-                } else {
-                    // The database needs another key (or none could be tried): the new file
-                    // must not stay to be mistaken for the real one.
-                    let _ = std::fs::remove_file(created);
-                }
-            }
-            match opened {
-                Ok(store) => Ok(Arc::new(store)),
-                Err(StorageError::Conflict) => bail!(
-                    "another leadrelay is already serving from {}; stop it, or point storage.url (or --data-dir) at another database",
-                    path.display()
-                ),
-                Err(e) if keys.created.is_some() && describe(&e).contains("encryption key") => bail!(
-                    "opening {}: {}; no key was configured and {} was missing: restore that file from your backup, or set security.encryption_key",
-                    path.display(),
+            (keys::keyring(config)?, StorageLocation::Sqlite(path))
+        }
+        postgres => {
+            private_dir(&config.storage.data_dir)?;
+            (keys::keyring(config)?, postgres)
+        }
+    };
+    let opened: Result<Arc<dyn Storage>, StorageError> = match &location {
+        StorageLocation::Sqlite(path) => {
+            let options = SqliteOptions {
+                migrate: opening.migrate,
+                exclusive: opening.serving,
+                min_free_bytes: if opening.serving { config.storage.min_free_bytes } else { 0 },
+            };
+            SqliteStore::open(path, options, keys.ring).map(|s| Arc::new(s) as Arc<dyn Storage>)
+        }
+        StorageLocation::Postgres(url) => {
+            let options = PostgresOptions {
+                migrate: opening.migrate,
+                max_connections: config.storage.max_connections,
+                acquire_timeout: Duration::from_millis(config.storage.acquire_timeout_ms),
+            };
+            PostgresStore::open(url.expose(), options, keys.ring).await.map(|s| Arc::new(s) as Arc<dyn Storage>)
+        }
+    };
+    if let Some(created) = &keys.created {
+        if opened.is_ok() {
+            keys::announce(created);
+        } else {
+            // The database needs another key (or none could be tried): the new file must not
+            // stay to be mistaken for the real one.
+            let _ = std::fs::remove_file(created);
+        }
+    }
+    let place = match &location {
+        StorageLocation::Sqlite(path) => path.display().to_string(),
+        StorageLocation::Postgres(url) => url.to_string(),
+    };
+    match opened {
+        Ok(store) => Ok(store),
+        Err(StorageError::Conflict) => bail!(
+            "another leadrelay is already serving from {place}; stop it, or point storage.url (or --data-dir) at another database"
+        ),
+        Err(e) if keys.created.is_some() && describe(&e).contains("encryption key") => {
+            let key_file = config.storage.data_dir.join(keys::KEY_FILE);
+            match location {
+                StorageLocation::Postgres(_) => bail!(
+                    "opening {place}: {}; every node on one database needs the same key: set security.encryption_key \
+                     (or copy {} from the first node)",
                     describe(&e),
-                    config.storage.data_dir.join(keys::KEY_FILE).display()
+                    key_file.display()
                 ),
-                Err(e) => bail!("opening {}: {}", path.display(), describe(&e)),
+                StorageLocation::Sqlite(_) => bail!(
+                    "opening {place}: {}; no key was configured and {} was missing: restore that file from your backup, or set security.encryption_key",
+                    describe(&e),
+                    key_file.display()
+                ),
             }
         }
-        StorageLocation::Postgres(url) => bail!(
-            "storage.url {url} is not supported by this build yet: PostgreSQL support is planned; leave storage.url empty to use SQLite"
-        ),
+        Err(StorageError::Unavailable(e)) => {
+            bail!("opening {place}: the database cannot be reached ({e}); check storage.url and that it is running")
+        }
+        Err(e) => bail!("opening {place}: {}", describe(&e)),
     }
 }
 
@@ -117,7 +161,7 @@ pub fn open_storage(config: &Config, options: OpenOptions) -> anyhow::Result<Arc
 ///
 /// # Errors
 /// As [`open_storage`].
-pub fn migrate_storage(config: &Config) -> anyhow::Result<(String, usize, usize)> {
+pub async fn migrate_storage(config: &Config) -> anyhow::Result<(String, usize, usize)> {
     match config.storage_location() {
         StorageLocation::Sqlite(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -134,9 +178,10 @@ pub fn migrate_storage(config: &Config) -> anyhow::Result<(String, usize, usize)
                 Err(e) => bail!("migrating {}: {}", path.display(), describe(&e)),
             }
         }
-        StorageLocation::Postgres(url) => bail!(
-            "storage.url {url} is not supported by this build yet: PostgreSQL support is planned; leave storage.url empty to use SQLite"
-        ),
+        StorageLocation::Postgres(url) => match PostgresStore::migrate_url(url.expose()).await {
+            Ok((applied, version)) => Ok((url.to_string(), applied, version)),
+            Err(e) => bail!("migrating {url}: {}", describe(&e)),
+        },
     }
 }
 
@@ -164,8 +209,8 @@ pub fn destinations(config: &Config) -> Destinations {
 ///
 /// # Errors
 /// As [`open_storage`]; a bad rule in the configuration.
-pub fn open_ops(config: &Config) -> anyhow::Result<Ops> {
-    let storage = open_storage(config, OpenOptions { migrate: false, exclusive: false, ..Default::default() })?;
+pub async fn open_ops(config: &Config) -> anyhow::Result<Ops> {
+    let storage = open_storage(config, Opening::default()).await?;
     let policy = Policy::from_config(config).map_err(anyhow::Error::msg)?;
     Ok(Ops::new(storage, destinations(config), Arc::new(SystemClock), policy, Arc::new(Notify::new())))
 }

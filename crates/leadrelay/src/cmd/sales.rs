@@ -48,7 +48,7 @@ pub struct ListArgs {
 
 /// `leadrelay opportunities list`
 pub async fn list(config: &Config, args: ListArgs) -> anyhow::Result<()> {
-    let ops = super::open_ops(config)?;
+    let ops = super::open_ops(config).await?;
     let publisher = publisher(&args.publisher)?;
     let status = args
         .status
@@ -95,14 +95,14 @@ pub async fn list(config: &Config, args: ListArgs) -> anyhow::Result<()> {
 
 /// `leadrelay opportunities show ID`
 pub async fn show(config: &Config, id: &str) -> anyhow::Result<()> {
-    let ops = super::open_ops(config)?;
+    let ops = super::open_ops(config).await?;
     let view = ops.get_opportunity(&opportunity(id)?).await?;
     print_json(&OpportunityOut::from(&view))
 }
 
 /// `leadrelay opportunities assign ID --owner usr_…|none`
 pub async fn assign(config: &Config, id: &str, owner: &str) -> anyhow::Result<()> {
-    let ops = super::open_ops(config)?;
+    let ops = super::open_ops(config).await?;
     let owner = match self::owner(owner)? {
         OwnerFilter::Unassigned => None,
         OwnerFilter::User(u) => Some(u),
@@ -137,7 +137,7 @@ pub struct KpiArgs {
 
 /// `leadrelay kpis`
 pub async fn kpis(config: &Config, args: KpiArgs) -> anyhow::Result<()> {
-    let ops = super::open_ops(config)?;
+    let ops = super::open_ops(config).await?;
     let time = |name: &str, v: Option<&str>| {
         v.map(Timestamp::parse_rfc3339).transpose().map_err(|rule| anyhow::anyhow!("--{name}: {rule}"))
     };

@@ -26,7 +26,6 @@ use leadrelay_core::{
     OpportunityId, PublisherId, SystemClock, Timestamp, UserId,
 };
 use leadrelay_server::config::Config;
-use leadrelay_store_sqlite::OpenOptions;
 use serde::Serialize;
 
 /// What to seed.
@@ -344,7 +343,7 @@ pub async fn run(config: &Config, args: SeedArgs) -> anyhow::Result<()> {
         bail!("--leads and --batch must be at least 1");
     }
     let p = PublisherId::parse(&args.publisher).map_err(|rule| anyhow::anyhow!("--publisher {rule}"))?;
-    let storage = super::open_storage(config, OpenOptions { migrate: true, exclusive: true, ..Default::default() })?;
+    let storage = super::open_storage(config, super::Opening { migrate: true, serving: true }).await?;
     let now = SystemClock.now();
     let mut report = Report { leads: args.leads, publisher: p.to_string(), ..Report::default() };
     let team = if args.measure_only {

@@ -1,5 +1,5 @@
-//! `leadrelay serve`: API + workers on one process. The storage backend refuses a second
-//! serving process on the same database.
+//! `leadrelay serve`: API + workers on one process. SQLite refuses a second serving process on
+//! the same file; on PostgreSQL, any number of them share one database.
 
 use std::sync::Arc;
 
@@ -8,7 +8,6 @@ use leadrelay_core::SystemClock;
 use leadrelay_server::auth::AdminToken;
 use leadrelay_server::config::Config;
 use leadrelay_server::{Application, Parts};
-use leadrelay_store_sqlite::OpenOptions;
 use tokio_util::sync::CancellationToken;
 
 /// Runs until Ctrl-C or SIGTERM.
@@ -20,14 +19,8 @@ pub async fn run(mut config: Config, listen: Option<String>) -> anyhow::Result<(
     leadrelay_server::telemetry::init(&config.telemetry);
     let data_dir = config.storage.data_dir.clone();
     super::private_dir(&data_dir)?;
-    let storage = super::open_storage(
-        &config,
-        OpenOptions {
-            migrate: config.storage.migrate_on_start,
-            exclusive: true,
-            min_free_bytes: config.storage.min_free_bytes,
-        },
-    )?;
+    let opening = super::Opening { migrate: config.storage.migrate_on_start, serving: true };
+    let storage = super::open_storage(&config, opening).await?;
     let env_token = std::env::var("LEADRELAY_ADMIN_TOKEN").ok();
     let (admin, printed) = AdminToken::bootstrap(storage.as_ref(), &data_dir, env_token.as_deref())
         .await

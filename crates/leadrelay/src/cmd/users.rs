@@ -112,7 +112,7 @@ pub async fn add(config: &Config, args: AddArgs) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow!("reading the password: {e}"))??;
     let password = Password::new(plain).map_err(|rule| anyhow!("the password {rule}"))?;
-    let ops = super::open_ops(config)?;
+    let ops = super::open_ops(config).await?;
     if let Some(name) = args.new_publisher {
         ops.create_publisher(publisher.clone(), name).await.map_err(|e| match e {
             OpsError::Conflict(why) => anyhow!("{why}; leave out --new-publisher to add a person to it"),
@@ -141,7 +141,7 @@ pub async fn add(config: &Config, args: AddArgs) -> anyhow::Result<()> {
 /// A missing publisher.
 pub async fn list(config: &Config, publisher: &str) -> anyhow::Result<()> {
     let publisher = PublisherId::parse(publisher).map_err(|rule| anyhow!("--publisher {rule}"))?;
-    let ops = super::open_ops(config)?;
+    let ops = super::open_ops(config).await?;
     let users = ops.list_users(&publisher).await.map_err(|e| describe(e, &publisher))?;
     println!("{:<38} {:<7} {:<9} {:<32} NAME", "ID", "ROLE", "STATUS", "EMAIL");
     for u in &users {
