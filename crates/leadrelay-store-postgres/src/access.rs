@@ -1,15 +1,14 @@
 //! AccessStore on PostgreSQL. (Not yet written: every method refuses.)
 
 #![allow(unused_variables)]
-
 #![allow(unused_imports)]
-use std::time::Duration;
 use leadrelay_core::audit::*;
 use leadrelay_core::destination::DestinationRecord;
 use leadrelay_core::sales::kpi::*;
 use leadrelay_core::sales::*;
-use leadrelay_core::*;
 use leadrelay_core::storage::*;
+use leadrelay_core::*;
+use std::time::Duration;
 
 use crate::PostgresStore;
 
@@ -35,7 +34,12 @@ impl AccessStore for PostgresStore {
         Err(StorageError::Other("AccessStore is not written yet".into()))
     }
 
-    async fn revoke_api_token(&self, publisher: &PublisherId, id: &leadrelay_core::ids::TokenId, now: Timestamp) -> Result<()> {
+    async fn revoke_api_token(
+        &self,
+        publisher: &PublisherId,
+        id: &leadrelay_core::ids::TokenId,
+        now: Timestamp,
+    ) -> Result<()> {
         Err(StorageError::Other("AccessStore is not written yet".into()))
     }
 
@@ -46,5 +50,4 @@ impl AccessStore for PostgresStore {
     async fn set_admin_token_hash(&self, hash: &str, only_if_unset: bool) -> Result<bool> {
         Err(StorageError::Other("AccessStore is not written yet".into()))
     }
-
 }

@@ -1,15 +1,14 @@
 //! AuditStore on PostgreSQL. (Not yet written: every method refuses.)
 
 #![allow(unused_variables)]
-
 #![allow(unused_imports)]
-use std::time::Duration;
 use leadrelay_core::audit::*;
 use leadrelay_core::destination::DestinationRecord;
 use leadrelay_core::sales::kpi::*;
 use leadrelay_core::sales::*;
-use leadrelay_core::*;
 use leadrelay_core::storage::*;
+use leadrelay_core::*;
+use std::time::Duration;
 
 use crate::PostgresStore;
 
@@ -22,5 +21,4 @@ impl AuditStore for PostgresStore {
     async fn list_audit(&self, filter: &AuditFilter, page: &PageRequest) -> Result<Page<AuditEntry>> {
         Err(StorageError::Other("AuditStore is not written yet".into()))
     }
-
 }

@@ -1,15 +1,14 @@
 //! CatalogStore on PostgreSQL. (Not yet written: every method refuses.)
 
 #![allow(unused_variables)]
-
 #![allow(unused_imports)]
-use std::time::Duration;
 use leadrelay_core::audit::*;
 use leadrelay_core::destination::DestinationRecord;
 use leadrelay_core::sales::kpi::*;
 use leadrelay_core::sales::*;
-use leadrelay_core::*;
 use leadrelay_core::storage::*;
+use leadrelay_core::*;
+use std::time::Duration;
 
 use crate::PostgresStore;
 
@@ -51,8 +50,13 @@ impl CatalogStore for PostgresStore {
         Err(StorageError::Other("CatalogStore is not written yet".into()))
     }
 
-    async fn set_destination_enabled( &self, id: &DestinationId, enabled: bool, reason: Option<&str>, now: Timestamp, ) -> Result<()> {
+    async fn set_destination_enabled(
+        &self,
+        id: &DestinationId,
+        enabled: bool,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> Result<()> {
         Err(StorageError::Other("CatalogStore is not written yet".into()))
     }
-
 }

@@ -1,15 +1,14 @@
 //! OutboxStore on PostgreSQL. (Not yet written: every method refuses.)
 
 #![allow(unused_variables)]
-
 #![allow(unused_imports)]
-use std::time::Duration;
 use leadrelay_core::audit::*;
 use leadrelay_core::destination::DestinationRecord;
 use leadrelay_core::sales::kpi::*;
 use leadrelay_core::sales::*;
-use leadrelay_core::*;
 use leadrelay_core::storage::*;
+use leadrelay_core::*;
+use std::time::Duration;
 
 use crate::PostgresStore;
 
@@ -43,12 +42,16 @@ impl OutboxStore for PostgresStore {
         Err(StorageError::Other("OutboxStore is not written yet".into()))
     }
 
-    async fn replay_candidates(&self, request: &ReplayRequest, after: Option<&LeadId>, limit: u32) -> Result<Vec<Lead>> {
+    async fn replay_candidates(
+        &self,
+        request: &ReplayRequest,
+        after: Option<&LeadId>,
+        limit: u32,
+    ) -> Result<Vec<Lead>> {
         Err(StorageError::Other("OutboxStore is not written yet".into()))
     }
 
     async fn replay(&self, plan: &ReplayPlan, now: Timestamp) -> Result<u64> {
         Err(StorageError::Other("OutboxStore is not written yet".into()))
     }
-
 }

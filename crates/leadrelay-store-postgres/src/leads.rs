@@ -1,15 +1,14 @@
 //! LeadStore on PostgreSQL. (Not yet written: every method refuses.)
 
 #![allow(unused_variables)]
-
 #![allow(unused_imports)]
-use std::time::Duration;
 use leadrelay_core::audit::*;
 use leadrelay_core::destination::DestinationRecord;
 use leadrelay_core::sales::kpi::*;
 use leadrelay_core::sales::*;
-use leadrelay_core::*;
 use leadrelay_core::storage::*;
+use leadrelay_core::*;
+use std::time::Duration;
 
 use crate::PostgresStore;
 
@@ -46,5 +45,4 @@ impl LeadStore for PostgresStore {
     async fn list_leads(&self, filter: &LeadFilter, page: &PageRequest) -> Result<Page<Lead>> {
         Err(StorageError::Other("LeadStore is not written yet".into()))
     }
-
 }

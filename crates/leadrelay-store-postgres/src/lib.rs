@@ -123,9 +123,10 @@ pub(crate) fn map_err(e: tokio_postgres::Error) -> StorageError {
 /// True for an error that a fresh run of the same transaction may not meet again.
 pub(crate) fn is_retryable(e: &StorageError) -> bool {
     let StorageError::Other(inner) = e else { return false };
-    inner.downcast_ref::<tokio_postgres::Error>().and_then(tokio_postgres::Error::code).is_some_and(|c| {
-        *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
-    })
+    inner
+        .downcast_ref::<tokio_postgres::Error>()
+        .and_then(tokio_postgres::Error::code)
+        .is_some_and(|c| *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED)
 }
 
 /// What a transaction does: reads see one snapshot of committed data (`REPEATABLE READ, READ
@@ -331,11 +332,8 @@ pub(crate) fn tls() -> tokio_postgres_rustls::MakeRustlsConnect {
 }
 
 fn pool(config: &tokio_postgres::Config, options: OpenOptions) -> Result<Pool> {
-    let manager = Manager::from_config(
-        config.clone(),
-        tls(),
-        ManagerConfig { recycling_method: RecyclingMethod::Fast },
-    );
+    let manager =
+        Manager::from_config(config.clone(), tls(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
     Pool::builder(manager)
         .max_size(options.max_connections.max(1))
         .wait_timeout(Some(options.acquire_timeout))
@@ -360,8 +358,11 @@ fn pool_error(e: deadpool_postgres::PoolError) -> StorageError {
 
 fn out_of_date(v: usize) -> StorageError {
     StorageError::Other(
-        format!("the database schema is version {v}, this leadrelay expects {}; run `leadrelay migrate`", MIGRATIONS.len())
-            .into(),
+        format!(
+            "the database schema is version {v}, this leadrelay expects {}; run `leadrelay migrate`",
+            MIGRATIONS.len()
+        )
+        .into(),
     )
 }
 
@@ -398,9 +399,12 @@ async fn migrate(conn: &mut deadpool_postgres::Object) -> Result<usize> {
         tx.batch_execute(sql).await.map_err(map_err)?;
         let now = leadrelay_core::Clock::now(&leadrelay_core::SystemClock).as_millis();
         let version = i32::try_from(i + 1).unwrap_or(i32::MAX);
-        tx.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)", &[&version, name, &now])
-            .await
-            .map_err(map_err)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            &[&version, name, &now],
+        )
+        .await
+        .map_err(map_err)?;
     }
     tx.commit().await.map_err(map_err)?;
     Ok(MIGRATIONS.len() - current)

@@ -1,15 +1,14 @@
 //! PeopleStore on PostgreSQL. (Not yet written: every method refuses.)
 
 #![allow(unused_variables)]
-
 #![allow(unused_imports)]
-use std::time::Duration;
 use leadrelay_core::audit::*;
 use leadrelay_core::destination::DestinationRecord;
 use leadrelay_core::sales::kpi::*;
 use leadrelay_core::sales::*;
-use leadrelay_core::*;
 use leadrelay_core::storage::*;
+use leadrelay_core::*;
+use std::time::Duration;
 
 use crate::PostgresStore;
 
@@ -46,5 +45,4 @@ impl PeopleStore for PostgresStore {
     async fn delete_session(&self, token_hash: &str) -> Result<()> {
         Err(StorageError::Other("PeopleStore is not written yet".into()))
     }
-
 }

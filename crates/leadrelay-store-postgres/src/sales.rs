@@ -1,15 +1,14 @@
 //! SalesStore on PostgreSQL. (Not yet written: every method refuses.)
 
 #![allow(unused_variables)]
-
 #![allow(unused_imports)]
-use std::time::Duration;
 use leadrelay_core::audit::*;
 use leadrelay_core::destination::DestinationRecord;
 use leadrelay_core::sales::kpi::*;
 use leadrelay_core::sales::*;
-use leadrelay_core::*;
 use leadrelay_core::storage::*;
+use leadrelay_core::*;
+use std::time::Duration;
 
 use crate::PostgresStore;
 
@@ -50,5 +49,4 @@ impl SalesStore for PostgresStore {
     async fn kpis(&self, query: &KpiQuery) -> Result<KpiReport> {
         Err(StorageError::Other("SalesStore is not written yet".into()))
     }
-
 }

@@ -19,7 +19,9 @@ const VAULT_LOCK: i32 = 0x7661_756c; // "vaul"
 /// when the primary key changed. Refuses keys that cannot open it.
 pub(crate) async fn unlock(conn: &mut deadpool_postgres::Object, keys: Keyring) -> Result<Vault> {
     let tx = conn.transaction().await.map_err(map_err)?;
-    tx.execute("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", &[&VAULT_LOCK]).await.map_err(map_err)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", &[&VAULT_LOCK])
+        .await
+        .map_err(map_err)?;
     let stored: Option<String> = tx
         .query_opt("SELECT value FROM instance_settings WHERE key = $1", &[&INDEX_KEY])
         .await
@@ -89,8 +91,7 @@ pub(crate) async fn values_by_key(db: &Db<'_>) -> Result<Vec<(String, u64)>> {
     let mut counts = std::collections::BTreeMap::<String, u64>::new();
     for (table, _, columns) in SEALED_COLUMNS {
         for (name, _) in *columns {
-            let sql =
-                format!("SELECT substr({name}, 3, 8), COUNT(*) FROM {table} WHERE {name} IS NOT NULL GROUP BY 1");
+            let sql = format!("SELECT substr({name}, 3, 8), COUNT(*) FROM {table} WHERE {name} IS NOT NULL GROUP BY 1");
             for row in db.rows(&sql, &[]).await? {
                 *counts.entry(row.get(0)).or_default() += u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
             }

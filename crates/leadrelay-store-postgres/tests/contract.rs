@@ -32,9 +32,10 @@ async fn a_database_newer_than_this_build_is_refused() {
         .batch_execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 0)")
         .await
         .unwrap();
-    let err = PostgresStore::open(&schema.url, OpenOptions { migrate: true, ..OpenOptions::default() }, Keyring::for_tests())
-        .await
-        .unwrap_err();
+    let err =
+        PostgresStore::open(&schema.url, OpenOptions { migrate: true, ..OpenOptions::default() }, Keyring::for_tests())
+            .await
+            .unwrap_err();
     assert!(format!("{err:?}").contains("run a newer leadrelay"), "{err:?}");
 }
 
@@ -73,7 +74,10 @@ async fn nodes_starting_together_migrate_once() {
     let client = leadrelay_testkit::postgres::connect(&schema.url).await;
     let n: i64 = client.query_one("SELECT COUNT(*) FROM schema_migrations", &[]).await.unwrap().get(0);
     assert_eq!(n, leadrelay_store_postgres::MIGRATIONS.len() as i64);
-    let keys: i64 =
-        client.query_one("SELECT COUNT(*) FROM instance_settings WHERE key = 'vault_index_key'", &[]).await.unwrap().get(0);
+    let keys: i64 = client
+        .query_one("SELECT COUNT(*) FROM instance_settings WHERE key = 'vault_index_key'", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(keys, 1, "one index key for every node");
 }

@@ -1,8 +1,8 @@
 //! Reading rusqlite rows into the stored form that `leadrelay_core::stored` converts, and the
 //! paged list query.
 
-pub(crate) use leadrelay_core::stored::*;
 use leadrelay_core::storage::Result;
+pub(crate) use leadrelay_core::stored::*;
 use rusqlite::Row;
 
 pub(crate) fn lead_row(r: &Row<'_>) -> rusqlite::Result<LeadRow> {

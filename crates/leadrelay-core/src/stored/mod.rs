@@ -78,7 +78,6 @@ pub struct LeadRow {
     pub previously_erased: bool,
 }
 
-
 impl LeadRow {
     /// The lead, its personal data opened.
     pub fn into_lead(self, v: &Vault) -> Result<Lead> {
@@ -145,7 +144,6 @@ pub const DELIVERY_COLUMNS: &str =
 /// The raw column values of a delivery row, in [`DELIVERY_COLUMNS`] order.
 pub type DeliveryRow = (String, String, String, String, String, u32, Option<i64>, Option<String>, i64, i64);
 
-
 /// A delivery from its stored row.
 pub fn delivery_from_row(row: DeliveryRow, v: &Vault) -> Result<Delivery> {
     let (id, lead, dest, publisher, status, attempts, next, last_error, created, updated) = row;
@@ -170,7 +168,6 @@ pub const DESTINATION_COLUMNS: &str = "id, publisher_id, name, kind, settings, o
 /// The raw column values of a destination row, in [`DESTINATION_COLUMNS`] order.
 pub type DestinationRow =
     (String, String, String, String, String, Option<String>, bool, Option<String>, u32, Option<i64>, i64, i64);
-
 
 /// A destination from its stored row (its settings opened).
 pub fn destination_from_row(row: DestinationRow, v: &Vault) -> Result<DestinationRecord> {
@@ -220,7 +217,6 @@ pub fn error_class(s: Option<String>) -> Option<ErrorClass> {
 /// The raw column values of an attempt row: delivery id, number, start, duration, status code, class, message, excerpt.
 pub type AttemptRow = (String, u32, i64, i64, Option<u16>, Option<String>, Option<String>, Option<String>);
 
-
 /// An attempt from its stored row.
 pub fn attempt_from_row(row: AttemptRow, v: &Vault) -> Result<Attempt> {
     let (delivery, number, started, duration, status, class, message, excerpt) = row;
@@ -267,4 +263,3 @@ pub const SEALED_COLUMNS: &[SealedTable] = &[
     ("activities", &["id"], &[("outcome", Column::ActivityOutcome), ("note", Column::ActivityNote)]),
     ("opportunities", &["id"], &[("reason", Column::OpportunityReason)]),
 ];
-

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use leadrelay_core::SystemClock;
+use leadrelay_core::storage::Storage;
 use leadrelay_destinations::NetworkOptions;
 use leadrelay_server::auth::AdminToken;
 use leadrelay_server::config::Config;
 use leadrelay_server::{Application, Parts};
-use leadrelay_core::storage::Storage;
 use leadrelay_store_postgres::PostgresStore;
 use leadrelay_store_sqlite::{OpenOptions, SqliteStore};
 use serde_json::{Value, json};
@@ -48,9 +48,7 @@ pub fn on_postgres() -> bool {
 }
 
 /// A fresh, migrated store of the backend this run is on, and what keeps it alive.
-async fn fresh_store(
-    dir: &std::path::Path,
-) -> (Arc<dyn Storage>, Option<leadrelay_testkit::postgres::TestSchema>) {
+async fn fresh_store(dir: &std::path::Path) -> (Arc<dyn Storage>, Option<leadrelay_testkit::postgres::TestSchema>) {
     let keys = leadrelay_core::vault::Keyring::for_tests();
     if on_postgres() {
         let schema = leadrelay_testkit::postgres::TestSchema::create("server").await;

@@ -26,13 +26,23 @@ impl Server {
     /// `binary serve` on `data_dir`, with SQLite or the storage URL given, reaching private
     /// addresses (the receiver is on loopback) and logging warnings only.
     pub async fn leadrelay(binary: &Path, data_dir: &Path, storage_url: Option<&str>) -> anyhow::Result<Self> {
+        Self::leadrelay_keyed(binary, data_dir, storage_url, &leadrelay_core::vault::Keyring::generate_key()).await
+    }
+
+    /// As [`Server::leadrelay`], with this encryption key: nodes sharing one database need one.
+    pub async fn leadrelay_keyed(
+        binary: &Path,
+        data_dir: &Path,
+        storage_url: Option<&str>,
+        encryption_key: &str,
+    ) -> anyhow::Result<Self> {
         let mut cmd = Command::new(binary);
         cmd.arg("serve").arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(data_dir);
         clean_env(&mut cmd);
         // A fresh key through the environment rather than the generated key file, whose
         // "back it up" notice means nothing for a database deleted after the run.
         cmd.env("LEADRELAY_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("LEADRELAY_SECURITY__ENCRYPTION_KEY", leadrelay_core::vault::Keyring::generate_key())
+            .env("LEADRELAY_SECURITY__ENCRYPTION_KEY", encryption_key)
             .env("LEADRELAY_DELIVERY__ALLOW_PRIVATE_DESTINATIONS", "true")
             .env("LEADRELAY_TELEMETRY__FILTER", "warn");
         if let Some(url) = storage_url {

@@ -4,6 +4,7 @@
 mod ceiling;
 mod child;
 mod load;
+mod postgres;
 mod receiver;
 
 use std::collections::BTreeMap;
@@ -48,7 +49,8 @@ pub struct BenchArgs {
     /// Seconds of the latency run.
     #[arg(long, default_value_t = 10.0)]
     pub latency_seconds: f64,
-    /// Also measure ingest with this PostgreSQL storage URL.
+    /// Also measure PostgreSQL: ingest with one node and with two, and delivery, in a schema
+    /// the bench creates (and drops) in this database.
     #[arg(long)]
     pub postgres: Option<String>,
     /// Write the figures as JSON to this file.
@@ -156,7 +158,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     let postgres = match &args.postgres {
         None => None,
-        Some(url) => Some(postgres_ingest(url, &args, timed, body.clone(), next_seq, receiver_addr).await),
+        Some(url) => {
+            let run = postgres::run(url, &args, timed, body.clone(), next_seq, receiver_addr, &received).await;
+            Some(run.map_err(|e| format!("{e:#}")))
+        }
     };
 
     let figures = Figures {
@@ -326,29 +331,6 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     (sorted[rank - 1] * 100.0).round() / 100.0
 }
 
-/// PostgreSQL ingest: the same run against a server on the given URL; `Err` says why not.
-async fn postgres_ingest(
-    url: &str,
-    args: &BenchArgs,
-    length: Length,
-    body: load::BodyFn,
-    first_seq: u64,
-    receiver: std::net::SocketAddr,
-) -> Result<f64, String> {
-    eprintln!("bench: ingest on PostgreSQL ...");
-    let run = async {
-        let data = private_temp_dir("leadrelay-bench-pg-")?;
-        let server = Server::leadrelay(&serve_binary(args)?, data.path(), Some(url)).await?;
-        let publisher = format!("bench-pg-{first_seq}");
-        let (_, path) = server.publisher(&publisher, args.destinations, receiver, false).await?;
-        let run = drive(Target { addr: server.addr, path, body, first_seq }, args.connections, length).await?;
-        expect_all_202("PostgreSQL ingest", &run)?;
-        server.stop().await?;
-        anyhow::Ok(run.per_second())
-    };
-    run.await.map_err(|e| format!("{e:#}"))
-}
-
 /// The `--json` file: SPEC §9's figures under the keys the issue names, then the details.
 #[derive(Serialize)]
 struct Report<'a> {
@@ -364,7 +346,7 @@ struct Report<'a> {
     storage_bytes_by_table: BTreeMap<String, u64>,
     outbox_rows_per_lead: f64,
     leads_stored: u64,
-    postgres_ingest_per_s: Option<f64>,
+    postgres: Option<&'a postgres::PostgresFigures>,
     postgres_error: Option<String>,
     targets: BTreeMap<&'static str, TargetReport>,
     problems: &'a [String],
@@ -399,7 +381,7 @@ struct Figures {
     latency: Latency,
     peak_rss_bytes: u64,
     storage_bytes_per_lead: u64,
-    postgres: Option<Result<f64, String>>,
+    postgres: Option<Result<postgres::PostgresFigures, String>>,
     tables: Vec<(String, u64)>,
     outbox_rows_per_lead: f64,
     leads_stored: u64,
@@ -423,7 +405,12 @@ fn targets(f: &Figures) -> Vec<(&'static str, Option<bool>, &'static str)> {
         ("storage_bytes_per_lead", Some(f.storage_bytes_per_lead <= 1024), "<= 1 KB per lead"),
     ];
     if let Some(Ok(pg)) = &f.postgres {
-        t.push(("postgres_ingest_per_s", Some(*pg >= 20_000.0), ">= 20,000 leads/s"));
+        t.push(("postgres.ingest_one_node_per_s", Some(pg.ingest_one_node_per_s >= 20_000.0), ">= 20,000 leads/s"));
+        t.push((
+            "postgres.ingest_two_nodes_per_s",
+            Some(pg.ingest_two_nodes_per_s > pg.ingest_one_node_per_s),
+            "> one node's",
+        ));
     }
     t
 }
@@ -449,8 +436,8 @@ impl Figures {
             storage_bytes_by_table: self.tables.iter().cloned().collect(),
             outbox_rows_per_lead: round(self.outbox_rows_per_lead, 3),
             leads_stored: self.leads_stored,
-            postgres_ingest_per_s: match &self.postgres {
-                Some(Ok(v)) => Some(round(*v, 0)),
+            postgres: match &self.postgres {
+                Some(Ok(figures)) => Some(figures),
                 _ => None,
             },
             postgres_error: match &self.postgres {
@@ -499,14 +486,17 @@ impl Figures {
         row("peak_rss_bytes", format!("{:.1} MB", self.peak_rss_bytes as f64 / 1048576.0));
         row("storage_bytes_per_lead", format!("{} B", self.storage_bytes_per_lead));
         row("outbox_rows_per_lead", format!("{:.2}", self.outbox_rows_per_lead));
-        let pg = match &self.postgres {
-            None => "not run".to_owned(),
-            Some(Ok(v)) => format!("{v:.0}/s"),
-            Some(Err(_)) => "failed".to_owned(),
-        };
-        row("postgres_ingest_per_s", pg);
-        if let Some(Err(e)) = &self.postgres {
-            out.push_str(&format!("  PostgreSQL: {e}\n"));
+        match &self.postgres {
+            None => row("postgres", "not run".to_owned()),
+            Some(Ok(pg)) => {
+                row("postgres.ingest_one_node_per_s", format!("{:.0}/s", pg.ingest_one_node_per_s));
+                row("postgres.ingest_two_nodes_per_s", format!("{:.0}/s", pg.ingest_two_nodes_per_s));
+                row("postgres.delivery_per_s", format!("{:.0}/s", pg.delivery_per_s));
+            }
+            Some(Err(e)) => {
+                row("postgres", "failed".to_owned());
+                out.push_str(&format!("  PostgreSQL: {e}\n"));
+            }
         }
         out
     }
