@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::{corrupt, lead_id, offer_id, open, publisher_id, ts};
+use super::{corrupt, offer_id, open, publisher_id, ts};
 use crate::sales::kpi::{KpiGroup, OpportunityFact};
 use crate::sales::settings::{BusinessHours, FollowUpTarget};
 use crate::sales::{Activity, ActivityKind, ChecklistEntry, Opportunity, OpportunityStatus, SalesSettings, stage_rank};
@@ -252,11 +252,6 @@ pub fn opportunity_id(s: &str) -> Result<OpportunityId> {
 /// A stored opportunity status.
 pub fn opportunity_status(s: &str) -> Result<OpportunityStatus> {
     OpportunityStatus::parse(s).ok_or_else(|| corrupt("opportunity status"))
-}
-
-/// A stored lead id of an opportunity.
-pub fn opportunity_lead(s: &str) -> Result<LeadId> {
-    lead_id(s)
 }
 
 /// A row of `item, done, actor, at` from `opportunity_checklist`.
