@@ -7,82 +7,26 @@
 
 use std::collections::HashMap;
 
-use leadrelay_core::sales::kpi::{DeliveryFact, KpiAccumulator, KpiGroup, KpiQuery, KpiReport, OpportunityFact};
-use leadrelay_core::sales::settings::{BusinessHours, FollowUpTarget};
-use leadrelay_core::sales::{
-    Activity, ActivityKind, ChecklistEntry, Opportunity, OpportunityStatus, SalesSettings, sla, stage_rank,
-};
+use leadrelay_core::sales::kpi::{DeliveryFact, KpiAccumulator, KpiQuery, KpiReport};
+use leadrelay_core::sales::{Activity, Opportunity, OpportunityStatus, SalesSettings, sla};
 use leadrelay_core::storage::{
     ChecklistTick, DeliveryStatus, DueFilter, OpportunityFilter, OpportunityUpdate, OwnerFilter, Page, PageRequest,
-    Result, SalesNotice, SalesNoticeKind, SalesStore, StorageError,
+    Result, SalesNotice, SalesNoticeKind, SalesStore,
 };
-use leadrelay_core::vault::Column;
-use leadrelay_core::{ActivityId, Lead, OfferId, OpportunityId, PublisherId, Stage, Timestamp, UserId};
+use leadrelay_core::stored::sales::{
+    ACTIVITY_COLUMNS, OPPORTUNITY_COLUMNS, OpportunityRow, SETTINGS_COLUMNS, SettingsRow, StoredSettings, UpdatableRow,
+    activity_from_row, checklist, group_column, id_bound, joined_stage, opportunity_fact, opportunity_id,
+    sealed_activity, takes_leads,
+};
+use leadrelay_core::{Lead, OfferId, OpportunityId, PublisherId, Timestamp};
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params};
 
-use crate::rows::{PagedQuery, open, publisher_id, text, ts};
+use crate::rows::{PagedQuery, corrupt, text, ts};
 use crate::{Db, SqliteStore, map_err, query_rows};
-
-fn corrupt(what: &str) -> StorageError {
-    StorageError::Other(format!("stored {what} is not valid").into())
-}
 
 // ---------------------------------------------------------------------------------------------
 // Settings
-
-const SETTINGS_COLUMNS: &str = "team, round_robin, max_open_per_owner, checklist, first_touch_sla_hours, \
-     follow_up_min, follow_up_max, time_zone, business_days, business_start_minute, business_end_minute, rr_last_owner";
-
-type SettingsRow = (
-    String,
-    bool,
-    Option<u32>,
-    String,
-    u32,
-    u32,
-    u32,
-    String,
-    Option<String>,
-    Option<u16>,
-    Option<u16>,
-    Option<String>,
-);
-
-/// A publisher's stored settings with round-robin's position (the person who got the last one).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct StoredSettings {
-    settings: SalesSettings,
-    rr_last_owner: Option<String>,
-}
-
-fn settings_from_row(row: SettingsRow) -> Result<StoredSettings> {
-    let (team, round_robin, cap, checklist, sla_hours, min, max, time_zone, days, start, end, rr_last_owner) = row;
-    let team: Vec<String> = serde_json::from_str(&team).map_err(|_| corrupt("sales team"))?;
-    let team = team.iter().map(|u| UserId::parse(u).ok_or_else(|| corrupt("team member id"))).collect::<Result<_>>()?;
-    let checklist: Vec<String> = serde_json::from_str(&checklist).map_err(|_| corrupt("checklist"))?;
-    let business_hours = match (days, start, end) {
-        (Some(days), Some(start_minute), Some(end_minute)) => Some(BusinessHours {
-            days: serde_json::from_str(&days).map_err(|_| corrupt("business days"))?,
-            start_minute,
-            end_minute,
-        }),
-        _ => None,
-    };
-    Ok(StoredSettings {
-        settings: SalesSettings {
-            team,
-            round_robin,
-            max_open_per_owner: cap,
-            checklist,
-            first_touch_sla_hours: sla_hours,
-            follow_up_target: FollowUpTarget { min, max },
-            time_zone,
-            business_hours,
-        },
-        rr_last_owner,
-    })
-}
 
 /// The stored settings of a publisher, `None` when it saved none.
 fn read_settings(c: &rusqlite::Connection, publisher: &str) -> Result<Option<StoredSettings>> {
@@ -90,25 +34,25 @@ fn read_settings(c: &rusqlite::Connection, publisher: &str) -> Result<Option<Sto
         .prepare_cached(&format!("SELECT {SETTINGS_COLUMNS} FROM sales_settings WHERE publisher_id = ?1"))
         .and_then(|mut s| {
             s.query_row([publisher], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                    r.get(9)?,
-                    r.get(10)?,
-                    r.get(11)?,
-                ))
+                Ok(SettingsRow {
+                    team: r.get(0)?,
+                    round_robin: r.get(1)?,
+                    max_open_per_owner: r.get(2)?,
+                    checklist: r.get(3)?,
+                    first_touch_sla_hours: r.get(4)?,
+                    follow_up_min: r.get(5)?,
+                    follow_up_max: r.get(6)?,
+                    time_zone: r.get(7)?,
+                    business_days: r.get(8)?,
+                    business_start_minute: r.get(9)?,
+                    business_end_minute: r.get(10)?,
+                    rr_last_owner: r.get(11)?,
+                })
             })
             .optional()
         })
         .map_err(map_err)?;
-    row.map(settings_from_row).transpose()
+    row.map(StoredSettings::from_row).transpose()
 }
 
 /// Settings read once per write (or read), by publisher.
@@ -117,11 +61,10 @@ pub(crate) struct SettingsCache(HashMap<String, StoredSettings>);
 
 impl SettingsCache {
     fn get(&mut self, c: &rusqlite::Connection, publisher: &str) -> Result<&mut StoredSettings> {
-        if !self.0.contains_key(publisher) {
-            let stored = read_settings(c, publisher)?.unwrap_or_default();
-            self.0.insert(publisher.to_owned(), stored);
-        }
-        Ok(self.0.get_mut(publisher).expect("inserted just above"))
+        Ok(match self.0.entry(publisher.to_owned()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(read_settings(c, publisher)?.unwrap_or_default()),
+        })
     }
 }
 
@@ -167,13 +110,12 @@ pub(crate) fn file_lead(
             })
             .map_err(map_err)?;
         if let Some((id, status, stage)) = latest
-            && !matches!(status.as_str(), "lost" | "disqualified")
+            && takes_leads(&status)
         {
-            let current = Stage::parse(&stage).map_err(|_| corrupt("opportunity stage"))?;
-            let stage = if stage_rank(&lead.stage) > stage_rank(&current) { lead.stage.as_str() } else { &stage };
+            let stage = joined_stage(&stage, &lead.stage)?;
             c.prepare_cached(JOIN).and_then(|mut s| s.execute(params![id, stage, at])).map_err(map_err)?;
             add_lead(c, lead, &id)?;
-            return OpportunityId::parse(&id).ok_or_else(|| corrupt("opportunity id"));
+            return opportunity_id(&id);
         }
     }
     let publisher = lead.publisher.as_str();
@@ -218,17 +160,8 @@ fn add_lead(c: &Db<'_>, lead: &Lead, opportunity: &str) -> Result<()> {
 /// Round-robin: the next person of the team after the one who got the last opportunity who
 /// owns fewer open opportunities than the cap; `None` when every one is at it.
 fn next_in_turn(c: &Db<'_>, stored: &StoredSettings) -> Result<Option<String>> {
-    let team = &stored.settings.team;
-    if team.is_empty() {
-        return Ok(None);
-    }
-    let start = stored
-        .rr_last_owner
-        .as_deref()
-        .and_then(|last| team.iter().position(|u| u.as_str() == last))
-        .map_or(0, |i| i + 1);
-    for k in 0..team.len() {
-        let person = team[(start + k) % team.len()].as_str();
+    for person in stored.turn_order() {
+        let person = person.as_str();
         let Some(cap) = stored.settings.max_open_per_owner else { return Ok(Some(person.to_owned())) };
         let open: u32 = c
             .prepare_cached(OPEN_OF_OWNER)
@@ -243,20 +176,6 @@ fn next_in_turn(c: &Db<'_>, stored: &StoredSettings) -> Result<Option<String>> {
 
 // ---------------------------------------------------------------------------------------------
 // Reading an opportunity
-
-const OPPORTUNITY_COLUMNS: &str = "id, publisher_id, customer_id, offer_id, stage, status, reason, owner_id, source, \
-     action, opened_at, first_touch_due_at, first_touched_at, qualified_at, next_touch_at, sla_notified_at, updated_at, \
-     version";
-
-/// An opportunity row's columns, converted outside rusqlite's closure.
-pub(crate) struct OpportunityRow {
-    strings: [Option<String>; 10],
-    opened_at: i64,
-    first_touch_due_at: i64,
-    times: [Option<i64>; 4],
-    updated_at: i64,
-    version: i64,
-}
 
 fn opportunity_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OpportunityRow> {
     let mut strings: [Option<String>; 10] = Default::default();
@@ -273,19 +192,9 @@ fn opportunity_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OpportunityRow> {
     })
 }
 
-fn opportunity_id(s: &str) -> Result<OpportunityId> {
-    OpportunityId::parse(s).ok_or_else(|| corrupt("opportunity id"))
-}
-
-fn status(s: &str) -> Result<OpportunityStatus> {
-    OpportunityStatus::parse(s).ok_or_else(|| corrupt("opportunity status"))
-}
-
 /// The opportunity of a row, with its leads, checklist (in `checklist`'s order) and log.
-fn opportunity(c: &Db<'_>, row: OpportunityRow, checklist: &[String]) -> Result<Opportunity> {
-    let [id, publisher, customer, offer, stage, state, reason, owner, source, action] = row.strings;
-    let id = id.unwrap_or_default();
-    let [first_touched_at, qualified_at, next_touch_at, sla_notified_at] = row.times;
+fn opportunity(c: &Db<'_>, row: OpportunityRow, items: &[String]) -> Result<Opportunity> {
+    let id = row.id().to_owned();
     let lead_ids = query_rows(
         c,
         "SELECT lead_id FROM opportunity_leads WHERE opportunity_id = ?1 ORDER BY received_at, lead_id",
@@ -293,78 +202,21 @@ fn opportunity(c: &Db<'_>, row: OpportunityRow, checklist: &[String]) -> Result<
         |r| r.get::<_, String>(0),
         |s| crate::rows::lead_id(&s),
     )?;
-    let mut ticked: HashMap<String, ChecklistEntry> = query_rows(
+    let ticked = query_rows(
         c,
         "SELECT item, done, actor, at FROM opportunity_checklist WHERE opportunity_id = ?1",
         [&id],
-        |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?)),
-        |(item, done, by, at)| Ok((item.clone(), ChecklistEntry { item, done, by: Some(by), at: Some(ts(at)) })),
-    )?
-    .into_iter()
-    .collect();
-    let checklist = checklist
-        .iter()
-        .map(|item| {
-            ticked.remove(item).unwrap_or_else(|| ChecklistEntry {
-                item: item.clone(),
-                done: false,
-                by: None,
-                at: None,
-            })
-        })
-        .collect();
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        Ok,
+    )?;
     let activities = query_rows(
         c,
-        "SELECT id, kind, outcome, note, next_touch_at, actor, at FROM activities WHERE opportunity_id = ?1
-         ORDER BY at, id",
+        &format!("SELECT {ACTIVITY_COLUMNS} FROM activities WHERE opportunity_id = ?1 ORDER BY at, id"),
         [&id],
-        |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, Option<i64>>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, i64>(6)?,
-            ))
-        },
-        |(id, kind, outcome, note, next, by, at)| {
-            Ok(Activity {
-                id: ActivityId::parse(&id).ok_or_else(|| corrupt("activity id"))?,
-                kind: ActivityKind::parse(&kind).ok_or_else(|| corrupt("activity kind"))?,
-                outcome: open(c.vault, Column::ActivityOutcome, outcome)?,
-                note: open(c.vault, Column::ActivityNote, note)?,
-                next_touch_at: next.map(ts),
-                by,
-                at: ts(at),
-            })
-        },
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+        |row| activity_from_row(row, c.vault),
     )?;
-    Ok(Opportunity {
-        id: opportunity_id(&id)?,
-        publisher: publisher_id(publisher.as_deref().unwrap_or(""))?,
-        customer_id: leadrelay_core::CustomerId::parse(customer.as_deref().unwrap_or(""))
-            .ok_or_else(|| corrupt("customer id"))?,
-        offer: offer.as_deref().map(crate::rows::offer_id).transpose()?,
-        stage: Stage::parse(stage.as_deref().unwrap_or("")).map_err(|_| corrupt("opportunity stage"))?,
-        status: status(state.as_deref().unwrap_or(""))?,
-        reason: open(c.vault, Column::OpportunityReason, reason)?,
-        owner: owner.as_deref().map(|u| UserId::parse(u).ok_or_else(|| corrupt("owner id"))).transpose()?,
-        lead_ids,
-        source: source.unwrap_or_default(),
-        action,
-        checklist,
-        activities,
-        opened_at: ts(row.opened_at),
-        first_touch_due_at: ts(row.first_touch_due_at),
-        first_touched_at: first_touched_at.map(ts),
-        qualified_at: qualified_at.map(ts),
-        next_touch_at: next_touch_at.map(ts),
-        sla_notified_at: sla_notified_at.map(ts),
-        updated_at: ts(row.updated_at),
-        version: row.version,
-    })
+    row.into_opportunity(c.vault, lead_ids, checklist(items, ticked), activities)
 }
 
 /// One opportunity by id, in full; `NotFound` if unknown.
@@ -373,9 +225,8 @@ fn load(c: &Db<'_>, id: &str, cache: &mut SettingsCache) -> Result<Opportunity> 
         .prepare_cached(&format!("SELECT {OPPORTUNITY_COLUMNS} FROM opportunities WHERE id = ?1"))
         .and_then(|mut s| s.query_row([id], opportunity_row))
         .map_err(map_err)?;
-    let publisher = row.strings[1].clone().unwrap_or_default();
-    let checklist = cache.get(c, &publisher)?.settings.checklist.clone();
-    opportunity(c, row, &checklist)
+    let checklist = &cache.get(c, row.publisher())?.settings.checklist;
+    opportunity(c, row, checklist)
 }
 
 /// Runs `f` in one read transaction, so an opportunity's row, leads, checklist and log (and
@@ -393,13 +244,11 @@ fn in_snapshot<T>(c: &Db<'_>, f: impl FnOnce() -> Result<T>) -> Result<T> {
     f()
 }
 
-/// The status and version of an opportunity, for a write that checks them; `NotFound` if unknown.
-fn current(c: &Db<'_>, id: &str) -> Result<(OpportunityStatus, Option<String>, i64)> {
-    let (state, owner, version): (String, Option<String>, i64) = c
-        .prepare_cached("SELECT status, owner_id, version FROM opportunities WHERE id = ?1")
-        .and_then(|mut s| s.query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
-        .map_err(map_err)?;
-    Ok((status(&state)?, owner, version))
+/// `NotFound` if the opportunity is unknown, for a write to it.
+fn exists(c: &Db<'_>, id: &str) -> Result<()> {
+    c.prepare_cached("SELECT 1 FROM opportunities WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id], |_| Ok(())))
+        .map_err(map_err)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -436,13 +285,8 @@ const PENDING_BREACHES: &str = "SELECT id FROM opportunities
      WHERE first_touched_at IS NULL AND sla_notified_at IS NULL AND due_at < ?1 ORDER BY due_at LIMIT ?2";
 
 fn put_settings(c: &Db<'_>, publisher: &str, s: &SalesSettings) -> Result<()> {
-    // The turn stays with the person it points at while the team still holds them.
-    let kept = read_settings(c, publisher)?
-        .and_then(|old| old.rr_last_owner)
-        .filter(|last| s.team.iter().any(|u| u.as_str() == last));
-    let team = serde_json::to_string(&s.team.iter().map(UserId::as_str).collect::<Vec<_>>()).unwrap_or_default();
-    let checklist = serde_json::to_string(&s.checklist).unwrap_or_default();
-    let hours = s.business_hours.as_ref();
+    let kept = read_settings(c, publisher)?.and_then(|old| old.kept_turn(s));
+    let r = SettingsRow::new(s, kept)?;
     c.prepare_cached(&format!(
         "INSERT INTO sales_settings (publisher_id, {SETTINGS_COLUMNS})
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
@@ -456,18 +300,18 @@ fn put_settings(c: &Db<'_>, publisher: &str, s: &SalesSettings) -> Result<()> {
     .and_then(|mut st| {
         st.execute(params![
             publisher,
-            team,
-            s.round_robin,
-            s.max_open_per_owner,
-            checklist,
-            s.first_touch_sla_hours,
-            s.follow_up_target.min,
-            s.follow_up_target.max,
-            s.time_zone,
-            hours.map(|h| serde_json::to_string(&h.days).unwrap_or_default()),
-            hours.map(|h| h.start_minute),
-            hours.map(|h| h.end_minute),
-            kept,
+            r.team,
+            r.round_robin,
+            r.max_open_per_owner,
+            r.checklist,
+            r.first_touch_sla_hours,
+            r.follow_up_min,
+            r.follow_up_max,
+            r.time_zone,
+            r.business_days,
+            r.business_start_minute,
+            r.business_end_minute,
+            r.rr_last_owner,
         ])
     })
     .map(drop)
@@ -476,45 +320,36 @@ fn put_settings(c: &Db<'_>, publisher: &str, s: &SalesSettings) -> Result<()> {
 
 fn update(c: &Db<'_>, u: &OpportunityUpdate) -> Result<()> {
     let id = u.id.as_str();
-    let (was, owner, version) = current(c, id)?;
-    if version != u.expected_version {
-        return Err(StorageError::Conflict);
-    }
-    let row: (Option<String>, bool, Option<i64>) = c
-        .prepare_cached("SELECT reason, owner_notice_pending, next_touch_at FROM opportunities WHERE id = ?1")
-        .and_then(|mut s| s.query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
+    let current = c
+        .prepare_cached(
+            "SELECT status, reason, owner_id, owner_notice_pending, next_touch_at, version FROM opportunities
+             WHERE id = ?1",
+        )
+        .and_then(|mut s| {
+            s.query_row([id], |r| {
+                Ok(UpdatableRow {
+                    status: r.get(0)?,
+                    reason: r.get(1)?,
+                    owner: r.get(2)?,
+                    owner_notice_pending: r.get(3)?,
+                    next_touch_at: r.get(4)?,
+                    version: r.get(5)?,
+                })
+            })
+        })
         .map_err(map_err)?;
-    let (mut reason, mut pending, mut next_touch_at) = row;
-    let mut now_status = was;
-    if let Some((to, why)) = &u.status {
-        now_status = *to;
-        reason = c.vault.seal_opt(Column::OpportunityReason, why.as_deref());
-    }
-    let mut new_owner = owner.clone();
-    if let Some(to) = &u.owner {
-        let to = to.as_ref().map(|o| o.as_str().to_owned());
-        if to != owner {
-            // A new owner is told once; nobody is told of an opportunity taken away.
-            pending = to.is_some();
-        }
-        new_owner = to;
-    }
-    if let Some(next) = u.next_touch_at {
-        next_touch_at = next.map(Timestamp::as_millis);
-    }
-    let qualified =
-        matches!(now_status, OpportunityStatus::Qualified | OpportunityStatus::Won).then(|| u.now.as_millis());
+    let w = current.apply(u, c.vault)?;
     c.prepare_cached(UPDATE)
         .and_then(|mut s| {
             s.execute(params![
                 id,
-                now_status.as_str(),
-                reason,
-                new_owner,
-                pending,
-                next_touch_at,
-                qualified,
-                u.now.as_millis()
+                w.status,
+                w.reason,
+                w.owner,
+                w.owner_notice_pending,
+                w.next_touch_at,
+                w.qualified_at,
+                w.now
             ])
         })
         .map(drop)
@@ -529,7 +364,7 @@ struct SealedActivity {
 }
 
 fn log_activity(c: &Db<'_>, opportunity: &str, a: &SealedActivity) -> Result<()> {
-    current(c, opportunity)?;
+    exists(c, opportunity)?;
     let act = &a.activity;
     c.prepare_cached(INSERT_ACTIVITY)
         .and_then(|mut s| {
@@ -560,7 +395,7 @@ fn log_activity(c: &Db<'_>, opportunity: &str, a: &SealedActivity) -> Result<()>
 
 fn tick(c: &Db<'_>, t: &ChecklistTick) -> Result<()> {
     let id = t.opportunity.as_str();
-    current(c, id)?;
+    exists(c, id)?;
     c.prepare_cached(TICK)
         .and_then(|mut s| s.execute(params![id, t.item, t.done, t.by, t.at.as_millis()]))
         .map_err(map_err)?;
@@ -607,24 +442,12 @@ const KPI_DELIVERIES: &str =
 const KPI_TEST_DELIVERIES: &str = "SELECT d.id FROM leads l JOIN deliveries d ON d.lead_id = l.id
      WHERE l.publisher_id = ?1 AND l.is_test = 1 AND l.received_at >= ?2 AND l.received_at < ?3";
 
-/// The smallest opportunity id generated at or after `at`: ids are UUIDv7 of their opening
-/// time, whose first twelve hex digits are the Unix milliseconds.
-fn id_bound(at: Timestamp) -> String {
-    format!("{}{:012x}", OpportunityId::PREFIX, at.as_millis().clamp(0, (1 << 48) - 1))
-}
-
 /// The opportunities opened in the period, with the query's filters: a range of the table's own
 /// key (see [`id_bound`]), the opening time checked as well.
-/// Only the grouping key is read, in the last column (NULL without grouping): the accumulator
-/// uses the offer, source and action of a fact for nothing else, and three strings a row are
+/// Only the grouping key is read, in the last column ([`group_column`]): three strings a row are
 /// most of the cost of reading a few hundred thousand.
 fn kpi_opportunities(q: &KpiQuery) -> (String, Vec<Value>) {
-    let key = match q.group_by {
-        Some(KpiGroup::Offer) => "offer_id",
-        Some(KpiGroup::Source) => "source",
-        Some(KpiGroup::Action) => "action",
-        None => "NULL",
-    };
+    let key = group_column(q.group_by);
     let mut sql = format!(
         "SELECT status, opened_at, first_touch_due_at, first_touched_at, qualified_at IS NOT NULL, touches, {key}
          FROM opportunities WHERE publisher_id = ?1"
@@ -704,25 +527,16 @@ fn kpis_in(c: &Db<'_>, q: &KpiQuery) -> Result<KpiReport> {
         let mut stmt = c.prepare_cached(&sql).map_err(map_err)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(args)).map_err(map_err)?;
         while let Some(r) = rows.next().map_err(map_err)? {
-            let key: Option<String> = r.get(6).map_err(map_err)?;
-            let mut fact = OpportunityFact {
-                status: status(text_at(r, 0)?)?,
-                opened_at: ts(r.get(1).map_err(map_err)?),
-                first_touch_due_at: ts(r.get(2).map_err(map_err)?),
-                first_touched_at: r.get::<_, Option<i64>>(3).map_err(map_err)?.map(ts),
-                qualified: r.get(4).map_err(map_err)?,
-                follow_ups: r.get(5).map_err(map_err)?,
-                offer: None,
-                source: String::new(),
-                action: None,
-            };
-            match q.group_by {
-                Some(KpiGroup::Offer) => fact.offer = key,
-                Some(KpiGroup::Source) => fact.source = key.unwrap_or_default(),
-                Some(KpiGroup::Action) => fact.action = key,
-                None => {}
-            }
-            acc.opportunity(&fact);
+            let row = (
+                text_at(r, 0)?,
+                r.get(1).map_err(map_err)?,
+                r.get(2).map_err(map_err)?,
+                r.get(3).map_err(map_err)?,
+                r.get(4).map_err(map_err)?,
+                r.get(5).map_err(map_err)?,
+                r.get(6).map_err(map_err)?,
+            );
+            acc.opportunity(&opportunity_fact(row, q.group_by)?);
         }
     }
 
@@ -879,11 +693,8 @@ impl SalesStore for SqliteStore {
 
     async fn add_activity(&self, opportunity: &OpportunityId, activity: &Activity) -> Result<Opportunity> {
         // Sealed here, in the caller's task: the writer thread is shared by every write.
-        let a = SealedActivity {
-            outcome: self.vault.seal_opt(Column::ActivityOutcome, activity.outcome.as_deref()),
-            note: self.vault.seal_opt(Column::ActivityNote, activity.note.as_deref()),
-            activity: activity.clone(),
-        };
+        let (outcome, note) = sealed_activity(&self.vault, activity);
+        let a = SealedActivity { outcome, note, activity: activity.clone() };
         let id = opportunity.as_str().to_owned();
         self.write(move |c| log_activity(c, &id, &a)).await?;
         self.get_opportunity(opportunity).await
@@ -940,7 +751,7 @@ mod tests {
     fn every_list_reads_an_index_in_id_order_and_never_sorts() {
         let of_p =
             || OpportunityFilter { publisher: Some(PublisherId::parse("p").unwrap()), ..OpportunityFilter::default() };
-        let ana = || Some(OwnerFilter::User(UserId::generate(Timestamp::from_millis(0))));
+        let ana = || Some(OwnerFilter::User(leadrelay_core::UserId::generate(Timestamp::from_millis(0))));
         let at = Timestamp::from_millis(5);
         let status = Some(OpportunityStatus::Qualified);
         let cases = [
