@@ -78,7 +78,6 @@ pub struct LeadRow {
     pub previously_erased: bool,
 }
 
-
 impl LeadRow {
     /// The lead, its personal data opened.
     pub fn into_lead(self, v: &Vault) -> Result<Lead> {
@@ -145,7 +144,6 @@ pub const DELIVERY_COLUMNS: &str =
 /// The raw column values of a delivery row, in [`DELIVERY_COLUMNS`] order.
 pub type DeliveryRow = (String, String, String, String, String, u32, Option<i64>, Option<String>, i64, i64);
 
-
 /// A delivery from its stored row.
 pub fn delivery_from_row(row: DeliveryRow, v: &Vault) -> Result<Delivery> {
     let (id, lead, dest, publisher, status, attempts, next, last_error, created, updated) = row;
@@ -170,7 +168,6 @@ pub const DESTINATION_COLUMNS: &str = "id, publisher_id, name, kind, settings, o
 /// The raw column values of a destination row, in [`DESTINATION_COLUMNS`] order.
 pub type DestinationRow =
     (String, String, String, String, String, Option<String>, bool, Option<String>, u32, Option<i64>, i64, i64);
-
 
 /// A destination from its stored row (its settings opened).
 pub fn destination_from_row(row: DestinationRow, v: &Vault) -> Result<DestinationRecord> {
@@ -220,7 +217,6 @@ pub fn error_class(s: Option<String>) -> Option<ErrorClass> {
 /// The raw column values of an attempt row: delivery id, number, start, duration, status code, class, message, excerpt.
 pub type AttemptRow = (String, u32, i64, i64, Option<u16>, Option<String>, Option<String>, Option<String>);
 
-
 /// An attempt from its stored row.
 pub fn attempt_from_row(row: AttemptRow, v: &Vault) -> Result<Attempt> {
     let (delivery, number, started, duration, status, class, message, excerpt) = row;
@@ -268,3 +264,25 @@ pub const SEALED_COLUMNS: &[SealedTable] = &[
     ("opportunities", &["id"], &[("reason", Column::OpportunityReason)]),
 ];
 
+/// Columns of `offers` in the order [`offer_from_row`] reads them.
+pub const OFFER_COLUMNS: &str =
+    "id, publisher_id, title, offer_type, created_at, updated_at, published_at, last_validation";
+
+/// The raw column values of an offer row, in [`OFFER_COLUMNS`] order.
+pub type OfferRow = (String, String, String, String, i64, i64, Option<i64>, Option<String>);
+
+/// An offer from its stored row. A last validation that is not JSON reads as none: it is a
+/// report of a past publish, not a value anything depends on.
+pub fn offer_from_row(row: OfferRow) -> Result<crate::storage::Offer> {
+    let (id, publisher, title, kind, created, updated, published, validation) = row;
+    Ok(crate::storage::Offer {
+        id: offer_id(&id)?,
+        publisher: publisher_id(&publisher)?,
+        title,
+        offer_type: crate::OfferType::parse(&kind).ok_or_else(|| corrupt("offer type"))?,
+        created_at: ts(created),
+        updated_at: ts(updated),
+        published_at: published.map(ts),
+        last_validation: validation.and_then(|v| serde_json::from_str(&v).ok()),
+    })
+}
