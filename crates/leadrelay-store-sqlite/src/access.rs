@@ -1,19 +1,22 @@
 //! Ingest keys and API tokens (stored as hashes), and the admin token's hash.
 
-use leadrelay_core::access::{format_scopes, parse_scopes};
+use leadrelay_core::access::format_scopes;
 use leadrelay_core::storage::{AccessStore, ApiToken, IngestKey, Result, StorageError};
 use leadrelay_core::{IngestKeyId, OfferId, PublisherId, Timestamp, TokenId};
 use rusqlite::{OptionalExtension, params};
 
-use crate::rows::{self, ts};
+use crate::rows::{
+    ADMIN_TOKEN_KEY, API_TOKEN_COLUMNS, ApiTokenRow, INGEST_KEY_COLUMNS, IngestKeyRow, api_token_from_row,
+    ingest_key_from_row,
+};
 use crate::{SqliteStore, map_err};
 
 #[async_trait::async_trait]
 impl AccessStore for SqliteStore {
     async fn admin_token_hash(&self) -> Result<Option<String>> {
         self.read(|c| {
-            c.prepare_cached("SELECT value FROM instance_settings WHERE key = 'admin_token_sha256'")
-                .and_then(|mut s| s.query_row([], |r| r.get::<_, String>(0)).optional())
+            c.prepare_cached("SELECT value FROM instance_settings WHERE key = ?1")
+                .and_then(|mut s| s.query_row([ADMIN_TOKEN_KEY], |r| r.get::<_, String>(0)).optional())
                 .map_err(map_err)
         })
         .await
@@ -23,12 +26,12 @@ impl AccessStore for SqliteStore {
         let hash = hash.to_owned();
         self.write(move |c| {
             let sql = if only_if_unset {
-                "INSERT INTO instance_settings (key, value) VALUES ('admin_token_sha256', ?1) ON CONFLICT (key) DO NOTHING"
+                "INSERT INTO instance_settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING"
             } else {
-                "INSERT INTO instance_settings (key, value) VALUES ('admin_token_sha256', ?1)
+                "INSERT INTO instance_settings (key, value) VALUES (?1, ?2)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value"
             };
-            Ok(c.execute(sql, [&hash]).map_err(map_err)? > 0)
+            Ok(c.execute(sql, [ADMIN_TOKEN_KEY, &hash]).map_err(map_err)? > 0)
         })
         .await
     }
@@ -49,22 +52,16 @@ impl AccessStore for SqliteStore {
 
     async fn find_ingest_key(&self, key_hash: &str) -> Result<IngestKey> {
         let hash = key_hash.to_owned();
-        self
-            .read(move |c| {
-                let (id, hash, publisher, offer, created, revoked): (String, String, String, Option<String>, i64, Option<i64>) = c
-                    .prepare_cached("SELECT id, key_hash, publisher_id, offer_id, created_at, revoked_at FROM ingest_keys WHERE key_hash = ?1")
-                    .and_then(|mut s| s.query_row([&hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))))
-                    .map_err(map_err)?;
-                Ok(IngestKey {
-                    id: IngestKeyId::parse(&id).ok_or_else(|| StorageError::Other("stored ingest key id is not valid".into()))?,
-                    key_hash: hash,
-                    publisher: rows::publisher_id(&publisher)?,
-                    offer: offer.as_deref().map(rows::offer_id).transpose()?,
-                    created_at: ts(created),
-                    revoked_at: revoked.map(ts),
+        self.read(move |c| {
+            let row: IngestKeyRow = c
+                .prepare_cached(&format!("SELECT {INGEST_KEY_COLUMNS} FROM ingest_keys WHERE key_hash = ?1"))
+                .and_then(|mut s| {
+                    s.query_row([&hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
                 })
-            })
-            .await
+                .map_err(map_err)?;
+            ingest_key_from_row(row)
+        })
+        .await
     }
 
     async fn revoke_ingest_key(&self, publisher: &PublisherId, id: &IngestKeyId, now: Timestamp) -> Result<()> {
@@ -93,27 +90,16 @@ impl AccessStore for SqliteStore {
 
     async fn find_api_token(&self, token_hash: &str) -> Result<ApiToken> {
         let hash = token_hash.to_owned();
-        self
-            .read(move |c| {
-                type Row = (String, String, Option<String>, String, i64, Option<i64>);
-                let (id, hash, publisher, scopes, created, revoked): Row = c
-                    .prepare_cached(
-                        "SELECT id, token_hash, publisher_id, scopes, created_at, revoked_at FROM api_tokens WHERE token_hash = ?1",
-                    )
-                    .and_then(|mut s| {
-                        s.query_row([&hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
-                    })
-                    .map_err(map_err)?;
-                Ok(ApiToken {
-                    id: TokenId::parse(&id).ok_or_else(|| StorageError::Other("stored token id is not valid".into()))?,
-                    token_hash: hash,
-                    publisher: publisher.as_deref().map(rows::publisher_id).transpose()?,
-                    scopes: parse_scopes(&scopes),
-                    created_at: ts(created),
-                    revoked_at: revoked.map(ts),
+        self.read(move |c| {
+            let row: ApiTokenRow = c
+                .prepare_cached(&format!("SELECT {API_TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = ?1"))
+                .and_then(|mut s| {
+                    s.query_row([&hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
                 })
-            })
-            .await
+                .map_err(map_err)?;
+            api_token_from_row(row)
+        })
+        .await
     }
 
     async fn revoke_api_token(&self, publisher: &PublisherId, id: &TokenId, now: Timestamp) -> Result<()> {

@@ -1,46 +1,20 @@
 //! The audit log: one insert per entry through the group-commit writer, and filtered pages read
 //! newest first. The table refuses updates and deletes by trigger (`0007_audit.sql`).
 
-use leadrelay_core::audit::{Actor, ActorId, AuditAction, AuditEntry, AuditFilter, AuditObject};
-use leadrelay_core::storage::{AuditStore, Page, PageRequest, Result, StorageError};
-use leadrelay_core::{AuditId, PublisherId};
+use leadrelay_core::PublisherId;
+use leadrelay_core::audit::{ActorId, AuditAction, AuditEntry, AuditFilter, AuditObject};
+use leadrelay_core::storage::{AuditStore, Page, PageRequest, Result};
 use rusqlite::params;
 
-use crate::rows::{PagedQuery, publisher_id, text, ts};
+use crate::rows::{AUDIT_COLUMNS, AuditRow, PagedQuery, audit_count, audit_from_row, text};
 use crate::{SqliteStore, map_err};
 
 const INSERT_AUDIT: &str = "INSERT INTO audit_log
      (id, at, actor, actor_publisher_id, publisher_id, action, object_id, count, text_search)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
-/// Columns of `audit_log` in the order [`audit_row`] reads them.
-const AUDIT_COLUMNS: &str = "id, at, actor, actor_publisher_id, publisher_id, action, object_id, count, text_search";
-
-type AuditRow = (String, i64, String, Option<String>, Option<String>, String, Option<String>, Option<i64>, bool);
-
 fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
-}
-
-fn corrupt(what: &str) -> StorageError {
-    StorageError::Other(format!("stored audit {what} is not valid").into())
-}
-
-fn audit_from_row(row: AuditRow) -> Result<AuditEntry> {
-    let (id, at, actor, actor_publisher, publisher, action, object, count, text_search) = row;
-    Ok(AuditEntry {
-        id: AuditId::parse(&id).ok_or_else(|| corrupt("id"))?,
-        at: ts(at),
-        actor: Actor {
-            id: ActorId::parse(&actor).map_err(|_| corrupt("actor"))?,
-            publisher: actor_publisher.as_deref().map(publisher_id).transpose()?,
-        },
-        publisher: publisher.as_deref().map(publisher_id).transpose()?,
-        action: AuditAction::parse(&action).ok_or_else(|| corrupt("action"))?,
-        object: object.as_deref().map(|o| AuditObject::parse(o).ok_or_else(|| corrupt("object"))).transpose()?,
-        count: count.map(|n| u64::try_from(n).unwrap_or(0)),
-        text_search,
-    })
 }
 
 #[async_trait::async_trait]
@@ -58,7 +32,7 @@ impl AuditStore for SqliteStore {
                         e.publisher.as_ref().map(PublisherId::as_str),
                         e.action.as_str(),
                         e.object.as_ref().map(AuditObject::as_str),
-                        e.count.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+                        audit_count(e.count),
                         e.text_search,
                     ])
                 })

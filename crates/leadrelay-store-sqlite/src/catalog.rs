@@ -2,32 +2,15 @@
 
 use leadrelay_core::destination::DestinationRecord;
 use leadrelay_core::storage::{CatalogStore, Offer, Publisher, Result, StorageError, Upserted};
-use leadrelay_core::{DestinationId, OfferId, OfferType, PublisherId, Timestamp};
+use leadrelay_core::{DestinationId, OfferId, PublisherId, Timestamp};
 use rusqlite::{OptionalExtension, params};
 
 use leadrelay_core::vault::Column;
 
-use crate::rows::{self, DESTINATION_COLUMNS, destination_from_row, destination_row, ts};
+use crate::rows::{
+    self, DESTINATION_COLUMNS, OFFER_COLUMNS, OfferRow, destination_from_row, destination_row, offer_from_row, ts,
+};
 use crate::{SqliteStore, map_err, query_rows};
-
-type OfferRow = (String, String, String, String, i64, i64, Option<i64>, Option<String>);
-
-fn offer_from_row((id, publisher, title, kind, created, updated, published, validation): OfferRow) -> Result<Offer> {
-    Ok(Offer {
-        id: rows::offer_id(&id)?,
-        publisher: rows::publisher_id(&publisher)?,
-        title,
-        offer_type: OfferType::parse(&kind)
-            .ok_or_else(|| StorageError::Other("stored offer type is not valid".into()))?,
-        created_at: ts(created),
-        updated_at: ts(updated),
-        published_at: published.map(ts),
-        last_validation: validation.and_then(|v| serde_json::from_str(&v).ok()),
-    })
-}
-
-const OFFER_COLUMNS: &str =
-    "id, publisher_id, title, offer_type, created_at, updated_at, published_at, last_validation";
 
 fn offer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OfferRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))

@@ -2,39 +2,19 @@
 //!
 //! A user's address and name are sealed like a lead's (`Column::UserEmail`, `UserName`); the
 //! user is found by `email_hash`, the vault's keyed digest of the normalised address under a
-//! purpose of its own ([`Vault::user_email_digest`]), which is also what keeps an address to
-//! one user across publishers (a `UNIQUE` column, so concurrent creates cannot both win).
+//! purpose of its own (`Vault::user_email_digest`), which is also what keeps an address to one
+//! user across publishers (a `UNIQUE` column, so concurrent creates cannot both win).
 //! Passwords arrive as Argon2id hashes and invitations and sessions as SHA-256 hashes of their
 //! tokens: nothing here can sign anybody in.
 
-use leadrelay_core::sales::{Role, Session, User};
+use leadrelay_core::sales::{Session, User};
 use leadrelay_core::storage::{PeopleStore, Result, StorageError};
-use leadrelay_core::vault::{Column, Vault};
+use leadrelay_core::vault::Column;
 use leadrelay_core::{PublisherId, Timestamp, UserId};
 use rusqlite::{OptionalExtension, params};
 
-use crate::rows::{self, ts};
+use crate::rows::{USER_COLUMNS, USER_RETURNING, UserRow, ts, user_email_digest as email_digest};
 use crate::{SqliteStore, map_err, query_rows};
-
-/// Columns of `users` (as `u`) in the order [`user_row_at`] reads them.
-const USER_COLUMNS: &str =
-    "u.id, u.publisher_id, u.email, u.name, u.role, u.password_hash, u.invite_hash, u.invite_expires_at, u.created_at";
-/// The same columns unqualified (a `RETURNING` clause names the table's own columns).
-const USER_RETURNING: &str =
-    "id, publisher_id, email, name, role, password_hash, invite_hash, invite_expires_at, created_at";
-
-/// The raw columns of a user row, converted outside rusqlite's closure so errors map cleanly.
-struct UserRow {
-    id: String,
-    publisher: String,
-    email: String,
-    name: String,
-    role: String,
-    password_hash: Option<String>,
-    invite_hash: Option<String>,
-    invite_expires_at: Option<i64>,
-    created_at: i64,
-}
 
 /// The user columns starting at column `at`.
 fn user_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<UserRow> {
@@ -53,32 +33,6 @@ fn user_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<UserRow> {
 
 fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
     user_row_at(r, 0)
-}
-
-fn corrupt(what: &str) -> StorageError {
-    StorageError::Other(format!("stored {what} is not valid").into())
-}
-
-impl UserRow {
-    fn into_user(self, v: &Vault) -> Result<User> {
-        Ok(User {
-            id: UserId::parse(&self.id).ok_or_else(|| corrupt("user id"))?,
-            publisher: rows::publisher_id(&self.publisher)?,
-            email: v.open(Column::UserEmail, &self.email).map_err(rows::sealing)?,
-            name: v.open(Column::UserName, &self.name).map_err(rows::sealing)?,
-            role: Role::parse(&self.role).ok_or_else(|| corrupt("user role"))?,
-            password_hash: self.password_hash,
-            invite_hash: self.invite_hash,
-            invite_expires_at: self.invite_expires_at.map(ts),
-            created_at: ts(self.created_at),
-        })
-    }
-}
-
-/// The digest a user is found by: of the address trimmed and lowercased (the caller should
-/// have normalised it already; doing it again here keeps one address one digest whatever).
-fn email_digest(v: &Vault, email: &str) -> String {
-    v.user_email_digest(&email.trim().to_lowercase())
 }
 
 /// One user by a condition on `u` (`u.id = ?1`, `u.email_hash = ?1`).

@@ -263,3 +263,152 @@ pub const SEALED_COLUMNS: &[SealedTable] = &[
     ("activities", &["id"], &[("outcome", Column::ActivityOutcome), ("note", Column::ActivityNote)]),
     ("opportunities", &["id"], &[("reason", Column::OpportunityReason)]),
 ];
+
+/// Columns of `offers` in the order [`offer_from_row`] reads them.
+pub const OFFER_COLUMNS: &str =
+    "id, publisher_id, title, offer_type, created_at, updated_at, published_at, last_validation";
+
+/// The raw column values of an offer row, in [`OFFER_COLUMNS`] order.
+pub type OfferRow = (String, String, String, String, i64, i64, Option<i64>, Option<String>);
+
+/// An offer from its stored row. A last validation that is not JSON reads as none: it is a
+/// report of a past publish, not a value anything depends on.
+pub fn offer_from_row(row: OfferRow) -> Result<crate::storage::Offer> {
+    let (id, publisher, title, kind, created, updated, published, validation) = row;
+    Ok(crate::storage::Offer {
+        id: offer_id(&id)?,
+        publisher: publisher_id(&publisher)?,
+        title,
+        offer_type: crate::OfferType::parse(&kind).ok_or_else(|| corrupt("offer type"))?,
+        created_at: ts(created),
+        updated_at: ts(updated),
+        published_at: published.map(ts),
+        last_validation: validation.and_then(|v| serde_json::from_str(&v).ok()),
+    })
+}
+
+/// Columns of `ingest_keys` in the order [`ingest_key_from_row`] reads them.
+pub const INGEST_KEY_COLUMNS: &str = "id, key_hash, publisher_id, offer_id, created_at, revoked_at";
+
+/// The raw column values of an ingest key row, in [`INGEST_KEY_COLUMNS`] order.
+pub type IngestKeyRow = (String, String, String, Option<String>, i64, Option<i64>);
+
+/// An ingest key from its stored row.
+pub fn ingest_key_from_row(row: IngestKeyRow) -> Result<crate::storage::IngestKey> {
+    let (id, key_hash, publisher, offer, created, revoked) = row;
+    Ok(crate::storage::IngestKey {
+        id: crate::IngestKeyId::parse(&id).ok_or_else(|| corrupt("ingest key id"))?,
+        key_hash,
+        publisher: publisher_id(&publisher)?,
+        offer: offer.as_deref().map(offer_id).transpose()?,
+        created_at: ts(created),
+        revoked_at: revoked.map(ts),
+    })
+}
+
+/// Columns of `api_tokens` in the order [`api_token_from_row`] reads them.
+pub const API_TOKEN_COLUMNS: &str = "id, token_hash, publisher_id, scopes, created_at, revoked_at";
+
+/// The raw column values of an API token row, in [`API_TOKEN_COLUMNS`] order.
+pub type ApiTokenRow = (String, String, Option<String>, String, i64, Option<i64>);
+
+/// An API token from its stored row (scopes as [`crate::access::format_scopes`] wrote them).
+pub fn api_token_from_row(row: ApiTokenRow) -> Result<crate::storage::ApiToken> {
+    let (id, token_hash, publisher, scopes, created, revoked) = row;
+    Ok(crate::storage::ApiToken {
+        id: crate::TokenId::parse(&id).ok_or_else(|| corrupt("token id"))?,
+        token_hash,
+        publisher: publisher.as_deref().map(publisher_id).transpose()?,
+        scopes: crate::access::parse_scopes(&scopes),
+        created_at: ts(created),
+        revoked_at: revoked.map(ts),
+    })
+}
+
+/// The `instance_settings` key of the admin token's SHA-256.
+pub const ADMIN_TOKEN_KEY: &str = "admin_token_sha256";
+
+/// Columns of `audit_log` in the order [`audit_from_row`] reads them.
+pub const AUDIT_COLUMNS: &str =
+    "id, at, actor, actor_publisher_id, publisher_id, action, object_id, count, text_search";
+
+/// The raw column values of an audit row, in [`AUDIT_COLUMNS`] order.
+pub type AuditRow = (String, i64, String, Option<String>, Option<String>, String, Option<String>, Option<i64>, bool);
+
+/// An audit entry from its stored row.
+pub fn audit_from_row(row: AuditRow) -> Result<crate::audit::AuditEntry> {
+    use crate::audit::{Actor, ActorId, AuditAction, AuditEntry, AuditObject};
+    let (id, at, actor, actor_publisher, publisher, action, object, count, text_search) = row;
+    Ok(AuditEntry {
+        id: crate::AuditId::parse(&id).ok_or_else(|| corrupt("audit id"))?,
+        at: ts(at),
+        actor: Actor {
+            id: ActorId::parse(&actor).map_err(|_| corrupt("audit actor"))?,
+            publisher: actor_publisher.as_deref().map(publisher_id).transpose()?,
+        },
+        publisher: publisher.as_deref().map(publisher_id).transpose()?,
+        action: AuditAction::parse(&action).ok_or_else(|| corrupt("audit action"))?,
+        object: object.as_deref().map(|o| AuditObject::parse(o).ok_or_else(|| corrupt("audit object"))).transpose()?,
+        count: count.map(|n| u64::try_from(n).unwrap_or(0)),
+        text_search,
+    })
+}
+
+/// An audit entry's count as stored (a count past `i64::MAX` is stored as that).
+pub fn audit_count(count: Option<u64>) -> Option<i64> {
+    count.map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// Columns of `users` (as `u`) in the order [`UserRow`] holds them.
+pub const USER_COLUMNS: &str =
+    "u.id, u.publisher_id, u.email, u.name, u.role, u.password_hash, u.invite_hash, u.invite_expires_at, u.created_at";
+
+/// The same columns unqualified (a `RETURNING` clause names the table's own columns).
+pub const USER_RETURNING: &str =
+    "id, publisher_id, email, name, role, password_hash, invite_hash, invite_expires_at, created_at";
+
+/// The raw column values of a user row, in [`USER_COLUMNS`] order; `email` and `name` sealed.
+pub struct UserRow {
+    /// `id`.
+    pub id: String,
+    /// `publisher_id`.
+    pub publisher: String,
+    /// `email`, sealed.
+    pub email: String,
+    /// `name`, sealed.
+    pub name: String,
+    /// `role`.
+    pub role: String,
+    /// `password_hash`.
+    pub password_hash: Option<String>,
+    /// `invite_hash`.
+    pub invite_hash: Option<String>,
+    /// `invite_expires_at`.
+    pub invite_expires_at: Option<i64>,
+    /// `created_at`.
+    pub created_at: i64,
+}
+
+impl UserRow {
+    /// The user, address and name opened.
+    pub fn into_user(self, v: &Vault) -> Result<crate::sales::User> {
+        Ok(crate::sales::User {
+            id: crate::UserId::parse(&self.id).ok_or_else(|| corrupt("user id"))?,
+            publisher: publisher_id(&self.publisher)?,
+            email: v.open(Column::UserEmail, &self.email).map_err(sealing)?,
+            name: v.open(Column::UserName, &self.name).map_err(sealing)?,
+            role: crate::sales::Role::parse(&self.role).ok_or_else(|| corrupt("user role"))?,
+            password_hash: self.password_hash,
+            invite_hash: self.invite_hash,
+            invite_expires_at: self.invite_expires_at.map(ts),
+            created_at: ts(self.created_at),
+        })
+    }
+}
+
+/// The digest a user is found by, `users.email_hash`: of the address trimmed and lowercased
+/// (the caller should have normalised it already; doing it again here keeps one address one
+/// digest whatever).
+pub fn user_email_digest(v: &Vault, email: &str) -> String {
+    v.user_email_digest(&email.trim().to_lowercase())
+}
