@@ -55,7 +55,7 @@ const LOCK_SERVABLE: &str = "SELECT {DESTINATION_COLUMNS} FROM destinations t
 // carries a token is a lease that ran out with no result recorded.
 const CLAIM: &str = "WITH servable AS (
          SELECT t.id,
-                LEAST($5, CASE WHEN t.throttled_until IS NULL THEN $6 ELSE 1 END
+                LEAST($5::bigint, CASE WHEN t.throttled_until IS NULL THEN $6::bigint ELSE 1 END
                     - (SELECT COUNT(*) FROM deliveries b
                        WHERE b.destination_id = t.id AND b.status = 'pending'
                          AND b.lease_token IS NOT NULL AND b.next_attempt_at > $3)) AS room
