@@ -196,9 +196,12 @@ fn lead_ids_of(rows: &[Row]) -> Result<Vec<String>> {
 
 async fn claim(db: &Db<'_>, request: &ClaimRequest, token: &str) -> Result<Vec<Claimed>> {
     let ClaimRequest { now, limit, lease, per_destination } = *request;
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
     let at = now.as_millis();
     let servable = db.rows(&with_columns(LOCK_SERVABLE), &[&at]).await?;
-    if servable.is_empty() || limit == 0 {
+    if servable.is_empty() {
         return Ok(Vec::new());
     }
     let mut destination_rows: HashMap<String, &Row> = HashMap::with_capacity(servable.len());
