@@ -1,13 +1,14 @@
 //! The outbox: claiming due deliveries under a lease, recording attempts, retry and replay.
+//! What a recorded attempt does to its rows is `leadrelay_core::stored::outbox`, shared with
+//! PostgreSQL.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
-use leadrelay_core::destination::ErrorClass;
 use leadrelay_core::storage::{
-    AttemptRecord, ClaimRequest, Claimed, Delivery, DeliveryFilter, NextState, OutboxDepth, OutboxStore, Page,
-    PageRequest, ReplayPlan, ReplayRequest, Result, StorageError,
+    AttemptRecord, ClaimRequest, Claimed, Delivery, DeliveryFilter, OutboxDepth, OutboxStore, Page, PageRequest,
+    ReplayPlan, ReplayRequest, Result, StorageError,
 };
+use leadrelay_core::stored::outbox::{DestinationHealth, NextRow, attempt_number, lease_token};
 use leadrelay_core::vault::Column;
 use leadrelay_core::{DeliveryId, Lead, LeadId, Timestamp};
 use rusqlite::{OptionalExtension, params};
@@ -16,7 +17,7 @@ use crate::rows::{
     DELIVERY_COLUMNS, DESTINATION_COLUMNS, LEAD_COLUMNS, delivery_from_row, delivery_row, destination_from_row,
     destination_row, lead_row,
 };
-use crate::rows::{PagedQuery, destination_id, publisher_id, text, ts};
+use crate::rows::{PagedQuery, corrupt, destination_id, error_class, publisher_id, text, ts};
 use crate::{Db, SqliteStore, map_err, query_rows};
 
 // Claiming moves next_attempt_at to the lease's end: the row is hidden until then, and comes back
@@ -63,28 +64,23 @@ const OUTBOX_DEPTHS: &str = "SELECT t.publisher_id, t.id, t.enabled, t.throttled
      FROM destinations t LEFT JOIN deliveries d ON d.destination_id = t.id AND d.status = 'pending'
      GROUP BY t.id";
 
-fn uuid_token(now: Timestamp) -> String {
-    DeliveryId::generate(now).as_str().trim_start_matches(DeliveryId::PREFIX).to_owned()
-}
+// The latest row of a delivery's attempt log, which `attempt_number` continues.
+const LATEST_ATTEMPT: &str =
+    "SELECT number, error_class FROM attempts WHERE delivery_id = ?1 ORDER BY number DESC LIMIT 1";
 
-const INSERT_ATTEMPT: &str =
+// Logs an attempt; a number already taken is the throttled row a new throttled try replaces.
+const LOG_ATTEMPT: &str =
     "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code, error_class, message, excerpt)
-     VALUES (?1, (SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE delivery_id = ?1), ?2, ?3, ?4, ?5, ?6, ?7)";
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+     ON CONFLICT (delivery_id, number) DO UPDATE SET started_at = excluded.started_at,
+         duration_ms = excluded.duration_ms, status_code = excluded.status_code,
+         error_class = excluded.error_class, message = excluded.message, excerpt = excluded.excerpt";
 
 // A retry of a delivery whose destination was disabled meanwhile is parked (NULL due time).
 const SET_NEXT_STATE: &str = "UPDATE deliveries SET status = ?3, attempts = attempts + ?4,
          next_attempt_at = CASE WHEN ?3 = 'pending' AND (SELECT enabled FROM destinations WHERE id = destination_id) THEN ?5 ELSE NULL END,
          lease_token = NULL, last_error = ?6, updated_at = ?7
      WHERE id = ?1 AND lease_token = ?2";
-
-// Replaces the delivery's latest attempt row when that one was throttled too.
-const MERGE_THROTTLED_ATTEMPT: &str = "UPDATE attempts SET started_at = ?2, duration_ms = ?3, status_code = ?4,
-         error_class = ?5, message = ?6, excerpt = ?7
-     WHERE delivery_id = ?1 AND error_class = 'throttled'
-       AND number = (SELECT MAX(number) FROM attempts WHERE delivery_id = ?1)";
-
-// A throttled answer pauses the destination until the given time; any other answer ends the pause.
-const SET_THROTTLE: &str = "UPDATE destinations SET throttled_until = ?2 WHERE id = ?1";
 
 // Per destination (an index seek each): its earliest due row, or the end of its pause if later.
 const NEXT_DUE: &str = "SELECT MIN(MAX(due, COALESCE(throttled_until, due))) FROM (
@@ -94,17 +90,61 @@ const NEXT_DUE: &str = "SELECT MIN(MAX(due, COALESCE(throttled_until, due))) FRO
          FROM destinations t WHERE t.enabled)
      WHERE due IS NOT NULL";
 
-// A success ends a pause and a run of failures; the row is written only when it had either, so
-// the usual success (a healthy destination) costs a lookup, not a write.
-const HEALTH_SUCCESS: &str =
-    "UPDATE destinations SET throttled_until = NULL, consecutive_failures = 0, failing_since = NULL
-     WHERE id = ?1 AND (throttled_until IS NOT NULL OR consecutive_failures <> 0 OR failing_since IS NOT NULL)";
+const READ_HEALTH: &str = "SELECT enabled, disabled_reason, consecutive_failures, failing_since, throttled_until,
+         updated_at
+     FROM destinations WHERE id = ?1";
 
-const HEALTH_FAILURE: &str = "UPDATE destinations SET consecutive_failures = consecutive_failures + 1,
-     failing_since = COALESCE(failing_since, ?2) WHERE id = ?1";
+// Written only when an attempt changed it, so the usual success (a healthy destination) costs a
+// lookup, not a write.
+const WRITE_HEALTH: &str = "UPDATE destinations SET enabled = ?2, disabled_reason = ?3, consecutive_failures = ?4,
+         failing_since = ?5, throttled_until = ?6, updated_at = ?7
+     WHERE id = ?1";
 
-const DISABLE: &str =
-    "UPDATE destinations SET enabled = 0, disabled_reason = ?2, updated_at = ?3 WHERE id = ?1 AND enabled";
+/// The destination's health, changed by an applied attempt as `DestinationHealth::record` says;
+/// a destination the attempt disabled has its queue parked.
+fn apply_health(c: &Db<'_>, r: &AttemptRecord) -> Result<()> {
+    let dest = r.destination.as_str();
+    let Some(before) = c
+        .prepare_cached(READ_HEALTH)
+        .and_then(|mut s| {
+            s.query_row([dest], |row| {
+                Ok(DestinationHealth {
+                    enabled: row.get(0)?,
+                    disabled_reason: row.get(1)?,
+                    consecutive_failures: row.get(2)?,
+                    failing_since: row.get(3)?,
+                    throttled_until: row.get(4)?,
+                    updated_at: row.get(5)?,
+                })
+            })
+            .optional()
+        })
+        .map_err(map_err)?
+    else {
+        return Ok(());
+    };
+    let mut after = before.clone();
+    let disabled = after.record(r);
+    if after != before {
+        c.prepare_cached(WRITE_HEALTH)
+            .and_then(|mut s| {
+                s.execute(params![
+                    dest,
+                    after.enabled,
+                    after.disabled_reason,
+                    after.consecutive_failures,
+                    after.failing_since,
+                    after.throttled_until,
+                    after.updated_at
+                ])
+            })
+            .map_err(map_err)?;
+    }
+    if disabled {
+        crate::catalog::pause_or_resume(c, dest, false, after.updated_at)?;
+    }
+    Ok(())
+}
 
 fn read_delivery(c: &Db<'_>, id: &str) -> Result<Delivery> {
     let row = c
@@ -140,7 +180,7 @@ fn read_destination(c: &Db<'_>, id: &str) -> Result<leadrelay_core::destination:
 impl OutboxStore for SqliteStore {
     async fn claim_due_deliveries(&self, request: &ClaimRequest) -> Result<Vec<Claimed>> {
         let ClaimRequest { now, limit, lease, per_destination } = *request;
-        let token = uuid_token(now);
+        let token = lease_token(now);
         let lease_end = now.plus(lease).as_millis();
         let claim_token = token.clone();
         let cap = per_destination.max(1);
@@ -215,73 +255,52 @@ impl OutboxStore for SqliteStore {
         self.write(move |c| {
             for (r, message, excerpt) in &records {
                 let a = &r.attempt;
-                let ended = a.started_at.plus(Duration::from_millis(a.duration_ms)).as_millis();
-                let (status, counts, due) = match &r.next {
-                    NextState::Delivered => ("delivered", 1, None),
-                    NextState::RetryAt { at, counts } => ("pending", u32::from(*counts), Some(at.as_millis())),
-                    NextState::Dead => ("dead", 1, None),
-                };
-                let last_error = if matches!(r.next, NextState::Delivered) { None } else { message.clone() };
+                let next = NextRow::of(r, message.as_deref());
                 let changed = c
                     .prepare_cached(SET_NEXT_STATE)
                     .and_then(|mut s| {
                         s.execute(params![
                             a.delivery_id.as_str(),
                             r.lease_token,
-                            status,
-                            counts,
-                            due,
-                            last_error,
-                            ended
+                            next.status,
+                            next.counts,
+                            next.due,
+                            next.last_error,
+                            next.updated_at
                         ])
                     })
                     .map_err(map_err)?;
-                let attempt_params = params![
-                    a.delivery_id.as_str(),
-                    a.started_at.as_millis(),
-                    i64::try_from(a.duration_ms).unwrap_or(i64::MAX),
-                    a.status_code,
-                    a.error_class.map(|e| e.as_str()),
-                    message,
-                    excerpt
-                ];
-                // The attempt happened, so it is logged even when our lease was lost; a run of
-                // throttled tries shares one row, so a receiver that keeps answering 429 cannot
-                // grow the log.
-                let merged = a.error_class == Some(ErrorClass::Throttled)
-                    && c.prepare_cached(MERGE_THROTTLED_ATTEMPT)
-                        .and_then(|mut s| s.execute(attempt_params))
-                        .map_err(map_err)?
-                        > 0;
-                if !merged {
-                    c.prepare_cached(INSERT_ATTEMPT).and_then(|mut s| s.execute(attempt_params)).map_err(map_err)?;
-                }
+                // The attempt happened, so it is logged even when our lease was lost.
+                let latest: Option<(i64, Option<String>)> = c
+                    .prepare_cached(LATEST_ATTEMPT)
+                    .and_then(|mut s| s.query_row([a.delivery_id.as_str()], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+                    .map_err(map_err)?;
+                let latest = latest
+                    .map(|(n, class)| {
+                        u32::try_from(n).map(|n| (n, error_class(class))).map_err(|_| corrupt("attempt number"))
+                    })
+                    .transpose()?;
+                let number = attempt_number(latest, a.error_class);
+                c.prepare_cached(LOG_ATTEMPT)
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            a.delivery_id.as_str(),
+                            number,
+                            a.started_at.as_millis(),
+                            i64::try_from(a.duration_ms).unwrap_or(i64::MAX),
+                            a.status_code,
+                            a.error_class.map(|e| e.as_str()),
+                            message,
+                            excerpt
+                        ])
+                    })
+                    .map_err(map_err)?;
                 if changed == 0 {
                     // Our lease expired and another worker owns the delivery now: the state
                     // and the destination's health are theirs to set.
                     continue;
                 }
-                let dest = r.destination.as_str();
-                if a.error_class.is_none() && r.throttle_destination_until.is_none() {
-                    c.prepare_cached(HEALTH_SUCCESS).and_then(|mut s| s.execute([dest])).map_err(map_err)?;
-                } else {
-                    c.prepare_cached(SET_THROTTLE)
-                        .and_then(|mut s| {
-                            s.execute(params![dest, r.throttle_destination_until.map(Timestamp::as_millis)])
-                        })
-                        .map_err(map_err)?;
-                }
-                if a.error_class.is_some() {
-                    c.prepare_cached(HEALTH_FAILURE)
-                        .and_then(|mut s| s.execute(params![dest, a.started_at.as_millis()]))
-                        .map_err(map_err)?;
-                }
-                if let Some(reason) = &r.disable_destination {
-                    let n = c.execute(DISABLE, params![dest, reason, ended]).map_err(map_err)?;
-                    if n > 0 {
-                        crate::catalog::pause_or_resume(c, dest, false, ended)?;
-                    }
-                }
+                apply_health(c, r)?;
             }
             Ok(())
         })
