@@ -80,8 +80,10 @@ const INSERT_TERMS: &str = "INSERT INTO lead_terms (term, lead_id) SELECT * FROM
      ON CONFLICT DO NOTHING";
 
 // The destination row decides whether the delivery starts due (enabled) or parked (disabled),
-// and a destination deleted meanwhile simply gets no row. Its share lock makes a concurrent
-// disabling or enabling wait for this insert, so the parking it does covers these rows too.
+// and a destination deleted meanwhile simply gets no row. The key-share lock is the one the
+// foreign-key check takes anyway (claims and records, which update the row, do not wait for it);
+// a change of `enabled` that first locks the row FOR UPDATE waits for this insert, or this insert
+// for it and then reads the row as it committed it (READ COMMITTED re-checks a locked row).
 const INSERT_DELIVERIES: &str = "INSERT INTO deliveries (id, lead_id, destination_id, publisher_id, status, attempts,
          next_attempt_at, lease_token, last_error, lead_received_at, created_at, updated_at)
      SELECT d.id, d.lead_id, t.id, t.publisher_id, 'pending', 0, CASE WHEN t.enabled THEN d.due END, NULL, NULL,
@@ -89,7 +91,7 @@ const INSERT_DELIVERIES: &str = "INSERT INTO deliveries (id, lead_id, destinatio
      FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
               AS d(id, lead_id, destination_id, publisher_id, due, received_at)
      JOIN destinations t ON t.id = d.destination_id AND t.publisher_id = d.publisher_id
-     FOR SHARE OF t";
+     FOR KEY SHARE OF t";
 
 /// An outbox row to insert: its lead, the lead's publisher and receipt time, when it is due, and
 /// the planned delivery.
