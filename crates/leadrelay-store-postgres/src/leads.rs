@@ -20,6 +20,7 @@ use leadrelay_core::storage::{
 };
 use leadrelay_core::stored::leads::{ReadyLead, customer_id, split_match_key, split_reason};
 use leadrelay_core::{CustomerId, Lead, LeadId, OfferId, Timestamp};
+use tokio_postgres::types::ToSql;
 
 use crate::rows::{
     Arg, DELIVERY_COLUMNS, LEAD_COLUMNS, PagedQuery, attempt_from_row, attempt_row, delivery_from_row, delivery_row,
@@ -166,22 +167,22 @@ async fn lock_customers(
     Ok((customers, created))
 }
 
-/// The leads (by index) whose address an erasure matches.
-async fn erased_before(db: &Db<'_>, ready: &[ReadyLead]) -> Result<HashSet<usize>> {
-    let with_email: Vec<(usize, &str, &str)> = ready
+/// The batch's leads with an email: their index, erasure digest and publisher.
+fn with_email(ready: &[ReadyLead]) -> Vec<(usize, &str, &str)> {
+    ready
         .iter()
         .enumerate()
         .filter_map(|(i, r)| r.erasure_digest.as_deref().map(|d| (i, d, r.item.lead.publisher.as_str())))
-        .collect();
+        .collect()
+}
+
+/// The leads (by index) whose address an erasure matches. Runs after [`lock_emails`]: its
+/// snapshot then holds an erasure that committed while this transaction waited.
+async fn erased_before(db: &Db<'_>, ready: &[ReadyLead]) -> Result<HashSet<usize>> {
+    let with_email = with_email(ready);
     if with_email.is_empty() {
         return Ok(HashSet::new());
     }
-    let mut digests: Vec<&str> = with_email.iter().map(|w| w.1).collect();
-    digests.sort_unstable();
-    digests.dedup();
-    lock_emails(db, &digests).await?;
-    // A statement of its own, after the locks: its snapshot holds an erasure that committed
-    // while this transaction waited.
     let hashes: Vec<&str> = with_email.iter().map(|w| w.1).collect();
     let publishers: Vec<&str> = with_email.iter().map(|w| w.2).collect();
     let mut erased = HashSet::new();
@@ -241,8 +242,13 @@ fn repeats(l: &Lead, earlier: &Lead, window: Duration) -> bool {
 }
 
 async fn insert(db: &Db<'_>, ready: &[ReadyLead], window: Duration) -> Result<Vec<Accepted>> {
-    let erased = erased_before(db, ready).await?;
-    let (customers, created) = lock_customers(db, ready).await?;
+    let mut digests: Vec<&str> = with_email(ready).into_iter().map(|w| w.1).collect();
+    digests.sort_unstable();
+    digests.dedup();
+    lock_emails(db, &digests).await?;
+    // Sent together (one round trip): neither depends on the other.
+    let (erased, (customers, created)) =
+        futures_util::future::try_join(erased_before(db, ready), lock_customers(db, ready)).await?;
     // Each lead's customer, and whether this lead is the one that created it.
     let mut starts: HashSet<&str> = HashSet::new();
     let mut of_lead: Vec<Option<(String, bool)>> = Vec::with_capacity(ready.len());
@@ -320,7 +326,8 @@ async fn insert(db: &Db<'_>, ready: &[ReadyLead], window: Duration) -> Result<Ve
     Ok(accepted)
 }
 
-/// The batch's leads, search terms and (for originals) deliveries: three statements.
+/// The batch's leads, search terms and (for originals) deliveries: three statements, two round
+/// trips.
 async fn insert_rows(db: &Db<'_>, ready: &[ReadyLead], decisions: &[Decision]) -> Result<()> {
     let mut texts: [Vec<Option<&str>>; 20] = Default::default();
     let (mut is_test, mut withheld, mut received, mut erased) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -371,17 +378,14 @@ async fn insert_rows(db: &Db<'_>, ready: &[ReadyLead], decisions: &[Decision]) -
         }
     }
     let [t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15, t16, t17, t18, t19, t20] = &texts;
-    db.exec(
-        INSERT_LEADS,
-        &[
-            t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15, t16, t17, t18, t19, t20, &is_test,
-            &withheld, &received, &erased,
-        ],
-    )
-    .await?;
-    if !terms.is_empty() {
-        db.exec(INSERT_TERMS, &[&terms, &term_leads]).await?;
-    }
+    let params: [&(dyn ToSql + Sync); 24] = [
+        t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15, t16, t17, t18, t19, t20, &is_test, &withheld,
+        &received, &erased,
+    ];
+    let leads = db.exec(INSERT_LEADS, &params);
+    let terms = async { if terms.is_empty() { Ok(0) } else { db.exec(INSERT_TERMS, &[&terms, &term_leads]).await } };
+    // Sent together: the terms have no foreign key. The deliveries' one needs the leads first.
+    futures_util::future::try_join(leads, terms).await?;
     insert_deliveries(db, &deliveries).await
 }
 
