@@ -14,7 +14,9 @@ use std::time::Duration;
 use leadrelay_core::storage::{Accepted, Result, StorageError};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::leads::{self, ReadyLead};
+use leadrelay_core::stored::leads::ReadyLead;
+
+use crate::leads;
 use crate::{Mode, PostgresStore, in_transaction};
 
 /// The most leads one transaction takes.
@@ -85,34 +87,43 @@ async fn write_groups(store: PostgresStore, rx: Arc<Mutex<mpsc::Receiver<Job>>>)
 
 async fn commit_group(store: &PostgresStore, group: Vec<Job>, window: Duration) {
     let jobs = group.len();
+    let mut answers = Vec::with_capacity(jobs);
+    let mut all: Vec<ReadyLead> = Vec::new();
+    for job in group {
+        answers.push((job.leads.len(), job.answer));
+        all.extend(job.leads);
+    }
     let started = std::time::Instant::now();
-    let all: Vec<&ReadyLead> = group.iter().flat_map(|j| j.leads.iter()).collect();
-    let outcome = in_transaction!(store, Mode::Write, |db| leads::insert_ready(db, &all, window));
+    let outcome = insert(store, &all, window).await;
     record(jobs, started);
     match outcome {
         Ok(accepted) => {
             let mut accepted = accepted.into_iter();
-            for job in group {
-                let mine: Vec<Accepted> = accepted.by_ref().take(job.leads.len()).collect();
-                let _ = job.answer.send(Ok(mine));
+            for (n, answer) in answers {
+                let _ = answer.send(Ok(accepted.by_ref().take(n).collect()));
             }
         }
-        Err(e) if group.len() == 1 || matches!(e, StorageError::Unavailable(_)) => {
+        Err(e) if jobs == 1 || matches!(e, StorageError::Unavailable(_)) => {
             let message = e.to_string();
             let mut first = Some(e);
-            for job in group {
-                let answer = first.take().unwrap_or_else(|| StorageError::Unavailable(message.clone()));
-                let _ = job.answer.send(Err(answer));
+            for (_, answer) in answers {
+                let _ = answer.send(Err(first.take().unwrap_or_else(|| StorageError::Unavailable(message.clone()))));
             }
         }
         Err(_) => {
-            for job in group {
-                let mine: Vec<&ReadyLead> = job.leads.iter().collect();
-                let alone = in_transaction!(store, Mode::Write, |db| leads::insert_ready(db, &mine, window));
-                let _ = job.answer.send(alone);
+            let mut rest = all.into_iter();
+            for (n, answer) in answers {
+                let mine: Vec<ReadyLead> = rest.by_ref().take(n).collect();
+                let alone = insert(store, &mine, window).await;
+                let _ = answer.send(alone);
             }
         }
     }
+}
+
+/// The leads in one transaction, run again after a serialization failure or a deadlock.
+async fn insert(store: &PostgresStore, leads: &[ReadyLead], window: Duration) -> Result<Vec<Accepted>> {
+    in_transaction!(store, Mode::Write, |db| leads::insert(db, leads, window))
 }
 
 /// The callers and time of a group's transaction, as SQLite's writer reports its commits.

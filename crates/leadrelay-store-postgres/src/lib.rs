@@ -17,6 +17,7 @@ mod audit;
 mod catalog;
 mod deliveries;
 mod erasure;
+mod group_commit;
 mod leads;
 mod people;
 mod rows;
@@ -82,6 +83,8 @@ pub struct PostgresStore {
     pool: Pool,
     vault: Arc<Vault>,
     wakeups: Arc<wakeups::Wakeups>,
+    /// Where lead inserts go to share a transaction; `None` in the writers' own handle.
+    group_commit: Option<Arc<group_commit::GroupCommit>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -274,7 +277,11 @@ impl PostgresStore {
             let mut conn = pool.get().await.map_err(pool_error)?;
             Arc::new(sealing::unlock(&mut conn, keys).await?)
         };
-        Ok(Self { pool, vault, wakeups })
+        let mut store = Self { pool, vault, wakeups, group_commit: None };
+        // A quarter of the pool writes lead groups; the rest serves reads, claims and changes.
+        let writers = (options.max_connections / 4).max(1);
+        store.group_commit = Some(Arc::new(group_commit::GroupCommit::start(store.clone(), writers)));
+        Ok(store)
     }
 
     /// Applies pending migrations to the database at `url` and returns how many ran and the

@@ -4,17 +4,14 @@
 //! was still to be sent and keeps a tombstone.
 //! Retention removes the same values from old leads, a batch per transaction.
 
-use leadrelay_core::customer::MatchKey;
 use leadrelay_core::storage::{ErasureReport, ErasureRequest, Result};
+use leadrelay_core::stored::leads::{CANCELLED_BY_ERASURE, customers_of, erased_email_digest, of_person};
 use leadrelay_core::vault::Column;
 use leadrelay_core::{Lead, Timestamp};
 use rusqlite::params;
 
 use crate::rows::{LEAD_COLUMNS, destination_id, lead_row};
 use crate::{Db, SqliteStore, map_err, query_rows};
-
-/// What a cancelled delivery says instead of a receiver's answer.
-const CANCELLED: &str = "cancelled: the person's data was erased before it was sent";
 
 impl SqliteStore {
     pub(crate) async fn erase(&self, request: &ErasureRequest) -> Result<ErasureReport> {
@@ -66,7 +63,7 @@ fn wipe_lead(c: &Db<'_>, lead: &Lead, now: Timestamp) -> Result<u64> {
             "UPDATE deliveries SET status = 'dead', next_attempt_at = NULL, lease_token = NULL, last_error = ?2,
                                    updated_at = ?3
              WHERE lead_id = ?1 AND status = 'pending'",
-            params![id, v.seal(Column::AttemptMessage, CANCELLED), now.as_millis()],
+            params![id, v.seal(Column::AttemptMessage, CANCELLED_BY_ERASURE), now.as_millis()],
         )
         .map_err(map_err)? as u64;
     c.execute("UPDATE deliveries SET last_error = NULL WHERE lead_id = ?1 AND status <> 'dead'", [id])
@@ -98,22 +95,13 @@ fn erase_in(c: &Db<'_>, req: &ErasureRequest) -> Result<ErasureReport> {
     );
     let publisher = req.publisher.as_ref().map(|p| p.as_str().to_owned());
     let candidates = query_rows(c, &sql, params![term, publisher], lead_row, |r| r.into_lead(v))?;
-    let leads: Vec<_> = candidates
-        .into_iter()
-        .filter(|l| l.customer.normalized_email().as_deref() == Some(req.email.as_str()))
-        .collect();
+    let leads = of_person(candidates, &req.email);
     let mut report = ErasureReport::default();
-    let mut customers = Vec::new();
     for lead in &leads {
         report.cancelled_deliveries += wipe_lead(c, lead, req.now)?;
-        if let Some(customer) = &lead.customer_id
-            && !customers.contains(customer)
-        {
-            customers.push(customer.clone());
-        }
         report.leads += 1;
     }
-    for customer in &customers {
+    for customer in &customers_of(&leads) {
         // Every opportunity of the customer, also one whose leads were all of another address:
         // what the sales team wrote there is about this person too.
         c.execute(
@@ -148,13 +136,7 @@ fn erase_in(c: &Db<'_>, req: &ErasureRequest) -> Result<ErasureReport> {
     report.delivered_to = delivered.iter().map(|d| destination_id(d)).collect::<Result<_>>()?;
     c.execute(
         "INSERT INTO erasures (id, publisher_id, email_hash, erased_at, requested_by) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
-            req.id,
-            publisher,
-            v.match_digest(&MatchKey::Email(req.email.clone())),
-            req.now.as_millis(),
-            req.requested_by
-        ],
+        params![req.id, publisher, erased_email_digest(v, &req.email), req.now.as_millis(), req.requested_by],
     )
     .map_err(map_err)?;
     Ok(report)

@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use leadrelay_core::customer::MatchKey;
 use leadrelay_core::sales::opens_opportunity;
 use leadrelay_core::storage::{
     Accepted, CustomerDetail, ErasureReport, ErasureRequest, LeadDetail, LeadFilter, LeadStore, LeadWithDeliveries,
     NewDelivery, Page, PageRequest, Result, SplitRequest, StorageError,
 };
-use leadrelay_core::vault::{Column, Vault};
+use leadrelay_core::stored::leads::{ReadyLead, customer_id as rows_customer_id, split_match_key, split_reason};
+use leadrelay_core::vault::Vault;
 use leadrelay_core::{Customer, CustomerId, Lead, LeadId, OfferId, Timestamp};
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params};
@@ -44,55 +44,6 @@ const FIND_ORIGINAL: &str = "SELECT id FROM leads
      WHERE customer_id = ?1 AND offer_id IS ?2 AND action IS ?3 COLLATE NOCASE AND received_at >= ?4
        AND duplicate_of IS NULL
      ORDER BY received_at LIMIT 1";
-
-fn rows_customer_id(s: &str) -> Result<CustomerId> {
-    CustomerId::parse(s).ok_or_else(|| StorageError::Other("stored customer id is not valid".into()))
-}
-
-/// A lead's personal columns sealed, in the order of `leads`' columns first name, last name,
-/// email, phone, company, title, description, raw LeadSource.
-pub(crate) fn seal_personal(
-    v: &Vault,
-    customer: &Customer,
-    description: Option<&str>,
-    raw_lead_source: Option<&str>,
-) -> [Option<String>; 8] {
-    [
-        v.seal_opt(Column::FirstName, customer.first_name.as_deref()),
-        v.seal_opt(Column::LastName, customer.last_name.as_deref()),
-        v.seal_opt(Column::Email, customer.email.as_deref()),
-        v.seal_opt(Column::Phone, customer.phone.as_deref()),
-        v.seal_opt(Column::Company, customer.company.as_deref()),
-        v.seal_opt(Column::Title, customer.title.as_deref()),
-        v.seal_opt(Column::Description, description),
-        v.seal_opt(Column::RawLeadSource, raw_lead_source),
-    ]
-}
-
-/// A lead made ready for the writer in the caller's task: its personal data sealed and its
-/// keyed hashes computed there, because the one writer thread is what every lead waits for and
-/// should spend its time on SQL alone.
-struct ReadyLead {
-    item: LeadWithDeliveries,
-    /// Its personal columns, sealed ([`seal_personal`]).
-    sealed: [Option<String>; 8],
-    /// The customer's match digest and the reason a match would give.
-    matching: Option<(String, &'static str)>,
-    /// The digest an erasure of this email was recorded under.
-    erasure_digest: Option<String>,
-    terms: Vec<String>,
-}
-
-impl ReadyLead {
-    fn new(v: &Vault, item: LeadWithDeliveries) -> Self {
-        let (l, cu) = (&item.lead, &item.lead.customer);
-        let sealed = seal_personal(v, cu, l.description.as_deref(), l.raw_lead_source.as_deref());
-        let matching = l.customer_match().map(|key| (v.match_digest(&key), key.reason()));
-        let erasure_digest = cu.normalized_email().map(|e| v.match_digest(&MatchKey::Email(e)));
-        let terms = v.search_terms(cu);
-        Self { item, sealed, matching, erasure_digest, terms }
-    }
-}
 
 fn insert_lead_row(
     c: &Db<'_>,
@@ -289,13 +240,13 @@ impl LeadStore for SqliteStore {
                 .map_err(map_err)?;
             // The new customer is matched by nothing: future leads with the old key still go to
             // the old customer, which is what the person who split wanted for the rest.
-            let key = format!("split:{}", req.new_customer);
+            let key = split_match_key(&req.new_customer);
             c.execute(
                 "INSERT INTO customers (id, publisher_id, match_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
                 params![req.new_customer.as_str(), publisher, key, req.now.as_millis()],
             )
             .map_err(map_err)?;
-            let reason = format!("split from {}", req.customer);
+            let reason = split_reason(&req.customer);
             for lead in &req.leads {
                 let moved = c
                     .execute(

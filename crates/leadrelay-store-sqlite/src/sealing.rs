@@ -81,7 +81,7 @@ fn seal_plaintext_rows(c: &Connection, v: &Vault) -> Result<()> {
         let [first, last, email, phone, country, company, title, description, raw] = f.clone();
         let customer = Customer { first_name: first, last_name: last, email, phone, country, company, title };
         let [first, last, email, phone, company, title, description, raw] =
-            crate::leads::seal_personal(v, &customer, description.as_deref(), raw.as_deref());
+            leadrelay_core::stored::leads::seal_personal(v, &customer, description.as_deref(), raw.as_deref());
         c.execute(
             "UPDATE leads SET first_name = ?2, last_name = ?3, email = ?4, phone = ?5, company = ?6, title = ?7,
                               description = ?8, raw_lead_source = ?9
