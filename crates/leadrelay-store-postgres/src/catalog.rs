@@ -148,6 +148,10 @@ async fn set_destination_enabled(
 ) -> Result<()> {
     let now = now.as_millis();
     let reason = if enabled { None } else { reason };
+    // FOR UPDATE waits for lead inserts that hold the row FOR KEY SHARE (their deliveries'
+    // join), so the release below sees every delivery they parked, and later inserts read the
+    // new state: none is left parked on an enabled destination.
+    db.one("SELECT 1 FROM destinations WHERE id = $1 FOR UPDATE", &[&id.as_str()]).await?;
     let changed = db
         .exec(
             "UPDATE destinations SET enabled = $2, disabled_reason = $3, updated_at = $4,
