@@ -311,8 +311,11 @@ async fn nodes_refuse_leads_while_the_database_is_down_and_recover_by_themselves
     let key = Keyring::generate_key();
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let receiver = TestReceiver::start().await;
-    let a = start(serve_node(dir_a.path(), &schema.url, &key, &env())).await;
-    let b = start(serve_node(dir_b.path(), &schema.url, &key, &env())).await;
+    // While the database is down every request would log a warning: errors only.
+    let mut quiet = env();
+    quiet.push(("RUST_LOG", "error"));
+    let a = start(serve_node(dir_a.path(), &schema.url, &key, &quiet)).await;
+    let b = start(serve_node(dir_b.path(), &schema.url, &key, &quiet)).await;
     let client = client();
     let path = contoso_with_ingest_key(&client, &a).await;
     contoso_destination(&client, &a, &receiver.url()).await;
