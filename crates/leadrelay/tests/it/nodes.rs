@@ -220,7 +220,7 @@ async fn two_nodes_on_one_database_lose_no_acknowledged_lead_when_one_is_killed(
     a = start(serve_node(dir_a.path(), &schema.url, &key, &env())).await;
     *base_a.write().unwrap() = a.base.clone();
     load.wait_for_acks(0, acked_by_a_at_kill, Duration::from_secs(10), "after its restart").await;
-    load.wait_for_acks(1, acked_by_b_at_kill, Duration::from_secs(10), "while the other was down").await;
+    load.wait_for_acks(1, acked_by_b_at_kill, Duration::from_secs(10), "after the kill").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop_clients(&load, clients).await;
     let acked = load.acked();
