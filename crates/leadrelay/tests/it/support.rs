@@ -168,3 +168,20 @@ pub async fn contoso_destination(client: &reqwest::Client, server: &Server, url:
     .await;
     assert_eq!(status, 201, "creating the destination: {answer}");
 }
+
+/// Polls until no delivery is pending (each delivered or dead), or panics after `timeout`.
+pub async fn wait_until_no_delivery_pending(client: &reqwest::Client, server: &Server, timeout: Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let page = admin_get(client, server, "/v1/deliveries?status=pending&limit=100").await;
+        let pending = page["items"].as_array().map_or(0, Vec::len);
+        if pending == 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{pending} or more deliveries still pending after {timeout:?}: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
