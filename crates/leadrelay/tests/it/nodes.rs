@@ -3,7 +3,8 @@
 //!
 //! - Concurrent clients send leads to two nodes while one is killed with SIGKILL and started
 //!   again: every acknowledged lead reaches the receiver, and a lead arrives twice only when the
-//!   killed node was delivering it (its lease expired and the other node delivered it again).
+//!   killed node was delivering it (its lease expired and the other node delivered it again);
+//!   a front for the receiver holds its answers around the kill, so the node dies mid-delivery.
 //! - A node without workers takes a lead and a node whose worker polls only every 30 s delivers
 //!   it within seconds: work made due on one node wakes the others (LISTEN/NOTIFY).
 //! - The database itself stops under running nodes: they answer 503 (with `Retry-After`) to
