@@ -114,3 +114,166 @@ impl Drop for TestSchema {
         .join();
     }
 }
+
+/// A PostgreSQL cluster of one test's own (`initdb` and `pg_ctl` in a temporary directory, on a
+/// free loopback port), for tests that stop the database under running nodes and start it
+/// again; stopped and removed when dropped. The binaries are those `pg_config --bindir` names;
+/// as root they run as the `postgres` user (the server refuses to run as root), who then owns
+/// the directory, as in `scripts/test`.
+#[derive(Debug)]
+pub struct PrivateCluster {
+    bin: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+    as_postgres: bool,
+    running: bool,
+}
+
+impl PrivateCluster {
+    /// Creates a cluster (trust authentication, user `postgres`, UTF-8, C locale) and starts it.
+    ///
+    /// # Panics
+    /// When PostgreSQL's binaries are missing or the cluster cannot be created or started; the
+    /// message says what failed and shows the server's log.
+    pub fn start() -> Self {
+        let out = std::process::Command::new("pg_config")
+            .arg("--bindir")
+            .output()
+            .expect("pg_config is missing: install PostgreSQL (scripts/test does) to run this test");
+        assert!(out.status.success(), "pg_config --bindir failed: {}", String::from_utf8_lossy(&out.stderr));
+        let bin = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let dir = tempfile::Builder::new().prefix("leadrelay-pg-").tempdir().expect("a temporary directory");
+        let as_postgres = rustix::process::getuid().is_root();
+        if as_postgres {
+            let status = std::process::Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(dir.path())
+                .status()
+                .expect("run chown");
+            assert!(status.success(), "cannot give {} to the postgres user", dir.path().display());
+        }
+        let mut cluster = Self { bin, dir, port: 0, as_postgres, running: false };
+        let data = cluster.data_dir();
+        cluster.run(
+            "initdb",
+            &[
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-U".as_ref(),
+                "postgres".as_ref(),
+                "--auth=trust".as_ref(),
+                "-E".as_ref(),
+                "UTF8".as_ref(),
+                "--locale=C.UTF-8".as_ref(),
+                "--no-sync".as_ref(),
+            ],
+        );
+        // A port found free can be taken before the server binds it: try a few.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            cluster.port =
+                std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+            if cluster.try_start() {
+                return cluster;
+            }
+            assert!(attempts < 5, "the private PostgreSQL cluster did not start; its log:\n{}", cluster.log());
+        }
+    }
+
+    /// The URL of the cluster's `postgres` database, for [`TestSchema::create_on`].
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`: sessions are ended, transactions in progress
+    /// roll back), and waits until it is down.
+    ///
+    /// # Panics
+    /// When `pg_ctl` fails.
+    pub fn stop(&mut self) {
+        let data = self.data_dir();
+        self.run(
+            "pg_ctl",
+            &["-D".as_ref(), data.as_os_str(), "-m".as_ref(), "fast".as_ref(), "-w".as_ref(), "stop".as_ref()],
+        );
+        self.running = false;
+    }
+
+    /// Starts the server again on the same data directory and port, and waits until it accepts
+    /// connections.
+    ///
+    /// # Panics
+    /// When it does not start.
+    pub fn start_again(&mut self) {
+        assert!(self.try_start(), "the private PostgreSQL cluster did not start again; its log:\n{}", self.log());
+    }
+
+    fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    fn try_start(&mut self) -> bool {
+        let data = self.data_dir();
+        let log = self.dir.path().join("server.log");
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.path().display()
+        );
+        let ok = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(&log)
+            .args(["-w", "-t", "30", "-o", &options, "start"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        self.running = ok;
+        ok
+    }
+
+    /// `program` from the cluster's binaries, as the `postgres` user when running as root.
+    fn command(&self, program: &str) -> std::process::Command {
+        let path = self.bin.join(program);
+        if self.as_postgres {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            std::process::Command::new(path)
+        }
+    }
+
+    fn run(&self, program: &str, args: &[&std::ffi::OsStr]) {
+        let out = self.command(program).args(args).output().unwrap_or_else(|e| panic!("running {program}: {e}"));
+        assert!(
+            out.status.success(),
+            "{program} failed: {}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        if self.running {
+            let _ = self
+                .command("pg_ctl")
+                .arg("-D")
+                .arg(self.data_dir())
+                .args(["-m", "immediate", "-w", "stop"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}

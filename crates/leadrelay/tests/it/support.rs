@@ -126,3 +126,62 @@ pub async fn all_lead_ids(client: &reqwest::Client, server: &Server) -> std::col
         }
     }
 }
+
+/// `leadrelay serve` as one node of several sharing the PostgreSQL database at `url`: every
+/// node gets the same encryption key (`key`, base64) and admin token, and a data dir of its own.
+pub fn serve_node(data_dir: &Path, url: &str, key: &str, extra_env: &[(&str, &str)]) -> Command {
+    let mut c = serve(data_dir, extra_env);
+    c.env("LEADRELAY_STORAGE__URL", url).env("LEADRELAY_SECURITY__ENCRYPTION_KEY", key);
+    c
+}
+
+/// The status `GET /readyz` answers.
+pub async fn readyz(client: &reqwest::Client, server: &Server) -> u16 {
+    client.get(format!("{}/readyz", server.base)).send().await.unwrap().status().as_u16()
+}
+
+/// Polls `GET /readyz` until it answers `status`, or panics after `timeout`.
+pub async fn wait_for_readyz(client: &reqwest::Client, server: &Server, status: u16, timeout: Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let now = readyz(client, server).await;
+        if now == status {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}/readyz still answers {now} after {timeout:?}, not {status}",
+            server.base
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Adds an https destination to `contoso` that posts to `url`.
+pub async fn contoso_destination(client: &reqwest::Client, server: &Server, url: &str) {
+    let (status, answer) = admin_post(
+        client,
+        server,
+        "/v1/publishers/contoso/destinations",
+        serde_json::json!({"name": "hook", "kind": "https", "settings": {"url": url}}),
+    )
+    .await;
+    assert_eq!(status, 201, "creating the destination: {answer}");
+}
+
+/// Polls until no delivery is pending (each delivered or dead), or panics after `timeout`.
+pub async fn wait_until_no_delivery_pending(client: &reqwest::Client, server: &Server, timeout: Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let page = admin_get(client, server, "/v1/deliveries?status=pending&limit=100").await;
+        let pending = page["items"].as_array().map_or(0, Vec::len);
+        if pending == 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{pending} or more deliveries still pending after {timeout:?}: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
