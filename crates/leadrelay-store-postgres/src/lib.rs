@@ -103,8 +103,11 @@ fn unavailable(e: impl std::fmt::Display) -> StorageError {
 /// and run the transaction again.
 pub(crate) fn map_err(e: tokio_postgres::Error) -> StorageError {
     let Some(code) = e.code() else {
-        // No SQLSTATE: the connection is closed or broken, or the server could not be reached.
-        return unavailable(e);
+        // No SQLSTATE: the connection is closed or broken, the server could not be reached, or
+        // (a bug of ours, not the database's) a value did not fit its parameter.
+        use std::error::Error as _;
+        let lost = e.is_closed() || e.source().is_some_and(|s| s.is::<std::io::Error>());
+        return if lost { unavailable(e) } else { StorageError::Other(Box::new(e)) };
     };
     if *code == SqlState::UNIQUE_VIOLATION {
         StorageError::Conflict
