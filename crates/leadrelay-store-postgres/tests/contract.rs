@@ -81,3 +81,9 @@ async fn nodes_starting_together_migrate_once() {
         .get(0);
     assert_eq!(keys, 1, "one index key for every node");
 }
+
+#[test]
+fn the_migrations_have_sqlites_names_in_sqlites_order() {
+    let names = |m: &[(&'static str, &'static str)]| m.iter().map(|(n, _)| *n).collect::<Vec<_>>();
+    assert_eq!(names(leadrelay_store_postgres::MIGRATIONS), names(leadrelay_store_sqlite::MIGRATIONS));
+}
