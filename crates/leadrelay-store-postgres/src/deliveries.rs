@@ -14,7 +14,9 @@
 //!   taken `SKIP LOCKED`: one being recorded or retried is left for the next claim.
 //! - Recording attempts locks their destinations, then their deliveries, and only then decides
 //!   from the rows it holds which leases are still the records' own: a stale result and the
-//!   claim that took its delivery over run one after the other, never interleaved.
+//!   claim that took its delivery over run one after the other, never interleaved. A batch of
+//!   successes that changes no destination's health (the common case) locks only its
+//!   deliveries, so deliveries to one destination are recorded side by side.
 //! - Retry and replay hold their destination `FOR SHARE`, so a disable (which updates the row)
 //!   runs before or after them and a delivery is never made due for a disabled destination.
 //!
@@ -25,8 +27,8 @@ use std::collections::{HashMap, HashSet};
 
 use leadrelay_core::destination::DestinationRecord;
 use leadrelay_core::storage::{
-    AttemptRecord, ClaimRequest, Claimed, Delivery, DeliveryFilter, OutboxDepth, OutboxStore, Page, PageRequest,
-    ReplayPlan, ReplayRequest, Result, StorageError,
+    AttemptRecord, ClaimRequest, Claimed, Delivery, DeliveryFilter, NextState, OutboxDepth, OutboxStore, Page,
+    PageRequest, ReplayPlan, ReplayRequest, Result, StorageError,
 };
 use leadrelay_core::stored::outbox::{DestinationHealth, NextRow, attempt_number, lease_token};
 use leadrelay_core::vault::Column;
@@ -80,6 +82,14 @@ const CLAIM: &str = "WITH servable AS (
      UPDATE deliveries SET next_attempt_at = $1, lease_token = $2
      FROM chosen WHERE id = chosen.claim_id
      RETURNING {DELIVERY_COLUMNS}, was_leased";
+
+/// The destinations of a batch of records, unlocked: enough when every record is a success that
+/// changes nothing in them. Such a record ends its delivery whatever the destination's state
+/// meanwhile (a disable waits for the delivery's row lock, then finds it delivered), so the
+/// records of one destination need not queue on its row, nor on claims that hold it.
+const READ_HEALTH: &str = "SELECT id, enabled, disabled_reason, consecutive_failures, failing_since, throttled_until,
+         updated_at
+     FROM destinations WHERE id = ANY($1)";
 
 /// The destinations of a batch of records, locked in id order, with what the records change.
 const LOCK_HEALTH: &str = "SELECT id, enabled, disabled_reason, consecutive_failures, failing_since, throttled_until,
@@ -325,14 +335,38 @@ fn health_row(r: &Row) -> Result<(String, DestinationHealth)> {
     ))
 }
 
+/// Each destination's health now and as the records will leave it (both as read, to start).
+type HealthChange = HashMap<String, (DestinationHealth, DestinationHealth)>;
+
+async fn destination_health(db: &Db<'_>, sql: &str, ids: &[&str]) -> Result<HealthChange> {
+    let mut health = HashMap::with_capacity(ids.len());
+    for r in db.rows(sql, &[&ids]).await? {
+        let (id, h) = health_row(&r)?;
+        health.insert(id, (h.clone(), h));
+    }
+    Ok(health)
+}
+
+/// True when applying every record leaves each destination's row as it is, which is what nearly
+/// every delivery does: a success to a destination that was not failing or paused.
+fn leaves_health_as_it_is(health: &HealthChange, records: &[Sealed<'_>]) -> bool {
+    let mut after = health.clone();
+    for s in records {
+        if let Some((_, h)) = after.get_mut(s.record.destination.as_str()) {
+            h.record(s.record);
+        }
+    }
+    after.values().all(|(before, after)| before == after)
+}
+
 async fn record(db: &Db<'_>, records: &[Sealed<'_>]) -> Result<()> {
     let mut destination_ids: Vec<&str> = records.iter().map(|s| s.record.destination.as_str()).collect();
     destination_ids.sort_unstable();
     destination_ids.dedup();
-    let mut health: HashMap<String, (DestinationHealth, DestinationHealth)> = HashMap::new();
-    for r in db.rows(LOCK_HEALTH, &[&destination_ids]).await? {
-        let (id, h) = health_row(&r)?;
-        health.insert(id, (h.clone(), h));
+    let mut health = destination_health(db, READ_HEALTH, &destination_ids).await?;
+    let plain_successes = records.iter().all(|s| matches!(s.record.next, NextState::Delivered));
+    if !(plain_successes && leaves_health_as_it_is(&health, records)) {
+        health = destination_health(db, LOCK_HEALTH, &destination_ids).await?;
     }
     let mut delivery_ids: Vec<&str> = records.iter().map(|s| s.record.attempt.delivery_id.as_str()).collect();
     delivery_ids.sort_unstable();
