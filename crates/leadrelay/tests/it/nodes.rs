@@ -445,3 +445,41 @@ async fn nodes_refuse_leads_while_the_database_is_down_and_recover_by_themselves
     drop(schema);
     drop(cluster);
 }
+
+/// `leadrelay migrate` on PostgreSQL applies every migration once; a node started with a key
+/// of its own (none configured, so each data directory generates one) is refused, saying that
+/// every node needs the same key, and leaves no key file behind to be mistaken for the real one.
+#[tokio::test]
+async fn migrate_runs_once_and_a_node_with_another_key_is_refused_saying_what_to_do() {
+    let schema = TestSchema::create("cli").await;
+    let migrate = || async {
+        let out = crate::support::binary()
+            .arg("migrate")
+            .env("LEADRELAY_STORAGE__URL", &schema.url)
+            .arg("--data-dir")
+            .arg(tempfile::tempdir().unwrap().path())
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = migrate().await;
+    let n = leadrelay_store_postgres::MIGRATIONS.len();
+    assert!(first.contains(&format!("{n} migration(s) applied, schema version {n}")), "{first}");
+    assert!(migrate().await.contains(&format!("0 migration(s) applied, schema version {n}")));
+
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let node = |dir: &std::path::Path| {
+        let mut c = crate::support::serve(dir, &[]);
+        c.env("LEADRELAY_STORAGE__URL", &schema.url);
+        c
+    };
+    let mut first_node = start(node(a.path())).await;
+    let out = node(b.path()).output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("every node on one database needs the same key"), "{stderr}");
+    assert!(!b.path().join("encryption.key").exists(), "the refused key file is removed");
+    first_node.child.kill().await.unwrap();
+}
