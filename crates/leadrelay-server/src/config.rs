@@ -228,13 +228,22 @@ pub enum StorageLocation {
 
 /// A database URL with any password replaced, for printing.
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("REDACTED"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
+    let Ok(mut u) = url::Url::parse(url) else { return url.to_owned() };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("REDACTED"));
     }
+    // PostgreSQL also takes the password as a query parameter.
+    if u.query_pairs().any(|(k, _)| k == "password") {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "password" { "REDACTED".to_owned() } else { v.into_owned() };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
 }
 
 /// `[delivery]`
@@ -583,6 +592,12 @@ mod tests {
         assert_eq!(StorageUrl::parse("").unwrap(), StorageUrl::InDataDir);
         assert_eq!(StorageUrl::parse("sqlite:///var/l.db").unwrap(), StorageUrl::Sqlite(PathBuf::from("/var/l.db")));
         assert!(matches!(StorageUrl::parse("postgresql://h/db").unwrap(), StorageUrl::Postgres(_)));
+        let StorageUrl::Postgres(url) =
+            StorageUrl::parse("postgres://u@h/db?password=hunter2&sslmode=require").unwrap()
+        else {
+            panic!()
+        };
+        assert!(!url.to_string().contains("hunter2") && url.to_string().contains("sslmode=require"), "{url}");
         assert!(StorageUrl::parse("mysql://h/db").unwrap_err().contains("postgres://"));
         assert!(StorageUrl::parse("sqlite://").is_err());
         let err = Config::for_tests("[storage]\nurl = \"redis://x\"").unwrap_err();

@@ -8,9 +8,11 @@
 //! group's transaction fails for a reason of its own (not the database being away), each
 //! caller's leads run again alone, so one caller's bad lead fails only that caller.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use leadrelay_core::storage::{Accepted, Result, StorageError};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -79,7 +81,9 @@ async fn write_groups(store: PostgresStore, rx: Arc<Mutex<mpsc::Receiver<Job>>>)
         while !rest.is_empty() {
             let window = rest[0].window;
             let (same, other): (Vec<Job>, Vec<Job>) = rest.into_iter().partition(|j| j.window == window);
-            commit_group(&store, same, window).await;
+            // A panic answers this group's callers (their channels close: `Unavailable`) and
+            // leaves the writer running for the next group.
+            let _ = AssertUnwindSafe(commit_group(&store, same, window)).catch_unwind().await;
             rest = other;
         }
     }

@@ -267,9 +267,24 @@ impl PostgresStore {
             if options.migrate {
                 migrate(&mut conn).await?;
             } else {
-                let tx = conn.transaction().await.map_err(map_err)?;
-                let v = schema_version(&tx).await?;
-                tx.commit().await.map_err(map_err)?;
+                // Read only: a role that may not create tables can serve a migrated database.
+                let exists = conn
+                    .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+                    .await
+                    .map_err(map_err)?
+                    .get::<_, bool>(0);
+                let v = if exists {
+                    let row = conn
+                        .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])
+                        .await
+                        .map_err(map_err)?;
+                    usize::try_from(row.get::<_, i32>(0)).unwrap_or(0)
+                } else {
+                    0
+                };
+                if v > MIGRATIONS.len() {
+                    return Err(newer_than_this_build(v));
+                }
                 if v != MIGRATIONS.len() {
                     return Err(out_of_date(v));
                 }
@@ -326,7 +341,14 @@ fn parse_url(url: &str) -> Result<tokio_postgres::Config> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(5));
     }
-    config.keepalives(true).keepalives_idle(Duration::from_secs(30));
+    // A database host that vanishes without closing its connections (a lost machine, a cut
+    // network) must fail requests within seconds, not after TCP's own quarter of an hour.
+    config
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(10))
+        .keepalives_interval(Duration::from_secs(5))
+        .keepalives_retries(3)
+        .tcp_user_timeout(Duration::from_secs(20));
     Ok(config)
 }
 
@@ -366,6 +388,16 @@ fn pool_error(e: deadpool_postgres::PoolError) -> StorageError {
     }
 }
 
+fn newer_than_this_build(v: usize) -> StorageError {
+    StorageError::Other(
+        format!(
+            "the database schema is version {v} but this leadrelay knows only up to {}; run a newer leadrelay",
+            MIGRATIONS.len()
+        )
+        .into(),
+    )
+}
+
 fn out_of_date(v: usize) -> StorageError {
     StorageError::Other(
         format!(
@@ -397,13 +429,7 @@ async fn migrate(conn: &mut deadpool_postgres::Object) -> Result<usize> {
         .map_err(map_err)?;
     let current = schema_version(&tx).await?;
     if current > MIGRATIONS.len() {
-        return Err(StorageError::Other(
-            format!(
-                "the database schema is version {current} but this leadrelay knows only up to {}; run a newer leadrelay",
-                MIGRATIONS.len()
-            )
-            .into(),
-        ));
+        return Err(newer_than_this_build(current));
     }
     for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(current) {
         tx.batch_execute(sql).await.map_err(map_err)?;

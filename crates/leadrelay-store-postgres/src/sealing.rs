@@ -55,7 +55,7 @@ pub(crate) async fn reseal_stale(db: &Db<'_>, limit: u32) -> Result<u64> {
         let stale: Vec<String> = names.iter().map(|n| format!("({n} IS NOT NULL AND {n} NOT LIKE $1)")).collect();
         let key_text: Vec<String> = key.iter().map(|k| format!("{k}::text")).collect();
         let sql = format!(
-            "SELECT {}, {} FROM {table} WHERE {} LIMIT $2 FOR UPDATE",
+            "SELECT {}, {} FROM {table} WHERE {} LIMIT $2 FOR UPDATE SKIP LOCKED",
             key_text.join(", "),
             names.join(", "),
             stale.join(" OR ")

@@ -32,11 +32,12 @@ impl Wakeups {
     /// Names the channel after the schema the pool's connections use (tests run many schemas in
     /// one database; nodes of one installation share one), and starts listening.
     pub(crate) async fn start(config: tokio_postgres::Config, pool: deadpool_postgres::Pool) -> Result<Self> {
-        let schema: String = {
+        // A hash, since a channel name is at most 63 bytes and a schema's may be as long.
+        let channel: String = {
             let conn = pool.get().await.map_err(crate::pool_error)?;
-            conn.query_one("SELECT current_schema()", &[]).await.map_err(map_err)?.get(0)
+            let sql = "SELECT 'leadrelay_work_' || left(md5(current_schema()), 16)";
+            conn.query_one(sql, &[]).await.map_err(map_err)?.get(0)
         };
-        let channel = format!("leadrelay_work.{schema}");
         let subscribers: Arc<Mutex<Vec<Subscriber>>> = Arc::default();
         let listener = tokio::spawn(listen(config, channel.clone(), Arc::clone(&subscribers)));
         Ok(Self { channel, subscribers, listener })

@@ -37,6 +37,8 @@ async fn a_database_newer_than_this_build_is_refused() {
             .await
             .unwrap_err();
     assert!(format!("{err:?}").contains("run a newer leadrelay"), "{err:?}");
+    let err = PostgresStore::open(&schema.url, OpenOptions::default(), Keyring::for_tests()).await.unwrap_err();
+    assert!(format!("{err:?}").contains("run a newer leadrelay"), "without migrate too: {err:?}");
 }
 
 #[tokio::test]

@@ -42,7 +42,7 @@ impl TestSchema {
             .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
             .take(24)
             .collect();
-        let name = format!("t_{clean}_{}_{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+        let name = format!("leadrelay_test_{clean}_{}_{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
         let client = connect(server).await;
         if SEQ.load(Ordering::Relaxed) == 1 {
             drop_abandoned_schemas(&client).await;
@@ -62,7 +62,9 @@ impl TestSchema {
 
 /// Drops the schemas of test processes that are gone (killed before their schemas' drop ran).
 async fn drop_abandoned_schemas(client: &tokio_postgres::Client) {
-    let Ok(rows) = client.query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_%'", &[]).await else {
+    let Ok(rows) =
+        client.query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'leadrelay\\_test\\_%'", &[]).await
+    else {
         return;
     };
     for row in rows {

@@ -130,7 +130,7 @@ pub async fn open_storage(config: &Config, opening: Opening) -> anyhow::Result<A
     };
     match opened {
         Ok(store) => Ok(store),
-        Err(StorageError::Conflict) => bail!(
+        Err(StorageError::Conflict) if matches!(location, StorageLocation::Sqlite(_)) => bail!(
             "another leadrelay is already serving from {place}; stop it, or point storage.url (or --data-dir) at another database"
         ),
         Err(e) if keys.created.is_some() && describe(&e).contains("encryption key") => {
