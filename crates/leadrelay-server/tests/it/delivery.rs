@@ -238,6 +238,12 @@ async fn a_replay_never_sends_a_lead_without_personal_data_to_a_crm_destination(
     assert_eq!(student.status, 202, "{}", student.body);
     let buyer = app.ingest(&path, example_for("buyer@contoso.com")).await.body["id"].as_str().unwrap().to_owned();
     receiver.wait_until(Duration::from_secs(10), "the buyer's lead", |r| r.len() == 1).await;
+    // A replay leaves a delivery in flight alone: wait until its result is recorded.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while app.get(&format!("/v1/leads/{buyer}")).await.body["deliveries"][0]["status"] != "delivered" {
+        assert!(tokio::time::Instant::now() < deadline, "the buyer's delivery was never recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let mut sent = 1;
     for (body, replayed) in

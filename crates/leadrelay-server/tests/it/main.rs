@@ -1,5 +1,9 @@
 //! Integration tests of the API and worker, in process: real startup path, SQLite in a temp
-//! dir, a real HTTP receiver, the real HTTPS connector.
+//! dir, a real HTTP receiver, the real HTTPS connector. `tests/on_postgres.rs` runs these same
+//! files again on PostgreSQL.
+
+/// The test apps of this target store in SQLite.
+const ON_POSTGRES: bool = false;
 
 mod audit;
 mod browser;

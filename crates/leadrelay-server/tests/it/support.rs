@@ -1,6 +1,5 @@
-//! `TestApp`: the real application on 127.0.0.1:0 with SQLite in a temp dir, or, when
-//! `LEADRELAY_TEST_STORAGE=postgres` (`scripts/test` runs this suite both ways), PostgreSQL in a
-//! schema of the test's own.
+//! `TestApp`: the real application on 127.0.0.1:0 with SQLite in a temp dir, or, in the
+//! `on_postgres` target (these same tests again), PostgreSQL in a schema of the test's own.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,9 +41,9 @@ pub struct TestApp {
     shutdown: CancellationToken,
 }
 
-/// True when this run of the suite is on PostgreSQL.
+/// True when this target of the suite is on PostgreSQL.
 pub fn on_postgres() -> bool {
-    std::env::var("LEADRELAY_TEST_STORAGE").is_ok_and(|v| v == "postgres")
+    crate::ON_POSTGRES
 }
 
 /// A fresh, migrated store of the backend this run is on, and what keeps it alive.
