@@ -238,17 +238,21 @@ async fn a_replay_never_sends_a_lead_without_personal_data_to_a_crm_destination(
     assert_eq!(student.status, 202, "{}", student.body);
     let buyer = app.ingest(&path, example_for("buyer@contoso.com")).await.body["id"].as_str().unwrap().to_owned();
     receiver.wait_until(Duration::from_secs(10), "the buyer's lead", |r| r.len() == 1).await;
-    // A replay leaves a delivery in flight alone: wait until its result is recorded.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while app.get(&format!("/v1/leads/{buyer}")).await.body["deliveries"][0]["status"] != "delivered" {
-        assert!(tokio::time::Instant::now() < deadline, "the buyer's delivery was never recorded");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // A replay leaves a delivery in flight alone: before each, wait until the last result is
+    // recorded (the receiver has the lead a moment before that).
+    let recorded = || async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while app.get(&format!("/v1/leads/{buyer}")).await.body["deliveries"][0]["status"] != "delivered" {
+            assert!(tokio::time::Instant::now() < deadline, "the buyer's delivery was never recorded");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
 
     let mut sent = 1;
     for (body, replayed) in
         [(json!({}), 1), (json!({"since": "2020-01-01T00:00:00Z"}), 1), (json!({"only_dead": true}), 0)]
     {
+        recorded().await;
         let a = app.post(&format!("/v1/destinations/{dest}/replay"), body.clone()).await;
         assert_eq!((a.status, a.body["replayed"].as_u64()), (202, Some(replayed)), "{body}: {}", a.body);
         sent += replayed;
